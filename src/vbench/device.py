@@ -1,0 +1,57 @@
+"""Which device to train on and in which precision."""
+
+import contextlib
+
+import torch
+
+from .errors import VBenchError, choices_error
+
+PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto = cuda > mps > cpu; an explicit device that is not there is an error, not a fallback."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise VBenchError("trainer.device=mps but MPS is not available on this machine; "
+                              "use trainer.device=auto or trainer.device=cpu")
+        return torch.device("mps")
+    if name == "cuda" or name.startswith("cuda:"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(name[5:]) if name[5:].isdigit() else 0
+        if count == 0:
+            raise VBenchError(f"trainer.device={name} but CUDA is not available on this machine; "
+                              "use trainer.device=auto or trainer.device=cpu")
+        if index >= count:
+            raise VBenchError(f"trainer.device={name} but this machine has {count} CUDA device(s)")
+        return torch.device(name)
+    raise choices_error("trainer.device", name, ["auto", "cpu", "cuda", "cuda:N", "mps"])
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for `precision` on `device`; None means plain float32."""
+    precision = str(precision)
+    if precision not in PRECISIONS:
+        raise choices_error("trainer.precision", precision, PRECISIONS)
+    if precision == "auto":
+        # bf16 needs no loss scaling and is fast on recent GPUs; on CPU the gain depends on the
+        # chip (AMX), so float32 stays the default there and bf16-mixed is opt-in.
+        use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if use_bf16 else None
+    if precision == "16-mixed" and device.type == "cpu":
+        raise VBenchError("trainer.precision=16-mixed needs a GPU; on CPU use bf16-mixed or 32")
+    return {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}[precision]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -1,0 +1,199 @@
+"""run(cfg): seed -> data -> model -> freeze -> optimizer -> epochs -> evaluate best & final -> write.
+
+The run directory gets history.csv (rewritten every epoch), checkpoints/best.pt and last.pt,
+plots/, and metrics.json, written last: its presence with status "completed" (or
+"early_stopped") means every other file is complete.
+"""
+
+import csv
+import io
+import math
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from . import files
+from .console import epoch_progress, print_summary
+from .data import load_data
+from .data.batches import num_batches
+from .device import autocast_dtype, resolve_device
+from .freeze import apply_freeze
+from .metrics import classification_metrics, per_class_accuracy
+from .models import InputSpec, build_model
+from .optim import build_optimizer, build_scheduler
+from .plots import plot_confusion, plot_curves
+from .train import EarlyStopping, predict, train_one_epoch
+from .validate import MONITORS, validate
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict:
+    """Train and evaluate one configuration; returns what metrics.json holds."""
+    run_dir = Path(run_dir)
+    try:
+        return _run(cfg, run_dir)
+    except KeyboardInterrupt:
+        _write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
+        raise
+    except Exception as e:
+        _write_unfinished(cfg, run_dir, "failed", f"{type(e).__name__}: {e}")
+        raise
+
+
+def _run(cfg: DictConfig, run_dir: Path) -> dict:
+    validate(cfg)
+    t = cfg.trainer
+    device = resolve_device(t.device)
+    amp_dtype = autocast_dtype(t.precision, device)
+    torch.manual_seed(t.seed)  # weight init; batch order has its own generator below
+
+    data = load_data(cfg.dataset, device)
+    spec = InputSpec(data.in_channels, data.image_size, data.num_classes)
+    model = build_model(cfg.model, spec).to(device)
+    apply_freeze(model, cfg.freeze)
+    optimizer = build_optimizer(cfg.optimizer, [p for p in model.parameters() if p.requires_grad])
+    scheduler, per_step = build_scheduler(cfg.scheduler, optimizer, t.epochs,
+                                          num_batches(data.train, t.batch_size))
+
+    start = time.perf_counter()
+    title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
+             f"val images, {device}, up to {t.epochs} epochs")
+    with epoch_progress(t.epochs, title) as report:
+        history, status, stopper = _fit(cfg, model, data, optimizer, scheduler, per_step,
+                                        amp_dtype, run_dir, report)
+    train_time = time.perf_counter() - start
+
+    # Final = the weights after the last epoch; best = the epoch the val metric chose.
+    final, _ = _evaluate(model, data, t.eval_batch_size, amp_dtype)
+    best, best_test_logits = None, None
+    if stopper.best_epoch:
+        model.load_state_dict(files.load_torch(run_dir / "checkpoints/best.pt")["model"])
+        best, best_test_logits = _evaluate(model, data, t.eval_batch_size, amp_dtype)
+    timed_split = data.test if data.test is not None else data.val
+
+    metrics = {
+        "status": status,
+        "dataset": cfg.dataset.name,
+        "model": cfg.model.name,
+        "device": str(device),
+        "seed": t.seed,
+        "params": {"total": sum(p.numel() for p in model.parameters()),
+                   "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)},
+        "epochs_run": len(history),
+        "best_epoch": stopper.best_epoch,
+        "monitor": t.monitor,
+        "train_time_s": train_time,
+        "best": best,
+        "final": final,
+        "per_class_accuracy": (per_class_accuracy(best_test_logits, data.test.y, data.classes)
+                               if best_test_logits is not None else None),
+        "inference_ms_per_image": _inference_ms(model, timed_split, t.eval_batch_size, amp_dtype),
+        "precision": str(amp_dtype or torch.float32).removeprefix("torch."),
+        "sizes": {"train": len(data.train), "val": len(data.val),
+                  "test": len(data.test) if data.test is not None else 0},
+        "classes": data.classes,
+        "versions": _versions(),
+    }
+    plot_curves(history, run_dir / "plots/curves.png")
+    if best_test_logits is not None:
+        plot_confusion(data.test.y.cpu().numpy(), best_test_logits.argmax(1).cpu().numpy(),
+                       data.classes, f"best checkpoint (epoch {stopper.best_epoch}), test split",
+                       run_dir / "plots/confusion.png")
+    files.write_json(run_dir / "metrics.json", metrics)
+    print_summary(metrics, run_dir)
+    return metrics
+
+
+def _fit(cfg, model, data, optimizer, scheduler, per_step, amp_dtype, run_dir, report):
+    """The epoch loop: train, validate, keep the best checkpoint, stop early or on divergence."""
+    t = cfg.trainer
+    device = data.train.x.device
+    generator = torch.Generator(device=device).manual_seed(t.seed)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    stopper = EarlyStopping(MONITORS[t.monitor], t.patience, t.min_delta)
+    history, status = [], "completed"
+    for epoch in range(1, t.epochs + 1):
+        start = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        train_loss, train_acc = train_one_epoch(model, data.train, t.batch_size, optimizer, scaler,
+                                                scheduler if per_step else None, generator,
+                                                amp_dtype)
+        if scheduler is not None and not per_step:
+            scheduler.step()
+        val = classification_metrics(predict(model, data.val, t.eval_batch_size, amp_dtype),
+                                     data.val.y)
+        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+               "val_loss": val["loss"], "val_acc": val["accuracy"], "lr": lr,
+               "epoch_s": time.perf_counter() - start}
+        history.append(row)
+        report(row)
+        _write_history(history, run_dir / "history.csv")
+        if not math.isfinite(train_loss):
+            status = "diverged"
+            break
+        if stopper.update(row[t.monitor], epoch):
+            files.save_torch(run_dir / "checkpoints/best.pt",
+                             {"model": model.state_dict(), "epoch": epoch, t.monitor: stopper.best})
+        files.save_torch(run_dir / "checkpoints/last.pt", {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "epoch": epoch, "early_stopping": vars(stopper).copy(), "history": history,
+            "rng": {"torch": torch.get_rng_state(), "batches": generator.get_state()},
+        })
+        if stopper.should_stop:
+            status = "early_stopped"
+            break
+    return history, status, stopper
+
+
+def _evaluate(model, data, batch_size, amp_dtype):
+    """Metrics on val and test (None without a test split), and the test logits."""
+    results = {"val": classification_metrics(predict(model, data.val, batch_size, amp_dtype),
+                                             data.val.y), "test": None}
+    test_logits = None
+    if data.test is not None:
+        test_logits = predict(model, data.test, batch_size, amp_dtype)
+        results["test"] = classification_metrics(test_logits, data.test.y)
+    return results, test_logits
+
+
+def _inference_ms(model, split, batch_size, amp_dtype) -> float:
+    """Batched inference time per image on the run's device, after one warm-up pass."""
+    predict(model, split, batch_size, amp_dtype)
+    sync = torch.cuda.synchronize if split.x.is_cuda else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    predict(model, split, batch_size, amp_dtype)
+    sync()
+    return (time.perf_counter() - start) * 1000 / len(split)
+
+
+def _write_history(history: list[dict], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    files.write_text(path, buffer.getvalue())
+
+
+def _write_unfinished(cfg, run_dir: Path, status: str, error: str) -> None:
+    """A run that did not finish says so: metrics.json never claims completion."""
+    files.write_json(run_dir / "metrics.json", {
+        "status": status, "error": error,
+        "dataset": cfg.dataset.get("name"), "model": cfg.model.get("name"),
+        "seed": cfg.trainer.get("seed"), "versions": _versions(),
+    })
+
+
+def _versions() -> dict:
+    def version(package: str) -> str | None:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    names = ("vbench", "torch", "torchvision", "timm", "scikit-learn", "hydra-core")
+    return {**{name: version(name) for name in names}, "python": platform.python_version()}
