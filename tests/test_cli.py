@@ -1,0 +1,72 @@
+"""The installed `vbench` command, run as a user would, from a directory that is not the repo."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+VBENCH = Path(sys.executable).with_name("vbench")
+
+
+def vbench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run([str(VBENCH), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_smoke_run_from_another_directory(tmp_path):
+    result = vbench("debug=smoke", "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "run/metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs_run"] == 1
+    assert (tmp_path / "run/.hydra/config.yaml").exists()
+    assert (tmp_path / "run/.hydra/overrides.yaml").read_text().count("debug=smoke") == 1
+    assert "best test" in result.stdout and "run directory:" in result.stdout.splitlines()[-1]
+    assert "\r" not in result.stdout  # no progress-bar spam in logs
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("optimizer.lr=-1", "vbench: error: optimizer.lr=-1 is not valid; it must be a number > 0"),
+    ("model.activation=nope", "vbench: error: model.activation='nope' is not valid; choose one"),
+])
+def test_cli_bad_value_one_line_exit_2(tmp_path, override, expected):
+    result = vbench(override, "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(expected)
+    assert "Traceback" not in result.stderr + result.stdout
+    assert json.loads((tmp_path / "run/metrics.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize("group,choices", [("model", ["cnn", "mlp"]),
+                                           ("dataset", ["digits", "fake"])])
+def test_cli_unknown_group_option_lists_choices(tmp_path, group, choices):
+    result = vbench(f"{group}=nope", cwd=tmp_path)
+    assert result.returncode != 0
+    assert f"Could not find '{group}/nope'" in result.stderr
+    assert all(f"\t{c}" in result.stderr for c in choices)
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_cli_help_lists_the_config_groups(tmp_path):
+    result = vbench("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "vbench" in result.stdout
+    for group in ("dataset", "model", "optimizer", "scheduler", "regularization", "freeze"):
+        assert f"\n{group}: " in result.stdout
+
+
+def test_user_config_dir_adds_options(tmp_path):
+    (tmp_path / "mine/model").mkdir(parents=True)
+    (tmp_path / "mine/model/wide_mlp.yaml").write_text(
+        "arch: mlp\nname: wide_mlp\ndepth: 1\nwidth: 32\nactivation: gelu\n"
+        "dropout: 0.0\nbatchnorm: false\n")
+    result = vbench("--config-dir", "mine", "model=wide_mlp", "debug=smoke", "hydra.run.dir=run",
+                    cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "run/metrics.json").read_text())
+    assert metrics["model"] == "wide_mlp"
+    assert metrics["params"]["total"] == 64 * 32 + 32 + 32 * 10 + 10
