@@ -14,7 +14,7 @@ VBENCH = Path(sys.executable).with_name("vbench")
 def vbench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     return subprocess.run([str(VBENCH), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, check=False)
 
 
 def test_cli_smoke_run_from_another_directory(tmp_path):
@@ -70,3 +70,18 @@ def test_user_config_dir_adds_options(tmp_path):
     metrics = json.loads((tmp_path / "run/metrics.json").read_text())
     assert metrics["model"] == "wide_mlp"
     assert metrics["params"]["total"] == 64 * 32 + 32 + 32 * 10 + 10
+
+
+def test_cli_sweep_gives_one_complete_run_dir_per_job(tmp_path):
+    result = vbench("-m", "debug=smoke", "model=mlp", "model.depth=1,2",
+                    "model.activation=relu,gelu", "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    jobs = sorted(p.parent.name for p in (tmp_path / "sweep").glob("*/metrics.json"))
+    assert jobs == ["0_debug=smoke,model.activation=relu,model.depth=1,model=mlp",
+                    "1_debug=smoke,model.activation=gelu,model.depth=1,model=mlp",
+                    "2_debug=smoke,model.activation=relu,model.depth=2,model=mlp",
+                    "3_debug=smoke,model.activation=gelu,model.depth=2,model=mlp"]
+    for job in jobs:
+        metrics = json.loads((tmp_path / "sweep" / job / "metrics.json").read_text())
+        assert metrics["status"] == "completed"
+        assert (tmp_path / "sweep" / job / "checkpoints/best.pt").exists()

@@ -1,6 +1,7 @@
 """Which device to train on and in which precision."""
 
 import contextlib
+import os
 
 import torch
 
@@ -48,6 +49,13 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if use_bf16 else None
     if precision == "16-mixed" and device.type == "cpu":
         raise VBenchError("trainer.precision=16-mixed needs a GPU; on CPU use bf16-mixed or 32")
+    if precision == "bf16-mixed" and device.type == "cpu" and not _cpu_has_bf16():
+        raise VBenchError("trainer.precision=bf16-mixed: this CPU has no native bfloat16 "
+                          "(avx512_bf16 / AMX), where it runs slower than float32; use "
+                          "trainer.precision=32")
+    if precision == "bf16-mixed" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise VBenchError("trainer.precision=bf16-mixed: this GPU does not support bfloat16; "
+                          "use trainer.precision=16-mixed or 32")
     return {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}[precision]
 
 
@@ -55,3 +63,17 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _cpu_has_bf16() -> bool:
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def configure_determinism(deterministic: bool, device: torch.device) -> None:
+    """Deterministic kernels when asked (bit-identical GPU reruns, slower); otherwise let cuDNN
+    pick the fastest convolution algorithms. CPU runs with a fixed seed repeat either way."""
+    if deterministic and device.type == "cuda":
+        # cuBLAS needs this workspace setting before its first use to be deterministic.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = not deterministic

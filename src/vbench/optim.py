@@ -10,33 +10,56 @@ OPTIMIZERS = {
     "adamw": torch.optim.AdamW,
     "rmsprop": torch.optim.RMSprop,
 }
-SCHEDULERS = ("none", "step", "cosine", "onecycle")
+SCHEDULERS = ("none", "step", "multistep", "cosine", "onecycle", "warmup_cosine")
+_VBENCH_KEYS = {"name", "no_decay_bias_norm"}  # optimizer keys that are not torch arguments
 
 
-def build_optimizer(cfg, params) -> torch.optim.Optimizer:
+def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     if cfg.name not in OPTIMIZERS:
         raise choices_error("optimizer.name", cfg.name, OPTIMIZERS)
     cls = OPTIMIZERS[cfg.name]
-    kwargs = {k: v for k, v in cfg.items() if k != "name"}
+    kwargs = {k: v for k, v in cfg.items() if k not in _VBENCH_KEYS}
     try:
-        return cls(params, **kwargs)
+        return cls(_param_groups(model, cfg), **kwargs)
     except (TypeError, ValueError) as e:  # an unknown key or a value torch refuses
         raise VBenchError(f"optimizer={cfg.name} ({cls.__module__}.{cls.__name__}): {e}") from e
 
 
+def _param_groups(model: torch.nn.Module, cfg) -> list[dict]:
+    """The trainable parameters; with no_decay_bias_norm, biases and normalization weights
+    (every parameter with fewer than 2 dimensions, timm's rule) get no weight decay."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not cfg.get("no_decay_bias_norm", False):
+        return [{"params": params}]
+    return [{"params": [p for p in params if p.ndim >= 2]},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
 def build_scheduler(cfg, optimizer, epochs: int, steps_per_epoch: int):
-    """Returns (scheduler or None, per_step). per_step schedulers step after every batch."""
+    """Returns (scheduler or None, per_step). per_step schedulers step after every batch,
+    the others after every epoch."""
+    lr_scheduler = torch.optim.lr_scheduler
     kwargs = {k: v for k, v in cfg.items() if k != "name"}
+    total_steps = epochs * steps_per_epoch
     if cfg.name == "none":
         return None, False
     if cfg.name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, **kwargs), False
+        return lr_scheduler.StepLR(optimizer, **kwargs), False
+    if cfg.name == "multistep":
+        return lr_scheduler.MultiStepLR(optimizer, milestones=list(kwargs.pop("milestones")),
+                                        **kwargs), False
     if cfg.name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, **kwargs), False
+        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, **kwargs), False
     if cfg.name == "onecycle":
         max_lr = kwargs.pop("max_lr", None) or optimizer.param_groups[0]["lr"]
-        total = epochs * steps_per_epoch
-        sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total,
-                                                    **kwargs)
-        return sched, True
+        return lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps,
+                                       **kwargs), True
+    if cfg.name == "warmup_cosine":
+        warmup = min(round(kwargs["warmup_epochs"] * steps_per_epoch), total_steps - 1)
+        schedule = lr_scheduler.SequentialLR(optimizer, milestones=[warmup], schedulers=[
+            lr_scheduler.LinearLR(optimizer, start_factor=kwargs["start_factor"],
+                                  total_iters=max(warmup, 1)),
+            lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps - warmup,
+                                           eta_min=kwargs["eta_min"])])
+        return schedule, True
     raise choices_error("scheduler.name", cfg.name, SCHEDULERS)

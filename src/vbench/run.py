@@ -17,16 +17,16 @@ import torch
 from omegaconf import DictConfig
 
 from . import files
-from .console import epoch_progress, print_summary
+from .console import console, epoch_progress, print_summary
 from .data import load_data
 from .data.batches import num_batches
-from .device import autocast_dtype, resolve_device
+from .device import autocast_dtype, configure_determinism, resolve_device
 from .freeze import apply_freeze
 from .metrics import classification_metrics, per_class_accuracy
 from .models import InputSpec, build_model
 from .optim import build_optimizer, build_scheduler
 from .plots import plot_confusion, plot_curves
-from .train import EarlyStopping, predict, train_one_epoch
+from .train import EarlyStopping, StepRecipe, predict, train_one_epoch
 from .validate import MONITORS, validate
 
 
@@ -48,13 +48,16 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     t = cfg.trainer
     device = resolve_device(t.device)
     amp_dtype = autocast_dtype(t.precision, device)
+    configure_determinism(t.deterministic, device)
     torch.manual_seed(t.seed)  # weight init; batch order has its own generator below
 
     data = load_data(cfg.dataset, device)
     spec = InputSpec(data.in_channels, data.image_size, data.num_classes)
     model = build_model(cfg.model, spec).to(device)
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     apply_freeze(model, cfg.freeze)
-    optimizer = build_optimizer(cfg.optimizer, [p for p in model.parameters() if p.requires_grad])
+    optimizer = build_optimizer(cfg.optimizer, model)
     scheduler, per_step = build_scheduler(cfg.scheduler, optimizer, t.epochs,
                                           num_batches(data.train, t.batch_size))
 
@@ -62,8 +65,12 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
              f"val images, {device}, up to {t.epochs} epochs")
     with epoch_progress(t.epochs, title) as report:
-        history, status, stopper = _fit(cfg, model, data, optimizer, scheduler, per_step,
-                                        amp_dtype, run_dir, report)
+        recipe = StepRecipe(optimizer, torch.amp.GradScaler(device.type,
+                                                        enabled=amp_dtype == torch.float16),
+                        scheduler if per_step else None, amp_dtype, t.label_smoothing,
+                        t.grad_clip, t.channels_last)
+    trained = torch.compile(model) if t.compile else model  # shares model's parameters
+    history, status, stopper = _fit(cfg, trained, data, recipe, scheduler, run_dir, report)
     train_time = time.perf_counter() - start
 
     # Final = the weights after the last epoch; best = the epoch the val metric chose.
@@ -107,21 +114,19 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     return metrics
 
 
-def _fit(cfg, model, data, optimizer, scheduler, per_step, amp_dtype, run_dir, report):
+def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report):
     """The epoch loop: train, validate, keep the best checkpoint, stop early or on divergence."""
     t = cfg.trainer
-    device = data.train.x.device
-    generator = torch.Generator(device=device).manual_seed(t.seed)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    optimizer, amp_dtype = recipe.optimizer, recipe.amp_dtype
+    generator = torch.Generator(device=data.train.x.device).manual_seed(t.seed)
     stopper = EarlyStopping(MONITORS[t.monitor], t.patience, t.min_delta)
     history, status = [], "completed"
     for epoch in range(1, t.epochs + 1):
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = train_one_epoch(model, data.train, t.batch_size, optimizer, scaler,
-                                                scheduler if per_step else None, generator,
-                                                amp_dtype)
-        if scheduler is not None and not per_step:
+        train_loss, train_acc = train_one_epoch(model, data.train, t.batch_size, recipe,
+                                                generator)
+        if scheduler is not None and recipe.per_step_scheduler is None:
             scheduler.step()
         val = classification_metrics(predict(model, data.val, t.eval_batch_size, amp_dtype),
                                      data.val.y)
@@ -132,21 +137,30 @@ def _fit(cfg, model, data, optimizer, scheduler, per_step, amp_dtype, run_dir, r
         report(row)
         _write_history(history, run_dir / "history.csv")
         if not math.isfinite(train_loss):
+            console.print(f"diverged: the training loss is {train_loss} at epoch {epoch}",
+                          highlight=False)
             status = "diverged"
             break
         if stopper.update(row[t.monitor], epoch):
             files.save_torch(run_dir / "checkpoints/best.pt",
-                             {"model": model.state_dict(), "epoch": epoch, t.monitor: stopper.best})
+                             {"model": _state(model), "epoch": epoch, t.monitor: stopper.best})
         files.save_torch(run_dir / "checkpoints/last.pt", {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "model": _state(model), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "epoch": epoch, "early_stopping": vars(stopper).copy(), "history": history,
             "rng": {"torch": torch.get_rng_state(), "batches": generator.get_state()},
         })
         if stopper.should_stop:
+            console.print(f"early stopping: {t.monitor} has not improved for {t.patience} epochs; "
+                          f"best epoch {stopper.best_epoch}", highlight=False, soft_wrap=True)
             status = "early_stopped"
             break
     return history, status, stopper
+
+
+def _state(model) -> dict:
+    """The state_dict of the model itself, also when it runs through torch.compile."""
+    return getattr(model, "_orig_mod", model).state_dict()
 
 
 def _evaluate(model, data, batch_size, amp_dtype):

@@ -13,8 +13,21 @@ from .device import autocast
 from .freeze import keep_frozen_in_eval
 
 
-def train_one_epoch(model: nn.Module, split: Split, batch_size: int, optimizer, scaler,
-                    step_scheduler, generator: torch.Generator, amp_dtype) -> tuple[float, float]:
+@dataclass
+class StepRecipe:
+    """How one optimization step is taken, besides the model and the batch."""
+
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler  # a no-op unless training in float16
+    per_step_scheduler: object | None  # stepped after every batch (onecycle, warmup_cosine)
+    amp_dtype: torch.dtype | None
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None
+    channels_last: bool = False
+
+
+def train_one_epoch(model: nn.Module, split: Split, batch_size: int, recipe: StepRecipe,
+                    generator: torch.Generator) -> tuple[float, float]:
     """One pass over `split` in a fresh random order; returns (mean loss, accuracy)."""
     model.train()
     keep_frozen_in_eval(model)
@@ -23,15 +36,20 @@ def train_one_epoch(model: nn.Module, split: Split, batch_size: int, optimizer, 
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     for x, y in batches(split, batch_size, generator):
-        with autocast(device, amp_dtype):
+        if recipe.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, recipe.amp_dtype):
             logits = model(x)
-            loss = F.cross_entropy(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        if step_scheduler is not None:
-            step_scheduler.step()
+            loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+        recipe.optimizer.zero_grad(set_to_none=True)
+        recipe.scaler.scale(loss).backward()
+        if recipe.grad_clip is not None:
+            recipe.scaler.unscale_(recipe.optimizer)  # clip the true gradients, not scaled ones
+            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        recipe.scaler.step(recipe.optimizer)
+        recipe.scaler.update()
+        if recipe.per_step_scheduler is not None:
+            recipe.per_step_scheduler.step()
         loss_sum += loss.detach().float() * len(y)
         correct += (logits.argmax(1) == y).sum()
     return loss_sum.item() / len(split), correct.item() / len(split)

@@ -32,6 +32,13 @@ RULES = {
     "trainer.patience": (lambda v: v is None or (_is_int(v) and v >= 1),
                          "null (off) or an integer >= 1", True),
     "trainer.min_delta": (lambda v: _is_number(v) and v >= 0, "a number >= 0", True),
+    "trainer.label_smoothing": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)",
+                                True),
+    "trainer.grad_clip": (lambda v: v is None or (_is_number(v) and v > 0),
+                          "null (off) or a number > 0", True),
+    "trainer.channels_last": (lambda v: isinstance(v, bool), "true or false", True),
+    "trainer.compile": (lambda v: isinstance(v, bool), "true or false", True),
+    "trainer.deterministic": (lambda v: isinstance(v, bool), "true or false", True),
     "optimizer.lr": (lambda v: _is_number(v) and v > 0, "a number > 0", True),
     "optimizer.weight_decay": (lambda v: _is_number(v) and v >= 0, "a number >= 0", False),
     "optimizer.momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)", False),
@@ -52,6 +59,7 @@ RULES = {
 def validate(cfg: DictConfig) -> None:
     from .device import PRECISIONS
     from .models.layers import ACTIVATIONS
+    from .optim import SCHEDULERS
 
     for key, (ok, allowed, required) in RULES.items():
         present = OmegaConf.select(cfg, key, default=_MISSING) is not _MISSING
@@ -63,6 +71,7 @@ def validate(cfg: DictConfig) -> None:
         if not ok(value):
             raise VBenchError(f"{key}={value!r} is not valid; it must be {allowed}")
     _choice(cfg, "trainer.monitor", MONITORS)
+    _choice(cfg, "scheduler.name", SCHEDULERS)
     _choice(cfg, "trainer.precision", PRECISIONS, as_str=True)
     if OmegaConf.select(cfg, "model.activation", default=None) is not None:
         _choice(cfg, "model.activation", ACTIVATIONS)
