@@ -2,10 +2,17 @@
 `vbench --help` and `vbench --cfg job` answer at once."""
 
 import os
+import signal
 import sys
 
 import hydra
 from omegaconf import DictConfig
+
+
+def _interrupt(signum, frame):
+    # SIGTERM (SLURM preemption, `kill`) stops the run the way Ctrl-C does: run() marks it
+    # interrupted, and checkpoints/last.pt of the last finished epoch lets it resume.
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://vbench.conf", config_name="config")
@@ -18,8 +25,10 @@ def _app(cfg: DictConfig) -> float | None:
     from .run import run
 
     hydra_cfg = HydraConfig.get()
+    run_dir = hydra_cfg.runtime.output_dir
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        metrics = run(cfg, hydra_cfg.runtime.output_dir)
+        metrics = run(cfg, run_dir)
     except VBenchError as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -27,6 +36,14 @@ def _app(cfg: DictConfig) -> float | None:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             raise  # the launcher records this job as failed
         sys.exit(2)
+    except KeyboardInterrupt as e:
+        err_console.print(f"vbench: interrupted ({e or 'SIGINT'}); continue with: vbench ... "
+                          f"hydra.run.dir={run_dir} trainer.resume=true (sweeps: run the same "
+                          "command with the same hydra.sweep.dir)",
+                          markup=False, highlight=False, soft_wrap=True)
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     best = metrics["best"]
     # The value a Hydra sweeper (e.g. optuna) optimizes: the best checkpoint's val accuracy.
     return best["val"]["accuracy"] if best else None

@@ -36,6 +36,17 @@ def save_torch(path: Path, obj) -> None:
 
 
 def load_torch(path: Path, map_location="cpu"):
+    """Load a checkpoint with weights_only=True; a truncated or corrupt file is a clear error,
+    never a half-loaded state."""
+    import pickle
+    import zipfile
+
     import torch
 
-    return torch.load(path, map_location=map_location, weights_only=True)
+    from .errors import VBenchError
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        raise VBenchError(f"checkpoint {path} cannot be read (truncated or corrupt: "
+                          f"{str(e).splitlines()[0]}); delete it to start over") from e

@@ -27,12 +27,18 @@ from .models import InputSpec, build_model
 from .optim import build_optimizer, build_scheduler
 from .plots import plot_confusion, plot_curves
 from .train import EarlyStopping, StepRecipe, predict, train_one_epoch
+from .resume import config_fingerprint, finished_metrics, resume_state
 from .validate import MONITORS, validate
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Train and evaluate one configuration; returns what metrics.json holds."""
     run_dir = Path(run_dir)
+    done = finished_metrics(cfg, run_dir)
+    if done is not None:
+        console.print(f"already finished ({done['status']}): {run_dir}; trainer.resume=false "
+                      "trains it again", highlight=False, soft_wrap=True)
+        return done
     try:
         return _run(cfg, run_dir)
     except KeyboardInterrupt:
@@ -61,17 +67,18 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     scheduler, per_step = build_scheduler(cfg.scheduler, optimizer, t.epochs,
                                           num_batches(data.train, t.batch_size))
 
-    start = time.perf_counter()
-    title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
-             f"val images, {device}, up to {t.epochs} epochs")
-    with epoch_progress(t.epochs, title) as report:
-        recipe = StepRecipe(optimizer, torch.amp.GradScaler(device.type,
+    recipe = StepRecipe(optimizer, torch.amp.GradScaler(device.type,
                                                         enabled=amp_dtype == torch.float16),
                         scheduler if per_step else None, amp_dtype, t.label_smoothing,
                         t.grad_clip, t.channels_last)
     trained = torch.compile(model) if t.compile else model  # shares model's parameters
-    history, status, stopper = _fit(cfg, trained, data, recipe, scheduler, run_dir, report)
-    train_time = time.perf_counter() - start
+    resumed = resume_state(cfg, run_dir)
+    title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
+             f"val images, {device}, up to {t.epochs} epochs")
+    with epoch_progress(t.epochs, title) as report:
+        history, status, stopper = _fit(cfg, trained, data, recipe, scheduler, run_dir, report,
+                                        resumed)
+    train_time = sum(row["epoch_s"] for row in history)  # counts resumed epochs too
 
     # Final = the weights after the last epoch; best = the epoch the val metric chose.
     final, _ = _evaluate(model, data, t.eval_batch_size, amp_dtype)
@@ -114,14 +121,32 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     return metrics
 
 
-def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report):
-    """The epoch loop: train, validate, keep the best checkpoint, stop early or on divergence."""
+def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resumed):
+    """The epoch loop: train, validate, keep the best checkpoint, stop early or on divergence.
+    `resumed` (last.pt of an interrupted run, or None) puts every piece of state back first."""
     t = cfg.trainer
     optimizer, amp_dtype = recipe.optimizer, recipe.amp_dtype
     generator = torch.Generator(device=data.train.x.device).manual_seed(t.seed)
     stopper = EarlyStopping(MONITORS[t.monitor], t.patience, t.min_delta)
-    history, status = [], "completed"
-    for epoch in range(1, t.epochs + 1):
+    history, status, first_epoch = [], "completed", 1
+    if resumed is not None:
+        _state_module(model).load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(resumed["scheduler"])
+        torch.set_rng_state(resumed["rng"]["torch"])
+        generator.set_state(resumed["rng"]["batches"])
+        vars(stopper).update(resumed["early_stopping"])
+        history, first_epoch = list(resumed["history"]), resumed["epoch"] + 1
+        console.print(f"resuming after epoch {resumed['epoch']} from {run_dir}/checkpoints/last.pt",
+                      highlight=False, soft_wrap=True)
+        if stopper.should_stop:
+            status = "early_stopped"
+    for row in history:
+        report(row)
+    for epoch in range(first_epoch, t.epochs + 1):
+        if status != "completed":
+            break
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_one_epoch(model, data.train, t.batch_size, recipe,
@@ -149,6 +174,7 @@ def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report):
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "epoch": epoch, "early_stopping": vars(stopper).copy(), "history": history,
             "rng": {"torch": torch.get_rng_state(), "batches": generator.get_state()},
+            "config": config_fingerprint(cfg),
         })
         if stopper.should_stop:
             console.print(f"early stopping: {t.monitor} has not improved for {t.patience} epochs; "
@@ -158,9 +184,13 @@ def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report):
     return history, status, stopper
 
 
+def _state_module(model):
+    """The model itself, also when it runs through torch.compile."""
+    return getattr(model, "_orig_mod", model)
+
+
 def _state(model) -> dict:
-    """The state_dict of the model itself, also when it runs through torch.compile."""
-    return getattr(model, "_orig_mod", model).state_dict()
+    return _state_module(model).state_dict()
 
 
 def _evaluate(model, data, batch_size, amp_dtype):

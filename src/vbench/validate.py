@@ -60,6 +60,7 @@ def validate(cfg: DictConfig) -> None:
     from .device import PRECISIONS
     from .models.layers import ACTIVATIONS
     from .optim import SCHEDULERS
+    from .resume import RESUME_MODES
 
     for key, (ok, allowed, required) in RULES.items():
         present = OmegaConf.select(cfg, key, default=_MISSING) is not _MISSING
@@ -72,6 +73,7 @@ def validate(cfg: DictConfig) -> None:
             raise VBenchError(f"{key}={value!r} is not valid; it must be {allowed}")
     _choice(cfg, "trainer.monitor", MONITORS)
     _choice(cfg, "scheduler.name", SCHEDULERS)
+    _choice(cfg, "trainer.resume", RESUME_MODES)
     _choice(cfg, "trainer.precision", PRECISIONS, as_str=True)
     if OmegaConf.select(cfg, "model.activation", default=None) is not None:
         _choice(cfg, "model.activation", ACTIVATIONS)

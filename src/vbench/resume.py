@@ -1,0 +1,65 @@
+"""Continue an unfinished run directory from checkpoints/last.pt; leave a finished one alone.
+
+Re-running a sweep into its own directory (`hydra.sweep.dir=...`) therefore finishes only
+the jobs that did not finish, and `hydra.run.dir=<dir> trainer.resume=true` continues a run.
+"""
+
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from . import files
+from .errors import VBenchError
+
+FINISHED = ("completed", "early_stopped", "diverged")
+RESUME_MODES = ("auto", True, False)
+
+
+def config_fingerprint(cfg: DictConfig) -> dict:
+    """Everything that decides the training, as plain data (stored in last.pt)."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain["trainer"].pop("resume", None)
+    return plain
+
+
+def finished_metrics(cfg: DictConfig, run_dir: Path) -> dict | None:
+    """The metrics of a finished run in `run_dir`, unless trainer.resume=false asks to redo it."""
+    path = Path(run_dir) / "metrics.json"
+    if cfg.trainer.resume is False or not path.exists():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None  # written atomically, so unreadable means foreign: train anew
+    return metrics if metrics.get("status") in FINISHED else None
+
+
+def resume_state(cfg: DictConfig, run_dir: Path) -> dict | None:
+    """last.pt of an unfinished run of the same config, or None to start at epoch 1."""
+    mode, last = cfg.trainer.resume, Path(run_dir) / "checkpoints/last.pt"
+    if mode is False:
+        return None
+    if not last.exists():
+        if mode is True:
+            raise VBenchError(f"trainer.resume=true but {last} does not exist: the run did not "
+                              "finish an epoch there; use trainer.resume=auto to start it anew")
+        return None
+    state = files.load_torch(last)
+    differences = _differences(state.get("config", {}), config_fingerprint(cfg))
+    if differences:
+        raise VBenchError(f"{last} belongs to a run with another config (differs in "
+                          f"{', '.join(differences)}); use another run directory, or "
+                          "trainer.resume=false to start over there")
+    return state
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
