@@ -13,7 +13,7 @@ VBENCH = Path(sys.executable).with_name("vbench")
 
 def vbench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run([str(VBENCH), *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([str(VBENCH), *args], cwd=cwd, env=env, capture_output=True, check=False,
                           text=True, timeout=300)
 
 

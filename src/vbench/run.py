@@ -120,7 +120,7 @@ def _fit(cfg, model, data, optimizer, scheduler, per_step, amp_dtype, run_dir, r
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_one_epoch(model, data.train, t.batch_size, optimizer, scaler,
                                                 scheduler if per_step else None, generator,
-                                                amp_dtype)
+                                                amp_dtype, data.augment)
         if scheduler is not None and not per_step:
             scheduler.step()
         val = classification_metrics(predict(model, data.val, t.eval_batch_size, amp_dtype),

@@ -14,8 +14,11 @@ from .freeze import keep_frozen_in_eval
 
 
 def train_one_epoch(model: nn.Module, split: Split, batch_size: int, optimizer, scaler,
-                    step_scheduler, generator: torch.Generator, amp_dtype) -> tuple[float, float]:
-    """One pass over `split` in a fresh random order; returns (mean loss, accuracy)."""
+                    step_scheduler, generator: torch.Generator, amp_dtype,
+                    augment=None) -> tuple[float, float]:
+    """One pass over `split` in a fresh random order; returns (mean loss, accuracy).
+
+    `augment(x, generator)`, when given, transforms each training batch on its device."""
     model.train()
     keep_frozen_in_eval(model)
     device = split.x.device
@@ -23,6 +26,8 @@ def train_one_epoch(model: nn.Module, split: Split, batch_size: int, optimizer, 
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     for x, y in batches(split, batch_size, generator):
+        if augment is not None:
+            x = augment(x, generator)
         with autocast(device, amp_dtype):
             logits = model(x)
             loss = F.cross_entropy(logits, y)

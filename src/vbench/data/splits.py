@@ -29,7 +29,7 @@ def stratified_subset(y: torch.Tensor, per_class: int | None, max_samples: int |
     return torch.from_numpy(np.sort(order))
 
 
-def stratified_split(y: torch.Tensor, size: int | float, seed: int, key: str):
+def stratified_split(y: torch.Tensor, size: float, seed: int, key: str):
     """(rest, held_out) indices; `size` is a fraction in (0, 1) or a count.
 
     A fraction is rounded up to one image per class when it would give fewer, so that tiny
