@@ -26,8 +26,8 @@ from .metrics import classification_metrics, per_class_accuracy
 from .models import InputSpec, build_model
 from .optim import build_optimizer, build_scheduler
 from .plots import plot_confusion, plot_curves
-from .train import EarlyStopping, StepRecipe, predict, train_one_epoch
 from .resume import config_fingerprint, finished_metrics, resume_state
+from .train import EarlyStopping, StepRecipe, predict, train_one_epoch
 from .validate import MONITORS, validate
 
 
@@ -70,7 +70,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     recipe = StepRecipe(optimizer, torch.amp.GradScaler(device.type,
                                                         enabled=amp_dtype == torch.float16),
                         scheduler if per_step else None, amp_dtype, t.label_smoothing,
-                        t.grad_clip, t.channels_last)
+                        t.grad_clip, t.channels_last, data.augment)
     trained = torch.compile(model) if t.compile else model  # shares model's parameters
     resumed = resume_state(cfg, run_dir)
     title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "

@@ -1,6 +1,7 @@
 """The inner loop, batched prediction and early stopping. No callback framework."""
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,7 @@ class StepRecipe:
     label_smoothing: float = 0.0
     grad_clip: float | None = None
     channels_last: bool = False
+    augment: Callable | None = None  # augment(x, generator): on-device, training batches only
 
 
 def train_one_epoch(model: nn.Module, split: Split, batch_size: int, recipe: StepRecipe,
@@ -36,6 +38,8 @@ def train_one_epoch(model: nn.Module, split: Split, batch_size: int, recipe: Ste
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     for x, y in batches(split, batch_size, generator):
+        if recipe.augment is not None:
+            x = recipe.augment(x, generator)
         if recipe.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, recipe.amp_dtype):

@@ -1,7 +1,7 @@
 """The dataset registry and the one path every dataset takes from uint8 arrays to batches.
 
 A reader is `fn(cfg) -> RawData`: uint8 images (N, C, H, W) and int64 labels for a training
-pool and, where the dataset has one, an official test split. Everything after that (smoke
+pool and, where the dataset has them, official test and val splits. Everything after that (smoke
 subsets, the stratified val split, normalization, device placement) is shared here, so every
 dataset behaves the same way.
 """
@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import choices_error
+from ..errors import VBenchError, choices_error
+from .augment import AUGMENTS, Augment, build_augment
 from .splits import stratified_split, stratified_subset
 
 _READERS: dict[str, Callable] = {}
-_SHARED_MODULES = {"registry", "splits", "batches"}
+_SHARED_MODULES = {"registry", "splits", "batches", "augment", "source"}
 
 
 @dataclass
@@ -27,6 +28,8 @@ class RawData:
     test_x: torch.Tensor | None  # None when the dataset has no test split
     test_y: torch.Tensor | None
     classes: list[str]
+    val_x: torch.Tensor | None = None  # an official val split; None: val is split from train
+    val_y: torch.Tensor | None = None
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Data:
     classes: list[str]
     mean: list[float]
     std: list[float]
+    augment: Augment | None = None  # applied to training batches only
 
     @property
     def in_channels(self) -> int:
@@ -80,17 +84,22 @@ def load_data(cfg, device: torch.device) -> Data:
     """Read `cfg.name`, shrink it for smoke runs, split off val, normalize, move to `device`."""
     if cfg.name not in dataset_names():
         raise choices_error("dataset.name", cfg.name, dataset_names())
+    _check_options(cfg)
     raw = _READERS[cfg.name](cfg)
     seed = cfg.split_seed
 
     keep = stratified_subset(raw.train_y, cfg.subset_per_class, cfg.max_samples, seed, "train")
     pool_x, pool_y = raw.train_x[keep], raw.train_y[keep]
-    train_idx, val_idx = stratified_split(pool_y, cfg.val_size, seed, "dataset.val_size")
+    if raw.val_x is None:
+        train_idx, val_idx = stratified_split(pool_y, cfg.val_size, seed, "dataset.val_size")
+        train_x, train_y = pool_x[train_idx], pool_y[train_idx]
+        val_x, val_y = pool_x[val_idx], pool_y[val_idx]
+    else:  # an official val split (ImageFolder's val/) is used as it is
+        train_x, train_y = pool_x, pool_y
+        keep = stratified_subset(raw.val_y, cfg.subset_per_class, cfg.max_samples, seed, "val")
+        val_x, val_y = raw.val_x[keep], raw.val_y[keep]
 
-    # Statistics come from the train split only: val and test must not leak into training.
-    train_x = pool_x[train_idx]
-    channels = train_x.shape[1]
-    mean, std = _channel_stats(train_x) if cfg.normalize else ([0.0] * channels, [1.0] * channels)
+    mean, std = _normalization(cfg, train_x)
 
     def to_split(x, y) -> Split:
         x = x.to(device=device, dtype=torch.float32).div_(255.0)
@@ -104,20 +113,58 @@ def load_data(cfg, device: torch.device) -> Data:
         test = to_split(raw.test_x[keep], raw.test_y[keep])
     return Data(
         name=cfg.name,
-        train=to_split(train_x, pool_y[train_idx]),
-        val=to_split(pool_x[val_idx], pool_y[val_idx]),
+        train=to_split(train_x, train_y),
+        val=to_split(val_x, val_y),
         test=test,
         classes=list(raw.classes),
         mean=mean,
         std=std,
+        augment=build_augment(cfg.get("augment", "none"), mean, std),
     )
 
 
+def _check_options(cfg) -> None:
+    """Refuse bad augmentation/normalization values before the (slow) read."""
+    if cfg.get("augment", "none") not in AUGMENTS:
+        raise choices_error("dataset.augment", cfg.augment, AUGMENTS)
+    if not isinstance(cfg.normalize, bool):
+        raise VBenchError(f"dataset.normalize={cfg.normalize!r} is not valid; it must be true "
+                          "(mean/std from dataset.mean/std, else from the train split) or false")
+    mean, std = cfg.get("mean"), cfg.get("std")
+    if (mean is None) != (std is None):
+        raise VBenchError("dataset.mean and dataset.std go together: give both lists or neither")
+    if std is not None and min(std) <= 0:
+        raise VBenchError(f"dataset.std={list(std)} is not valid; every value must be > 0")
+
+
+def _normalization(cfg, train_x: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel (mean, std) in the [0, 1] pixel scale: given, computed, or none."""
+    channels = train_x.shape[1]
+    if not cfg.normalize:
+        return [0.0] * channels, [1.0] * channels
+    if cfg.get("mean") is None:
+        # Statistics come from the train split only: val and test must not leak into training.
+        return _channel_stats(train_x)
+    mean, std = [float(m) for m in cfg.mean], [float(s) for s in cfg.std]
+    if not len(mean) == len(std) == channels:
+        raise VBenchError(f"dataset.mean={mean} and dataset.std={std} need one value per image "
+                          f"channel ({channels})")
+    return mean, std
+
+
 def _channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
-    x = x.to(torch.float64).div_(255.0)
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-6)  # a constant channel must not divide by zero
-    return mean.tolist(), std.tolist()
+    """Exact per-channel mean and (unbiased) std of uint8 images, from a histogram of the 256
+    pixel values: no float copy of the data (that would be 1.2 GB in float64 for CIFAR-10)."""
+    values = torch.arange(256, dtype=torch.float64) / 255.0
+    mean, std = [], []
+    for channel in x.transpose(0, 1):
+        counts = torch.bincount(channel.flatten(), minlength=256).to(torch.float64)
+        n = counts.sum()
+        m = (counts * values).sum() / n
+        var = (counts * (values - m) ** 2).sum() / (n - 1)
+        mean.append(m.item())
+        std.append(max(var.sqrt().item(), 1e-6))  # a constant channel must not divide by zero
+    return mean, std
 
 
 def _import_readers() -> None:

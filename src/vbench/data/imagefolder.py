@@ -1,0 +1,99 @@
+"""Your own images: `<root>/train/<class>/*.png|jpg|...`, optionally `<root>/val/<class>/...`
+and `<root>/test/<class>/...` with the same class folders.
+
+Every image is decoded once with PIL, centre-cropped to a square and resized to
+`dataset.image_size`, then kept (and cached) as one uint8 tensor like the other datasets.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from ..errors import VBenchError, choices_error
+from .registry import RawData, register_dataset
+from .source import cached, data_root, missing_error, reading
+
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+
+
+@register_dataset("imagefolder")
+def read_imagefolder(cfg) -> RawData:
+    root = data_root(cfg)
+    if cfg.in_channels not in (None, 1, 3):
+        raise choices_error("dataset.in_channels", cfg.in_channels, ["null (auto)", 1, 3])
+    if not (root / "train").is_dir():
+        raise missing_error(cfg, root, ["train/"], "put one folder of images per class in "
+                                                   f"{root / 'train'} (optionally val/ and test/ "
+                                                   "alike)")
+    classes = _classes(root / "train", cfg)
+    splits = {name: _listing(root / name, classes, cfg)
+              for name in ("train", "val", "test") if (root / name).is_dir()}
+    sources = [path for paths, _ in splits.values() for path in paths]
+    options = {"image_size": cfg.image_size, "in_channels": cfg.in_channels}
+
+    def decode() -> RawData:
+        channels = cfg.in_channels or _auto_channels(splits["train"][0], cfg)
+        x = {name: _decode(paths, cfg.image_size, channels, cfg)
+             for name, (paths, _) in splits.items()}
+        y = {name: torch.tensor(labels, dtype=torch.int64) for name, (_, labels) in splits.items()}
+        return RawData(x["train"], y["train"], x.get("test"), y.get("test"), classes=classes,
+                       val_x=x.get("val"), val_y=y.get("val"))
+
+    return cached(cfg, sources, options, decode)
+
+
+def _classes(train: Path, cfg) -> list[str]:
+    """Class names are train/'s sub-folder names, sorted (as torchvision's ImageFolder)."""
+    classes = sorted(d.name for d in train.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if len(classes) < 2:
+        raise VBenchError(f"dataset={cfg.name}: {train} has {len(classes)} class folder(s) "
+                          f"{classes}; a classifier needs at least two, one folder per class")
+    return classes
+
+
+def _listing(split_dir: Path, classes: list[str], cfg) -> tuple[list[Path], list[int]]:
+    """(image paths, labels) of one split; empty or unknown class folders are refused."""
+    folders = sorted(d for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    unknown = [d.name for d in folders if d.name not in classes]
+    if unknown:
+        raise VBenchError(f"dataset={cfg.name}: {split_dir} has class folders {unknown} that "
+                          f"train/ does not have; the classes are {classes}")
+    paths, labels = [], []
+    for folder in folders:
+        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)
+        if not images:
+            raise VBenchError(f"dataset={cfg.name}: class folder {folder} holds no images "
+                              f"({', '.join(EXTENSIONS)}); add images or remove the folder")
+        paths += images
+        labels += [classes.index(folder.name)] * len(images)
+    if not paths:
+        raise VBenchError(f"dataset={cfg.name}: {split_dir} holds no class folders; put one "
+                          f"folder of images per class in it, or remove it")
+    return paths, labels
+
+
+def _auto_channels(paths: list[Path], cfg) -> int:
+    """1 when every training image is greyscale, else 3. Reads headers only."""
+    for path in paths:
+        with reading(path, cfg), Image.open(path) as image:
+            if image.mode not in GREY_MODES:
+                return 3
+    return 1
+
+
+def _decode(paths: list[Path], size: int, channels: int, cfg) -> torch.Tensor:
+    def load(path: Path) -> np.ndarray:
+        with reading(path, cfg), Image.open(path) as image:
+            image = image.convert("L" if channels == 1 else "RGB")
+            # Centre-crop to a square, then resize: no distortion of the aspect ratio.
+            image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
+            return np.asarray(image, dtype=np.uint8).reshape(size, size, channels)
+
+    # PIL releases the GIL while decoding, so threads decode in parallel.
+    with ThreadPoolExecutor() as pool:
+        images = np.stack(list(pool.map(load, paths)))
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)

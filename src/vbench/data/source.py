@@ -1,0 +1,106 @@
+"""What every on-disk reader shares: where the files lie, the one error when they are missing
+or unreadable, torchvision's downloaders, and the cache of decoded arrays.
+
+Decoding (gunzip, unpickle, PNG) is the slow part of loading a dataset, so a reader's result is
+saved once as uint8 tensors under `<root>/.vbench_cache/` and later runs load that file. The
+cache key hashes the source files' paths, sizes and modification times plus the reader's
+options, so a changed or replaced source file is decoded again.
+"""
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from .. import files
+from ..errors import VBenchError
+from .registry import RawData
+
+CACHE_DIR = ".vbench_cache"
+_CACHE_FORMAT = 1  # bump when the cached layout changes, so old caches are ignored
+
+_FIELDS = ("train_x", "train_y", "test_x", "test_y", "val_x", "val_y")
+
+
+def data_root(cfg) -> Path:
+    return Path(str(cfg.root)).expanduser().resolve()
+
+
+def missing_error(cfg, folder: Path, missing: Iterable[str], where: str) -> VBenchError:
+    """The one message for data that is not there: the exact paths, and how to get them."""
+    how = where
+    if _downloadable(cfg):
+        how = f"run once with dataset.download=true (needs a network), or {where}"
+    return VBenchError(f"dataset={cfg.name}: data not found: looked in {folder} for "
+                       f"{', '.join(missing)}; {how} (dataset.root or $VBENCH_DATA sets the "
+                       "folder)")
+
+
+@contextlib.contextmanager
+def reading(path: Path, cfg):
+    """Turns any failure to decode `path` into one clear error naming the file.
+
+    Truncated archives, bad pickles and broken images raise many exception types (OSError,
+    EOFError, zlib.error, UnpicklingError, ValueError, ...); to the user they all mean the same:
+    this file is damaged and must be replaced.
+    """
+    try:
+        yield
+    except VBenchError:
+        raise
+    except Exception as e:
+        fix = "delete it and run with dataset.download=true" if _downloadable(cfg) else "replace it"
+        raise VBenchError(f"dataset={cfg.name}: cannot read {path} ({type(e).__name__}: {e}); "
+                          f"the file is damaged or not in the expected format: {fix}") from e
+
+
+def _downloadable(cfg) -> bool:
+    return "download" in cfg  # the YAMLs of datasets torchvision can fetch carry the flag
+
+
+def download(cfg, fetch: Callable[[str], None]) -> None:
+    """Runs torchvision's downloader `fetch(root)`; without a network that is a clear error."""
+    root = data_root(cfg)
+    try:
+        fetch(str(root))
+    except Exception as e:
+        raise VBenchError(f"dataset={cfg.name}: dataset.download=true failed "
+                          f"({type(e).__name__}: {e}); download the files by hand into {root}"
+                          ) from e
+
+
+def cached(cfg, sources: list[Path], options: dict, decode: Callable[[], RawData]) -> RawData:
+    """decode() once; afterwards load the saved tensors while the sources are unchanged."""
+    path = data_root(cfg) / CACHE_DIR / f"{cfg.name}-{_cache_key(sources, options)}.pt"
+    if path.is_file():
+        with contextlib.suppress(Exception):  # a damaged cache is rebuilt, not an error
+            saved = files.load_torch(path)
+            return RawData(classes=saved.pop("classes"), **saved)
+    raw = decode()
+    _check(cfg, raw)
+    saved = {f: getattr(raw, f) for f in _FIELDS} | {"classes": list(raw.classes)}
+    # A read-only data folder (shared datasets on a cluster) only costs the speed-up.
+    with contextlib.suppress(OSError):
+        files.save_torch(path, saved)
+    return raw
+
+
+def _check(cfg, raw: RawData) -> None:
+    """Files that decode but do not belong together (say, 100 images and 99 labels)."""
+    for split in ("train", "val", "test"):
+        x, y = getattr(raw, f"{split}_x"), getattr(raw, f"{split}_y")
+        if x is None:
+            continue
+        if len(x) != len(y):
+            raise VBenchError(f"dataset={cfg.name}: the {split} files hold {len(x)} images but "
+                              f"{len(y)} labels under {data_root(cfg)}; replace them")
+        if len(y) and not 0 <= int(y.min()) <= int(y.max()) < len(raw.classes):
+            raise VBenchError(f"dataset={cfg.name}: the {split} labels under {data_root(cfg)} "
+                              f"are outside 0..{len(raw.classes) - 1}; replace the files")
+
+
+def _cache_key(sources: list[Path], options: dict) -> str:
+    stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(sources)]
+    blob = json.dumps([_CACHE_FORMAT, options, stats])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
