@@ -17,10 +17,12 @@ import torch
 from omegaconf import DictConfig
 
 from . import files
+from .baselines import is_sklearn, run_sklearn
 from .console import epoch_progress, print_summary
 from .data import load_data
 from .data.batches import num_batches
 from .device import autocast_dtype, resolve_device
+from .features import cache_features, uses_feature_cache
 from .freeze import apply_freeze
 from .metrics import classification_metrics, per_class_accuracy
 from .models import InputSpec, build_model
@@ -51,7 +53,10 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     torch.manual_seed(t.seed)  # weight init; batch order has its own generator below
 
     data = load_data(cfg.dataset, device)
-    spec = InputSpec(data.in_channels, data.image_size, data.num_classes)
+    if is_sklearn(cfg.model):  # scikit-learn baselines: one fit, no epochs (baselines.py)
+        return run_sklearn(cfg, data, run_dir)
+    spec = InputSpec(data.in_channels, data.image_size, data.num_classes,
+                     tuple(data.mean), tuple(data.std))
     model = build_model(cfg.model, spec).to(device)
     apply_freeze(model, cfg.freeze)
     optimizer = build_optimizer(cfg.optimizer, [p for p in model.parameters() if p.requires_grad])
@@ -59,10 +64,14 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
                                           num_batches(data.train, t.batch_size))
 
     start = time.perf_counter()
+    # A frozen backbone without augmentation runs once; only its head trains (features.py).
+    trainee, fit_data = model, data
+    if uses_feature_cache(cfg):
+        trainee, fit_data = cache_features(model, data, t.eval_batch_size, amp_dtype)
     title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
              f"val images, {device}, up to {t.epochs} epochs")
     with epoch_progress(t.epochs, title) as report:
-        history, status, stopper = _fit(cfg, model, data, optimizer, scheduler, per_step,
+        history, status, stopper = _fit(cfg, trainee, fit_data, optimizer, scheduler, per_step,
                                         amp_dtype, run_dir, report)
     train_time = time.perf_counter() - start
 
