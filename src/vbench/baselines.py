@@ -23,6 +23,7 @@ from .console import print_summary
 from .data import Data, Split
 from .errors import choices_error
 from .features import extract
+from .freeze import head_name
 from .metrics import per_class_accuracy
 from .models import InputSpec, build_model
 from .plots import plot_confusion
@@ -69,6 +70,10 @@ def _estimator(cfg, seed: int):
     raise choices_error("model.arch", cfg.arch, SKLEARN_ARCHS)
 
 
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
 def _estimator_size(estimator) -> int:
     if hasattr(estimator, "coef_"):
         return int(estimator.coef_.size + estimator.intercept_.size)
@@ -100,7 +105,9 @@ def run_sklearn(cfg, data: Data, run_dir: Path) -> dict:
 
     results, test_logits = _evaluate(model, data, t.eval_batch_size, None)
     size = _estimator_size(model.estimator)
-    frozen = sum(p.numel() for p in backbone.parameters()) if backbone is not None else 0
+    frozen = 0
+    if backbone is not None:  # its own (unused) classifier head does not count
+        frozen = count_params(backbone) - count_params(backbone.get_submodule(head_name(backbone)))
     timed_split = data.test if data.test is not None else data.val
     metrics = {
         "status": "completed",

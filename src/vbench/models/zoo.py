@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import VBenchError
+from ..freeze import head_name
 from .registry import InputSpec
 
 
@@ -85,10 +86,15 @@ def load_weights(model: nn.Module, path: Path) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
-    own = model.state_dict()
-    head_keys = {k for k, v in state.items() if k in own and v.shape != own[k].shape}
+    own, head = model.state_dict(), head_name(model) + "."
+    head_keys = {k for k, v in state.items()
+                 if k.startswith(head) and k in own and v.shape != own[k].shape}
     state = {k: v for k, v in state.items() if k not in head_keys}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a shape mismatch outside the head
+        raise VBenchError(f"weights file {path} does not fit this model: "
+                          f"{str(e).splitlines()[-1].strip()}") from e
     if set(missing) != head_keys or unexpected:
         # Not the same architecture: refuse rather than run on a half-loaded model.
         raise VBenchError(f"weights file {path} does not fit this model: "

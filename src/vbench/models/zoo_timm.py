@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import timm
 from torch import nn
 
 from ..errors import VBenchError
@@ -15,6 +14,8 @@ _HUB_FILES = ("model.safetensors", "pytorch_model.bin")
 
 @register_model("timm")
 def build_timm(cfg, spec: InputSpec) -> nn.Module:
+    import timm  # here, not at the top: every run imports this module via the registry
+
     if not timm.is_model(cfg.name):
         raise unknown_name_error("timm", cfg.name, timm.list_models(), "timm.list_models()")
     # timm builds the classifier head for num_classes; weights are loaded by us, from disk only.
@@ -31,6 +32,7 @@ def build_timm(cfg, spec: InputSpec) -> nn.Module:
 
 def hub_file(name: str) -> Path:
     """The weights file of `name` in the local Hugging Face cache, where timm downloads to."""
+    import timm
     from huggingface_hub import constants, try_to_load_from_cache
 
     repo = timm.models.get_pretrained_cfg(name).hf_hub_id

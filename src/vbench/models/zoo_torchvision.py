@@ -4,7 +4,6 @@ presets resnet18, vgg16, alexnet, shufflenet_v2, squeezenet, mobilenet_v2, effic
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 from ..errors import VBenchError
@@ -13,11 +12,15 @@ from .zoo import InputAdapter, attach_adapter, load_weights, unknown_name_error
 
 
 def classification_models() -> list[str]:
+    import torchvision  # here, not at the top: every run imports this module via the registry
+
     return torchvision.models.list_models(module=torchvision.models)
 
 
 @register_model("torchvision")
 def build_torchvision(cfg, spec: InputSpec) -> nn.Module:
+    import torchvision
+
     if cfg.name not in classification_models():
         raise unknown_name_error("torchvision classification", cfg.name, classification_models(),
                                  "torchvision.models.list_models()")
@@ -38,6 +41,8 @@ def build_torchvision(cfg, spec: InputSpec) -> nn.Module:
 def hub_file(name: str) -> Path:
     """Where torchvision keeps the default weights of `name`: $TORCH_HOME/hub/checkpoints/.
     Offline, that file must already be there; we never download."""
+    import torchvision
+
     weights = torchvision.models.get_model_weights(name).DEFAULT
     path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     if not path.is_file():
