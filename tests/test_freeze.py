@@ -85,6 +85,7 @@ PROBE = ["model=resnet18", "model.input_size=null", "freeze=backbone", "dataset=
          "trainer.epochs=2", "optimizer.lr=0.01"]
 
 
+@pytest.mark.slow
 def test_frozen_backbone_trains_through_the_cache_with_the_uncached_numbers(run_vbench,
                                                                              monkeypatch):
     import vbench.run

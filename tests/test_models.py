@@ -37,7 +37,12 @@ def test_every_option_is_tested():
     assert set(OPTIONS) - set(NETWORKS) == set(SKLEARN_ARCHS)
 
 
-@pytest.mark.parametrize("option", NETWORKS)
+# The big ones: VGG16/AlexNet have ~100M-parameter classifiers, ViT runs at 224 px.
+SLOW = {"vgg16", "alexnet", "vit_small"}
+
+
+@pytest.mark.parametrize("option", [pytest.param(o, marks=pytest.mark.slow) if o in SLOW else o
+                                    for o in NETWORKS])
 def test_every_network_builds_and_trains_one_step(option):
     spec = InputSpec(in_channels=1, image_size=8, num_classes=5, mean=(0.3,), std=(0.2,))
     model = tiny_model(option, spec)
