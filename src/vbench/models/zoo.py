@@ -65,7 +65,9 @@ def attach_adapter(model: nn.Module, adapter: InputAdapter) -> nn.Module:
 
 
 def unknown_name_error(library: str, name: str, known: list[str], listing: str) -> VBenchError:
-    close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
+    # A truncated name (vit_small) is best answered by the names it starts; a typo by difflib.
+    close = [k for k in known if k.startswith(name)][:5] or difflib.get_close_matches(name, known,
+                                                                                       n=5)
     return VBenchError(f"model.name={name!r} is not a {library} model; close matches: "
                        f"{', '.join(close) or 'none'} (all names: {listing})")
 
