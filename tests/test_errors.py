@@ -20,6 +20,8 @@ BAD = [
     ("trainer.device=tpu", "trainer.device='tpu'", "auto, cpu, cuda, cuda:N, mps"),
     ("trainer.epochs=abc", "trainer.epochs='abc'", "an integer"),
     ("dataset.val_size=0", "dataset.val_size=0", "a fraction in (0, 1) or a count"),
+    ("model=cnn model.kernel_size=4", "model.kernel_size=4", "an odd integer"),
+    ("model=resnet18 model.input_size=0", "model.input_size=0", "null (keep"),
     ("freeze=layers", "freeze=layers needs freeze.modules", "freeze.modules="),
     ("freeze=layers freeze.modules=[nope]", "'nope' names no module", "0, 1, 2"),
 ]

@@ -1,19 +1,63 @@
-"""Freeze policies: which parameters the optimizer may change."""
+"""Freeze policies: which parameters the optimizer may change.
+
+Every model, ours or torchvision's or timm's, is split the same way, from its module tree:
+  head: the last top-level module holding parameters (resnet `fc`, vgg/efficientnet
+        `classifier`, vit `head`, our cnn's `classifier`, resmlp's `head`, mlp's last Linear);
+  stem: the first layer holding parameters, found by descending into nn.Sequential
+        containers, plus the normalization layers right after it (resnet conv1 + bn1,
+        cnn features.0 + features.1, vit patch_embed, mobilenet features.0.0 + features.0.1).
+"""
 
 from torch import nn
 
 from .errors import VBenchError, choices_error
 
-POLICIES = ("none", "layers")
+POLICIES = ("none", "stem", "layers", "backbone")
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
 def apply_freeze(model: nn.Module, cfg) -> None:
     if cfg.policy == "none":
         return
+    if cfg.policy == "stem":
+        _freeze_prefixes(model, stem_names(model))
+        return
     if cfg.policy == "layers":
         _freeze_prefixes(model, list(cfg.modules))
         return
+    if cfg.policy == "backbone":  # a linear probe: only the head learns
+        model.requires_grad_(False)
+        model.get_submodule(head_name(model)).requires_grad_(True)
+        return
     raise choices_error("freeze.policy", cfg.policy, POLICIES)
+
+
+def _has_params(module: nn.Module) -> bool:
+    return next(module.parameters(), None) is not None
+
+
+def head_name(model: nn.Module) -> str:
+    """The classifier head: the last top-level module with parameters."""
+    return [name for name, child in model.named_children() if _has_params(child)][-1]
+
+
+def stem_names(model: nn.Module) -> list[str]:
+    """The first parametrized layer (inside nn.Sequential stacks) and the norms right after it."""
+    container, prefix = model, ""
+    while True:
+        children = list(container.named_children())
+        first = next(i for i, (_, child) in enumerate(children) if _has_params(child))
+        name, child = children[first]
+        if not isinstance(child, nn.Sequential):
+            break
+        container, prefix = child, f"{prefix}{name}."
+    names = [prefix + name]
+    for next_name, sibling in children[first + 1:]:
+        if isinstance(sibling, _NORMS):
+            names.append(prefix + next_name)
+        elif _has_params(sibling):
+            break
+    return names
 
 
 def _freeze_prefixes(model: nn.Module, prefixes: list[str]) -> None:

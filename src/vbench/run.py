@@ -17,10 +17,12 @@ import torch
 from omegaconf import DictConfig
 
 from . import files
+from .baselines import is_sklearn, run_sklearn
 from .console import console, epoch_progress, print_summary
 from .data import load_data
 from .data.batches import num_batches
 from .device import autocast_dtype, configure_determinism, resolve_device
+from .features import cache_features, uses_feature_cache
 from .freeze import apply_freeze
 from .metrics import classification_metrics, per_class_accuracy
 from .models import InputSpec, build_model
@@ -58,7 +60,10 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     torch.manual_seed(t.seed)  # weight init; batch order has its own generator below
 
     data = load_data(cfg.dataset, device)
-    spec = InputSpec(data.in_channels, data.image_size, data.num_classes)
+    if is_sklearn(cfg.model):  # scikit-learn baselines: one fit, no epochs (baselines.py)
+        return run_sklearn(cfg, data, run_dir)
+    spec = InputSpec(data.in_channels, data.image_size, data.num_classes,
+                     tuple(data.mean), tuple(data.std))
     model = build_model(cfg.model, spec).to(device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -67,18 +72,25 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     scheduler, per_step = build_scheduler(cfg.scheduler, optimizer, t.epochs,
                                           num_batches(data.train, t.batch_size))
 
+    # A frozen backbone without augmentation runs once; only its head trains (features.py).
+    start = time.perf_counter()
+    trainee, fit_data = model, data
+    if uses_feature_cache(cfg):
+        trainee, fit_data = cache_features(model, data, t.eval_batch_size, amp_dtype)
+    cache_s = time.perf_counter() - start
     recipe = StepRecipe(optimizer, torch.amp.GradScaler(device.type,
                                                         enabled=amp_dtype == torch.float16),
                         scheduler if per_step else None, amp_dtype, t.label_smoothing,
-                        t.grad_clip, t.channels_last, data.augment)
-    trained = torch.compile(model) if t.compile else model  # shares model's parameters
+                        t.grad_clip, t.channels_last and fit_data.train.x.ndim == 4,
+                        data.augment)
+    trained = torch.compile(trainee) if t.compile else trainee  # shares the parameters
     resumed = resume_state(cfg, run_dir)
     title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
              f"val images, {device}, up to {t.epochs} epochs")
     with epoch_progress(t.epochs, title) as report:
-        history, status, stopper = _fit(cfg, trained, data, recipe, scheduler, run_dir, report,
-                                        resumed)
-    train_time = sum(row["epoch_s"] for row in history)  # counts resumed epochs too
+        history, status, stopper = _fit(cfg, trained, fit_data, recipe, scheduler, run_dir,
+                                        report, resumed)
+    train_time = cache_s + sum(row["epoch_s"] for row in history)  # resumed epochs count too
 
     # Final = the weights after the last epoch; best = the epoch the val metric chose.
     final, _ = _evaluate(model, data, t.eval_batch_size, amp_dtype)

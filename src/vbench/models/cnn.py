@@ -1,4 +1,7 @@
-"""Seed 003's small CNN generalized to any depth, width and input shape."""
+"""Seed 003's small CNN generalized to any depth, width, kernel and input shape.
+
+The same builder gives seed 002's SimpleCNN (model=simple_cnn) and seed 004's ConvNet
+(model=convnet): they differ only in depth, widths, kernel size, FC width and dropout."""
 
 from collections import OrderedDict
 
@@ -14,7 +17,7 @@ def build_cnn(cfg, spec: InputSpec) -> nn.Module:
     channels, size = spec.in_channels, spec.image_size
     for i in range(cfg.depth):
         width = cfg.width * 2**i
-        blocks += [nn.Conv2d(channels, width, kernel_size=3, padding=1)]
+        blocks += [nn.Conv2d(channels, width, cfg.kernel_size, padding=cfg.kernel_size // 2)]
         if cfg.batchnorm:
             blocks.append(nn.BatchNorm2d(width))
         blocks.append(activation(cfg.activation))

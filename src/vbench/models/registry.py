@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from ..errors import choices_error
 
 _BUILDERS: dict[str, Callable] = {}
-_SHARED_MODULES = {"registry", "layers"}
+_SHARED_MODULES = {"registry", "layers", "zoo"}
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,10 @@ class InputSpec:
     in_channels: int
     image_size: int
     num_classes: int
+    # The train split's per-channel statistics the batches are normalized with; backbones with
+    # pretrained weights use them to re-normalize to their own statistics. None = not normalized.
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
 
 def register_model(arch: str):

@@ -1,0 +1,88 @@
+"""The feature cache: a frozen backbone runs once, and the head trains on its outputs.
+
+With freeze=backbone and no augmentation, every epoch would push the same images through the
+same frozen layers; seeds 000 and 003 therefore extract features once by hand. Here the
+features are the input of the model's head (see freeze.head_name), computed in eval mode,
+batched, and kept on the training device. Training then sees a `HeadOnFeatures` module whose
+state_dict is the full model's, so checkpoints load into the full model unchanged.
+"""
+
+import dataclasses
+
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from .console import console
+from .data import Data, Split
+from .data.batches import batches
+from .device import autocast
+from .freeze import head_name
+
+
+def uses_feature_cache(cfg) -> bool:
+    """Only the head learns and every epoch sees the same images."""
+    augment = OmegaConf.select(cfg, "dataset.augment", default="none")
+    enabled = OmegaConf.select(cfg, "freeze.cache", default=True)
+    return cfg.freeze.policy == "backbone" and augment in (None, "none") and enabled
+
+
+class HeadOnFeatures(nn.Module):
+    """Runs only `model`'s head, on cached features; saves and loads as the whole model."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.head = model.get_submodule(head_name(model))
+        object.__setattr__(self, "full", model)  # not a submodule: the keys stay the model's
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features).flatten(1)  # squeezenet's conv head ends in (N, C, 1, 1)
+
+    def state_dict(self, *args, **kwargs):
+        return self.full.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict, *args, **kwargs):
+        return self.full.load_state_dict(state_dict, *args, **kwargs)
+
+
+@torch.no_grad()
+def extract(model: nn.Module, split: Split, batch_size: int, amp_dtype) -> torch.Tensor:
+    """The input of `model`'s head for every image of `split`, in order, as float32."""
+    model.eval()
+    captured = []
+    hook = model.get_submodule(head_name(model)).register_forward_hook(
+        lambda module, args, output: captured.append(args[0].float()))
+    try:
+        for x, _ in batches(split, batch_size):
+            with autocast(x.device, amp_dtype):
+                model(x)
+    finally:
+        hook.remove()
+    return torch.cat(captured)
+
+
+def cache_features(model: nn.Module, data: Data, batch_size: int, amp_dtype):
+    """(HeadOnFeatures, Data of features) to train on; (model, data) unchanged when the head
+    is not the last step of the model's forward (head-on-features would not be its logits)."""
+    def to_features(split):
+        return None if split is None else Split(extract(model, split, batch_size, amp_dtype),
+                                                split.y)
+
+    head = HeadOnFeatures(model)
+    if not _head_is_last_step(model, head, data.val):
+        console.print(f"feature cache off: the head of {type(model).__name__} is not the last "
+                      "step of its forward; training on the full forward pass", highlight=False)
+        return model, data
+    features = dataclasses.replace(data, train=to_features(data.train),
+                                   val=to_features(data.val), test=to_features(data.test))
+    console.print(f"feature cache: frozen backbone ran once, head trains on "
+                  f"{tuple(features.train.x.shape[1:])} features", highlight=False)
+    return head, features
+
+
+@torch.no_grad()
+def _head_is_last_step(model: nn.Module, head: HeadOnFeatures, split: Split) -> bool:
+    """On a few images, in float32: does head(features) give the whole model's logits?"""
+    probe = Split(split.x[:8], split.y[:8])
+    logits = model.eval()(probe.x)
+    return torch.allclose(head(extract(model, probe, 8, None)), logits, rtol=1e-3, atol=1e-4)
