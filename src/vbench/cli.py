@@ -18,15 +18,24 @@ def _app(cfg: DictConfig) -> float | None:
     from .run import run
 
     hydra_cfg = HydraConfig.get()
+    # In a sweep a failing job returns None instead of raising: Hydra's sweeper would abort
+    # the whole sweep at the first failed job and skip the summary callback. run() has already
+    # written metrics.json with status "failed"; main() exits non-zero after the summary.
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         metrics = run(cfg, hydra_cfg.runtime.output_dir)
     except VBenchError as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         err_console.print(f"vbench: error: {e}", markup=False, highlight=False, soft_wrap=True)
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            raise  # the launcher records this job as failed
+        if multirun:
+            return None
         sys.exit(2)
+    except Exception:
+        if not multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        err_console.print_exception()
+        return None
     best = metrics["best"]
     # The value a Hydra sweeper (e.g. optuna) optimizes: the best checkpoint's val accuracy.
     return best["val"]["accuracy"] if best else None
@@ -34,6 +43,15 @@ def _app(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     _app()
+    from .report import SweepSummary
+
+    if SweepSummary.failed_jobs:
+        from .console import err_console
+
+        err_console.print(f"vbench: {len(SweepSummary.failed_jobs)} job(s) of the sweep did not "
+                          f"finish: {', '.join(SweepSummary.failed_jobs)}", highlight=False,
+                          soft_wrap=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -76,8 +76,11 @@ def dataset_names() -> list[str]:
     return sorted(_READERS)
 
 
-def load_data(cfg, device: torch.device) -> Data:
-    """Read `cfg.name`, shrink it for smoke runs, split off val, normalize, move to `device`."""
+def load_data(cfg, device: torch.device, stats: tuple[list, list] | None = None) -> Data:
+    """Read `cfg.name`, shrink it for smoke runs, split off val, normalize, move to `device`.
+
+    `stats` (mean, std) replaces this dataset's own statistics: a model evaluated on another
+    dataset must see it normalized as its training data was."""
     if cfg.name not in dataset_names():
         raise choices_error("dataset.name", cfg.name, dataset_names())
     raw = _READERS[cfg.name](cfg)
@@ -91,6 +94,8 @@ def load_data(cfg, device: torch.device) -> Data:
     train_x = pool_x[train_idx]
     channels = train_x.shape[1]
     mean, std = _channel_stats(train_x) if cfg.normalize else ([0.0] * channels, [1.0] * channels)
+    if stats is not None:
+        mean, std = stats
 
     def to_split(x, y) -> Split:
         x = x.to(device=device, dtype=torch.float32).div_(255.0)
