@@ -249,20 +249,24 @@ def _plots(rows, groups, histories, out: Path) -> None:
 
 def summarize(paths: list[Path], out: Path | None = None,
               metric: str = "best_test_acc") -> tuple[list[dict], Path]:
-    """Find the runs under `paths`, write the summary into `out` (default: their common
-    parent directory); returns the rows, best first, and where they were written."""
+    """Find the runs under `paths` and write the summary into `out`; returns the rows, best
+    first, and where they were written.
+
+    Runs are named by their path relative to the common parent of their directories (the sweep
+    directory for one sweep), which is also the default `out`."""
     runs = find_runs(paths)
     if not runs:
         raise FileNotFoundError(
             f"no run directories (with metrics.json or .hydra/) under: {', '.join(map(str, paths))}")
-    root = Path(out) if out is not None else Path(os.path.commonpath(runs))
+    root = Path(os.path.commonpath([run.parent for run in runs]))
+    out = Path(out) if out is not None else root
     rows = [read_run(run, root) for run in runs]
     labels = short_labels([r["overrides"] for r in rows])
     for row, label in zip(rows, labels):
         row["label"] = label or row["run"]
     histories = {row["run"]: read_history(run) for row, run in zip(rows, runs)}
-    write_summary(rows, histories, root, metric)
-    return sort_rows(rows, metric), root
+    write_summary(rows, histories, out, metric)
+    return sort_rows(rows, metric), out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -316,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sort", default="best_test_acc", choices=list(METRICS),
                         help="metric to rank by (default: best_test_acc)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="where to write the summary (default: the runs' common parent "
-                             "directory, i.e. the sweep directory for one sweep)")
+                        help="where to write the summary (default: the common parent of the "
+                             "run directories: the sweep directory for one sweep)")
     args = parser.parse_args(argv)
     try:
         rows, out = summarize(args.paths, args.out, args.sort)
