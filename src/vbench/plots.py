@@ -23,10 +23,12 @@ def plot_curves(history: list[dict], path: Path) -> None:
         ax.plot(epochs, [r[f"train_{metric}"] for r in history], "o-", label="train")
         ax.plot(epochs, [r[f"val_{metric}"] for r in history], "o-", label="val")
         ax.set(title=title, xlabel="epoch")
+        _integer_epochs(ax)
         ax.legend()
         ax.grid(alpha=0.3)
     axes[2].plot(epochs, [r["lr"] for r in history], "o-")
     axes[2].set(title="learning rate", xlabel="epoch")
+    _integer_epochs(axes[2])
     axes[2].grid(alpha=0.3)
     fig.tight_layout()
     _save(fig, path)
@@ -145,6 +147,7 @@ def plot_gap(history: list[dict], path: Path) -> None:
     ax.axhline(0, color="k", lw=0.8)
     ax.set(title="Generalization gap (train acc is measured during the epoch)",
            xlabel="epoch", ylabel="train acc − val acc")
+    _integer_epochs(ax)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     _save(fig, path)
@@ -181,8 +184,10 @@ def plot_class_distribution(counts: dict[str, np.ndarray], classes: list[str],
     for i, (split, n) in enumerate(counts.items()):
         ax.bar(x + (i - (len(counts) - 1) / 2) * width, n, width, label=f"{split} ({n.sum():,})")
     ax.set_xticks(x, classes, rotation=90 if len(classes) > 10 else 0)
-    ax.set(title="Class distribution per split", xlabel="class", ylabel="images")
-    ax.legend()
+    top = max(n.max() for n in counts.values())
+    ax.set(title="Class distribution per split", xlabel="class", ylabel="images",
+           ylim=(0, top * 1.2))  # headroom for the legend
+    ax.legend(ncol=len(counts), loc="upper center")
     fig.tight_layout()
     _save(fig, path)
 
@@ -220,6 +225,12 @@ def plot_shift(shift: dict[str, dict], chance: float, path: Path) -> None:
     _save(fig, path)
 
 
+def _integer_epochs(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _show_image(ax, img: np.ndarray) -> None:
     """Draw a (C, H, W) image with values in [0, 1]: grey with one channel, RGB with three."""
     if img.shape[0] == 1:
@@ -252,6 +263,7 @@ def plot_sweep_curves(curves: list[tuple[str, list[dict]]], path: Path) -> None:
                 label=label if i < 20 else None)
     ax.set(title=f"Validation accuracy per epoch ({len(curves)} runs)", xlabel="epoch",
            ylabel="val accuracy")
+    _integer_epochs(ax)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
