@@ -1,6 +1,7 @@
 """The `vbench` command: a Hydra app. torch is imported only once a run starts, so
 `vbench --help` and `vbench --cfg job` answer at once."""
 
+import math
 import os
 import signal
 import sys
@@ -26,6 +27,10 @@ def _app(cfg: DictConfig) -> float | None:
 
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
+    # In a sweep a failing job returns NaN instead of raising: Hydra's sweeper would abort
+    # the whole sweep at the first failed job and skip the summary callback. run() has already
+    # written metrics.json with status "failed"; main() exits non-zero after the summary.
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         metrics = run(cfg, run_dir)
@@ -33,8 +38,8 @@ def _app(cfg: DictConfig) -> float | None:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         err_console.print(f"vbench: error: {e}", markup=False, highlight=False, soft_wrap=True)
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            raise  # the launcher records this job as failed
+        if multirun:
+            return math.nan  # a failed trial to a sweeper (optuna records NaN as failed)
         sys.exit(2)
     except KeyboardInterrupt as e:
         err_console.print(f"vbench: interrupted ({e or 'SIGINT'}); continue with: vbench ... "
@@ -42,6 +47,11 @@ def _app(cfg: DictConfig) -> float | None:
                           "command with the same hydra.sweep.dir)",
                           markup=False, highlight=False, soft_wrap=True)
         sys.exit(130)
+    except Exception:
+        if not multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        err_console.print_exception()
+        return math.nan
     finally:
         signal.signal(signal.SIGTERM, previous)
     best = metrics["best"]
@@ -51,6 +61,15 @@ def _app(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     _app()
+    from .report import SweepSummary
+
+    if SweepSummary.failed_jobs:
+        from .console import err_console
+
+        err_console.print(f"vbench: {len(SweepSummary.failed_jobs)} job(s) of the sweep did not "
+                          f"finish: {', '.join(SweepSummary.failed_jobs)}", highlight=False,
+                          soft_wrap=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

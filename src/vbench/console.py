@@ -58,4 +58,25 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
                   f"train {metrics['train_time_s']:.1f}s  "
                   f"inference {metrics['inference_ms_per_image']:.4f} ms/image  "
                   f"device {metrics['device']}", highlight=False, soft_wrap=True)
+    _print_probes(metrics)
     console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
+
+
+def _print_probes(metrics: dict) -> None:
+    """The cross-domain and translation-shift results, when the run asked for them."""
+    if metrics.get("extra"):
+        table = Table(title="cross-domain: best checkpoint on other test splits")
+        names = ("loss", "accuracy", "macro_f1", "weighted_f1")
+        for column in ("dataset", *names):
+            table.add_column(column, justify="left" if column == "dataset" else "right")
+        own = (metrics.get("best") or {}).get("test")
+        if own:
+            table.add_row(f"{metrics['dataset']} (trained on)", *(f"{own[n]:.4f}" for n in names))
+        for name, values in metrics["extra"].items():
+            table.add_row(name, *(f"{values[n]:.4f}" for n in names))
+        console.print(table)
+    if metrics.get("shift"):
+        cells = [f"{k}px {v['accuracy']:.3f}/{v['confidence']:.3f}"
+                 for k, v in metrics["shift"].items()]
+        console.print("shift probe (test accuracy/confidence): " + "  ".join(cells),
+                      highlight=False, soft_wrap=True)

@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig
 
 from . import files
+from .analysis import analyze, keep_initial, load_extra
 from .baselines import is_sklearn, run_sklearn
 from .console import console, epoch_progress, print_summary
 from .data import load_data
@@ -27,7 +28,6 @@ from .freeze import apply_freeze
 from .metrics import classification_metrics, per_class_accuracy
 from .models import InputSpec, build_model
 from .optim import build_optimizer, build_scheduler
-from .plots import plot_confusion, plot_curves
 from .resume import config_fingerprint, finished_metrics, resume_state
 from .train import EarlyStopping, StepRecipe, predict, train_one_epoch
 from .validate import MONITORS, validate
@@ -62,9 +62,11 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     data = load_data(cfg.dataset, device)
     if is_sklearn(cfg.model):  # scikit-learn baselines: one fit, no epochs (baselines.py)
         return run_sklearn(cfg, data, run_dir)
+    extra = load_extra(cfg, data, device)  # before training, so a shape mismatch fails now
     spec = InputSpec(data.in_channels, data.image_size, data.num_classes,
                      tuple(data.mean), tuple(data.std))
     model = build_model(cfg.model, spec).to(device)
+    initial = keep_initial(cfg, model)  # the untrained weights, for t-SNE and weight plots
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     apply_freeze(model, cfg.freeze)
@@ -123,11 +125,8 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
         "classes": data.classes,
         "versions": _versions(),
     }
-    plot_curves(history, run_dir / "plots/curves.png")
-    if best_test_logits is not None:
-        plot_confusion(data.test.y.cpu().numpy(), best_test_logits.argmax(1).cpu().numpy(),
-                       data.classes, f"best checkpoint (epoch {stopper.best_epoch}), test split",
-                       run_dir / "plots/confusion.png")
+    metrics.update(analyze(cfg, run_dir, model, data, history, stopper.best_epoch,
+                           best_test_logits, amp_dtype, initial, extra))
     files.write_json(run_dir / "metrics.json", metrics)
     print_summary(metrics, run_dir)
     return metrics

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from .errors import VBenchError, choices_error
 
 MONITORS = {"val_loss": "min", "val_acc": "max"}
+PLOTS = ("curves", "confusion", "per_class", "misclassified", "tsne", "weights", "gap", "samples")
 
 
 def _is_int(v) -> bool:
@@ -58,6 +59,8 @@ RULES = {
                                  "null or an integer >= 1", False),
     "dataset.max_samples": (lambda v: v is None or (_is_int(v) and v >= 1),
                             "null or an integer >= 1", False),
+    "eval.tsne_samples": (lambda v: _is_int(v) and v >= 10, "an integer >= 10", False),
+    "eval.misclassified": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", False),
 }
 
 
@@ -82,6 +85,22 @@ def validate(cfg: DictConfig) -> None:
     _choice(cfg, "trainer.precision", PRECISIONS, as_str=True)
     if OmegaConf.select(cfg, "model.activation", default=None) is not None:
         _choice(cfg, "model.activation", ACTIVATIONS)
+    _validate_eval(cfg)
+
+
+def _validate_eval(cfg: DictConfig) -> None:
+    from .analysis import dataset_options
+
+    for plot in cfg.eval.plots:
+        if plot not in PLOTS:
+            raise choices_error("eval.plots", plot, PLOTS)
+    for entry in cfg.eval.extra:
+        name = entry if isinstance(entry, str) else entry.get("name")
+        if name not in dataset_options():
+            raise choices_error("eval.extra", name, dataset_options())
+    for k in cfg.eval.shift_pixels:
+        if not (_is_int(k) and k >= 0):
+            raise VBenchError(f"eval.shift_pixels contains {k!r}; it must list integers >= 0")
 
 
 _MISSING = object()

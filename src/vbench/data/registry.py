@@ -80,8 +80,11 @@ def dataset_names() -> list[str]:
     return sorted(_READERS)
 
 
-def load_data(cfg, device: torch.device) -> Data:
-    """Read `cfg.name`, shrink it for smoke runs, split off val, normalize, move to `device`."""
+def load_data(cfg, device: torch.device, stats: tuple[list, list] | None = None) -> Data:
+    """Read `cfg.name`, shrink it for smoke runs, split off val, normalize, move to `device`.
+
+    `stats` (mean, std) replaces this dataset's own statistics: a model evaluated on another
+    dataset must see it normalized as its training data was."""
     if cfg.name not in dataset_names():
         raise choices_error("dataset.name", cfg.name, dataset_names())
     _check_options(cfg)
@@ -99,7 +102,7 @@ def load_data(cfg, device: torch.device) -> Data:
         keep = stratified_subset(raw.val_y, cfg.subset_per_class, cfg.max_samples, seed, "val")
         val_x, val_y = raw.val_x[keep], raw.val_y[keep]
 
-    mean, std = _normalization(cfg, train_x)
+    mean, std = _normalization(cfg, train_x) if stats is None else stats
 
     def to_split(x, y) -> Split:
         x = x.to(device=device, dtype=torch.float32).div_(255.0)

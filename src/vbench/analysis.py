@@ -1,0 +1,246 @@
+"""After training: the analysis plots of `eval.plots`, the cross-domain evaluation of
+`eval.extra` and the translation-shift probe of `eval.shift_pixels`.
+
+Everything here looks at the best checkpoint on the test split, as metrics.json's "best" does.
+"""
+
+import copy
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from . import plots
+from .data import Data, Split, load_data
+from .errors import VBenchError, choices_error
+from .metrics import classification_metrics, per_class_accuracy
+from .train import predict
+
+# Keys an eval.extra dataset takes from the training dataset's config unless the entry sets
+# them: where the files lie, and how much a smoke run keeps.
+INHERITED_KEYS = ("root", "download", "split_seed", "subset_per_class", "max_samples")
+
+
+def keep_initial(cfg: DictConfig, model: nn.Module) -> nn.Module | None:
+    """A copy of the untrained model, kept only when a plot compares against it."""
+    return copy.deepcopy(model) if {"tsne", "weights"} & set(cfg.eval.plots) else None
+
+
+def dataset_options() -> list[str]:
+    folder = resources.files("vbench.conf").joinpath("dataset")
+    return sorted(f.name.removesuffix(".yaml") for f in folder.iterdir()
+                  if f.name.endswith(".yaml"))
+
+
+def extra_dataset_cfg(entry, train_cfg: DictConfig) -> DictConfig:
+    """The config of one eval.extra entry: a dataset option name (`fashion_mnist`), or a
+    mapping naming the option and overriding its keys (`{name: fake, image_size: 8}`).
+
+    The option's YAML is read from the package's conf/dataset/ (runtime composition of a second
+    Hydra config inside a job is not possible), then the training dataset's INHERITED_KEYS and
+    the entry's own keys are merged over it."""
+    entry = OmegaConf.create({"name": entry}) if isinstance(entry, str) else entry
+    name = entry.get("name")
+    if name not in dataset_options():
+        raise choices_error("eval.extra", name, dataset_options())
+    text = resources.files("vbench.conf").joinpath("dataset", f"{name}.yaml").read_text()
+    base = OmegaConf.create(text)
+    inherited = {k: train_cfg[k] for k in INHERITED_KEYS if k in train_cfg and k in base}
+    return OmegaConf.merge(base, inherited, entry)
+
+
+def load_extra(cfg: DictConfig, data: Data, device) -> dict[str, Split]:
+    """The test split of every eval.extra dataset, normalized with the *training* statistics
+    (the model only knows those). Called before training, so a mismatch fails at once."""
+    extra = {}
+    for entry in cfg.eval.extra:
+        dcfg = extra_dataset_cfg(entry, cfg.dataset)
+        other = load_data(dcfg, device, stats=(data.mean, data.std))
+        shape = (other.in_channels, *other.train.x.shape[-2:], other.num_classes)
+        expected = (data.in_channels, *data.train.x.shape[-2:], data.num_classes)
+        if shape != expected:
+            raise VBenchError(
+                f"eval.extra: {dcfg.name} has images {shape[0]}x{shape[1]}x{shape[2]} and "
+                f"{shape[3]} classes, the model is trained on {data.name} with "
+                f"{expected[0]}x{expected[1]}x{expected[2]} and {expected[3]} classes; "
+                f"cross-domain evaluation needs the same shape and number of classes")
+        if other.test is None:
+            raise VBenchError(f"eval.extra: {dcfg.name} has no test split to evaluate on")
+        if dcfg.name in extra:
+            raise VBenchError(f"eval.extra lists {dcfg.name} twice")
+        extra[dcfg.name] = other.test
+    return extra
+
+
+def analyze(cfg: DictConfig, run_dir: Path, model: nn.Module, data: Data, history: list[dict],
+            best_epoch: int, test_logits: torch.Tensor | None, amp_dtype,
+            initial: nn.Module | None = None, extra: dict[str, Split] | None = None) -> dict:
+    """Draw the requested plots; returns the probes' results for metrics.json.
+
+    `model` holds the best checkpoint and `test_logits` are its test predictions; both are
+    absent (None logits) when there is no best epoch or no test split, and then only the plots
+    that need neither are drawn."""
+    ev, out = cfg.eval, Path(run_dir) / "plots"
+    batch_size = cfg.trainer.eval_batch_size
+    results = {"extra": {}, "shift": {}}
+    if test_logits is not None:
+        results["extra"] = {name: classification_metrics(
+            predict(model, split, batch_size, amp_dtype), split.y)
+            for name, split in (extra or {}).items()}
+        results["shift"] = shift_probe(model, data, list(ev.shift_pixels), batch_size, amp_dtype)
+        if results["shift"]:
+            plots.plot_shift(results["shift"], 1 / data.num_classes, out / "shift.png")
+
+    wanted = set(ev.plots)
+    if "curves" in wanted:
+        plots.plot_curves(history, out / "curves.png")
+    if "gap" in wanted:
+        plots.plot_gap(history, out / "gap.png")
+    if "samples" in wanted:
+        _plot_dataset(data, out)
+    if "weights" in wanted:
+        layers = _weight_layers(model, initial)
+        if layers:
+            plots.plot_weights(layers, out / "weights.png")
+    if test_logits is None:
+        return results
+
+    y_true, y_pred = data.test.y.cpu().numpy(), test_logits.argmax(1).cpu().numpy()
+    where = f"best checkpoint (epoch {best_epoch}), test split"
+    if "confusion" in wanted:
+        plots.plot_confusion(y_true, y_pred, data.classes, where, out / "confusion.png")
+    if "per_class" in wanted:
+        plots.plot_per_class(per_class_accuracy(test_logits, data.test.y, data.classes), where,
+                             out / "per_class.png")
+    if "misclassified" in wanted:
+        _plot_misclassified(data, test_logits, ev.misclassified, out / "misclassified.png")
+    if "tsne" in wanted:
+        _plot_tsne(cfg, model, initial, data.test, data.classes, amp_dtype, out / "tsne.png")
+    return results
+
+
+def shift_probe(model: nn.Module, data: Data, ks: list[int], batch_size: int,
+                amp_dtype) -> dict[str, dict]:
+    """Test accuracy and mean max-softmax confidence with the images translated by k pixels,
+    averaged over the four axis directions. Uncovered pixels are black (the normalized value
+    of a 0 pixel), as a camera shift would leave them."""
+    x, y = data.test.x, data.test.y
+    black = torch.tensor([-m / s for m, s in zip(data.mean, data.std)], device=x.device)
+    results = {}
+    for k in ks:
+        moves = [(0, 0)] if k == 0 else [(k, 0), (-k, 0), (0, k), (0, -k)]
+        accuracy = confidence = 0.0
+        for dx, dy in moves:
+            probs = predict(model, Split(shift_images(x, dx, dy, black), y), batch_size,
+                            amp_dtype).softmax(1)
+            accuracy += (probs.argmax(1) == y).float().mean().item() / len(moves)
+            confidence += probs.max(1).values.mean().item() / len(moves)
+        results[str(k)] = {"accuracy": accuracy, "confidence": confidence}
+    return results
+
+
+def shift_images(x: torch.Tensor, dx: int, dy: int, fill: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) images moved right by dx and down by dy (negative: left/up), new pixels
+    set to the per-channel `fill`."""
+    h, w = x.shape[-2:]
+    out = fill.view(1, -1, 1, 1).expand_as(x).clone()
+    dx, dy = max(-w, min(w, dx)), max(-h, min(h, dy))
+    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        x[..., max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    return out
+
+
+def to_pixels(x: torch.Tensor, data: Data) -> np.ndarray:
+    """Normalized images back to [0, 1] pixels for display."""
+    mean = torch.tensor(data.mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(data.std, device=x.device).view(1, -1, 1, 1)
+    return (x.float() * std + mean).clamp(0, 1).cpu().numpy()
+
+
+def _plot_dataset(data: Data, out: Path) -> None:
+    """Seed 001 section 1: samples per class, class distribution, mean image per class."""
+    y = data.train.y.cpu().numpy()
+    per_class = 8
+    picks = np.concatenate([np.flatnonzero(y == c)[:per_class] for c in range(data.num_classes)])
+    plots.plot_samples(to_pixels(data.train.x[picks], data), y[picks], data.classes,
+                       out / "samples.png", per_class)
+    splits = {"train": data.train, "val": data.val, "test": data.test}
+    counts = {name: np.bincount(s.y.cpu().numpy(), minlength=data.num_classes)
+              for name, s in splits.items() if s is not None}
+    plots.plot_class_distribution(counts, data.classes, out / "class_distribution.png")
+    means = np.stack([to_pixels(data.train.x[data.train.y == c], data).mean(0)
+                      if (y == c).any() else np.zeros(data.train.x.shape[1:])
+                      for c in range(data.num_classes)])
+    plots.plot_mean_images(means, data.classes, out / "mean_images.png")
+
+
+def _plot_misclassified(data: Data, logits: torch.Tensor, count: int, path: Path) -> None:
+    probs = logits.softmax(1)
+    confidence, pred = probs.max(1)
+    wrong = torch.nonzero(pred != data.test.y).flatten()
+    # The most confident mistakes are the informative ones (label noise, look-alike classes).
+    wrong = wrong[confidence[wrong].argsort(descending=True)]
+    shown = wrong[:count]
+    plots.plot_misclassified(to_pixels(data.test.x[shown], data),
+                             data.test.y[shown].cpu().numpy(), pred[shown].cpu().numpy(),
+                             confidence[shown].cpu().numpy(), data.classes,
+                             (len(wrong), len(data.test)), path)
+
+
+def _plot_tsne(cfg, model, initial, split: Split, classes, amp_dtype, path: Path) -> None:
+    """Penultimate features (the input of the last nn.Linear) of the trained model beside the
+    untrained initialisation, on a fixed random sample of the test split."""
+    from sklearn.manifold import TSNE
+
+    g = torch.Generator().manual_seed(cfg.trainer.seed)
+    n = min(cfg.eval.tsne_samples, len(split))
+    idx = torch.randperm(len(split), generator=g)[:n].to(split.y.device)
+    sample = Split(split.x[idx], split.y[idx])
+    panels = []
+    for name, m in (("untrained initialisation", initial), ("trained (best checkpoint)", model)):
+        if m is None:
+            continue
+        features = _penultimate(m, sample, cfg.trainer.eval_batch_size, amp_dtype)
+        if features is None:
+            return  # no nn.Linear head: nothing to project
+        tsne = TSNE(n_components=2, init="pca", learning_rate="auto",
+                    perplexity=min(30.0, (n - 1) / 3), random_state=cfg.trainer.seed)
+        panels.append((f"{name}\n{features.shape[1]} features", tsne.fit_transform(features)))
+    plots.plot_tsne(panels, sample.y.cpu().numpy(), classes,
+                    f"t-SNE of penultimate features, {n} test images", path)
+
+
+def _penultimate(model: nn.Module, split: Split, batch_size: int, amp_dtype) -> np.ndarray | None:
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        return None
+    captured = []
+    hook = linears[-1].register_forward_hook(
+        lambda module, inputs, output: captured.append(inputs[0].detach().float().flatten(1)))
+    try:
+        predict(model, split, batch_size, amp_dtype)
+    finally:
+        hook.remove()
+    return torch.cat(captured).cpu().numpy()
+
+
+def _weight_layers(model: nn.Module, initial: nn.Module | None, limit: int = 16):
+    """(title, trained, initial) weights of each layer with a weight matrix or kernel, evenly
+    thinned to `limit` layers so a ResNet's figure stays readable. Non-finite values (a diverged
+    run) are dropped."""
+    start = dict(initial.named_modules()) if initial is not None else {}
+    layers = [(name, m) for name, m in model.named_modules()
+              if isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.dim() >= 2]
+    layers = layers[::max(1, -(-len(layers) // limit))]
+    out = []
+    for name, m in layers:
+        trained = m.weight.detach().float().cpu().numpy().ravel()
+        trained = trained[np.isfinite(trained)]
+        before = (start[name].weight.detach().float().cpu().numpy().ravel()
+                  if name in start else None)
+        if trained.size:
+            out.append((f"{name}: {type(m).__name__} {tuple(m.weight.shape)}", trained, before))
+    return out

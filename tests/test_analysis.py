@@ -1,0 +1,74 @@
+"""Per-run analysis: every plot of eval.plots, the cross-domain evaluation, the shift probe."""
+
+import pytest
+import torch
+
+from conftest import make_cfg, png_ok
+from vbench.analysis import load_extra, shift_images
+from vbench.data import load_data
+from vbench.errors import VBenchError
+
+# A fake dataset shaped like digits (8x8 grey, 10 classes): the cross-domain target in tests.
+FAKE_AS_DIGITS = "{name:fake,image_size:8,in_channels:1,num_classes:10,test_size:100}"
+ALL_PLOTS = "[curves,confusion,per_class,misclassified,tsne,weights,gap,samples]"
+
+
+def test_every_plot_and_probe(run_vbench):
+    metrics, run_dir = run_vbench("trainer.epochs=3", "dataset.subset_per_class=40",
+                                  f"eval.plots={ALL_PLOTS}", "eval.tsne_samples=60", "eval.misclassified=10",
+                                  "eval.shift_pixels=[0,1,3]", f"eval.extra=[{FAKE_AS_DIGITS}]")
+    files = ["curves", "confusion", "per_class", "misclassified", "tsne", "weights", "gap",
+             "samples", "class_distribution", "mean_images", "shift"]
+    for name in files:
+        assert png_ok(run_dir / f"plots/{name}.png"), name
+
+    extra = metrics["extra"]["fake"]
+    assert set(extra) == {"loss", "accuracy", "macro_f1", "weighted_f1"}
+    assert extra["accuracy"] < metrics["best"]["test"]["accuracy"]  # another domain is harder
+    shift = metrics["shift"]
+    assert list(shift) == ["0", "1", "3"]
+    # No shift is the plain test set: the probe must agree with the best-checkpoint metrics.
+    assert shift["0"]["accuracy"] == pytest.approx(metrics["best"]["test"]["accuracy"])
+    assert shift["3"]["accuracy"] < shift["0"]["accuracy"]  # 3 px is a lot on 8x8 digits
+    assert all(0 < v["confidence"] <= 1 for v in shift.values())
+
+
+def test_extra_dataset_is_normalized_with_the_training_statistics():
+    cfg = make_cfg(f"eval.extra=[{FAKE_AS_DIGITS}]")
+    digits = load_data(cfg.dataset, torch.device("cpu"))
+    extra = load_extra(cfg, digits, torch.device("cpu"))["fake"]
+    own = load_data(make_cfg("dataset=fake", "dataset.image_size=8", "dataset.in_channels=1",
+                             "dataset.test_size=100").dataset, torch.device("cpu"))
+    # The same pixels, un-normalized either way, with the model's (digits') stats for extra.
+    assert torch.allclose(extra.x * digits.std[0] + digits.mean[0],
+                          own.test.x * own.std[0] + own.mean[0], atol=1e-5)
+    assert torch.equal(extra.y, own.test.y)
+    assert not torch.allclose(extra.x, own.test.x)
+
+
+def test_extra_dataset_of_another_shape_fails_before_training(run_vbench, tmp_path):
+    with pytest.raises(VBenchError, match=r"eval.extra: fake has images 3x32x32 .* same shape"):
+        run_vbench("eval.extra=[fake]")
+    assert not (tmp_path / "run/history.csv").exists()
+
+
+@pytest.mark.parametrize("override,message", [
+    ("eval.plots=[curves,nope]", "eval.plots='nope' is not valid; choose one of: curves, "),
+    ("eval.extra=[nope]", ("eval.extra='nope' is not valid; choose one of: cifar10, cifar100, "
+                           "digits, fake, fashion_mnist, imagefolder, mnist, svhn")),
+    ("eval.shift_pixels=[1,-2]", "eval.shift_pixels contains -2"),
+])
+def test_bad_eval_values_are_refused(run_vbench, override, message):
+    with pytest.raises(VBenchError, match=message.replace("[", r"\[")):
+        run_vbench(override)
+
+
+def test_shift_images_moves_content_and_fills_with_black():
+    x = torch.arange(9.0).view(1, 1, 3, 3)
+    fill = torch.tensor([-1.0])
+    right = shift_images(x, 1, 0, fill)
+    assert right[0, 0].tolist() == [[-1, 0, 1], [-1, 3, 4], [-1, 6, 7]]
+    up = shift_images(x, 0, -1, fill)
+    assert up[0, 0].tolist() == [[3, 4, 5], [6, 7, 8], [-1, -1, -1]]
+    assert (shift_images(x, 5, 0, fill) == -1).all()  # shifted out entirely
+    assert torch.equal(shift_images(x, 0, 0, fill), x)

@@ -1,0 +1,171 @@
+"""The sweep summary and vbench-report. Hand-made run directories test the report's reading and
+arithmetic; one real multirun through the CLI tests that the summary writes itself."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import png_ok
+from vbench.report import main, summarize
+
+VBENCH = Path(sys.executable).with_name("vbench")
+SRC = Path(__file__).parents[1] / "src"
+PLOTS = ["summary_val_accuracy", "summary_test_accuracy", "summary_accuracy_vs_params"]
+
+
+def fake_run(run_dir: Path, overrides: list[str], test_acc: float | None = None,
+             status: str = "completed", params: int = 1000) -> None:
+    """A run directory as vbench leaves it: a finished run, a failed one, or (test_acc None)
+    a job killed before it wrote metrics.json."""
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra/overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if status == "failed":
+        (run_dir / "metrics.json").write_text(json.dumps({
+            "status": "failed", "error": "VBenchError: boom", "dataset": "digits",
+            "model": "mlp", "seed": 0}))
+    if test_acc is None:
+        return
+    split = {"loss": 0.5, "accuracy": test_acc, "macro_f1": test_acc - 0.01,
+             "weighted_f1": test_acc}
+    metrics = {"status": status, "dataset": "digits", "model": "mlp", "seed": 0,
+               "params": {"total": params, "trainable": params // 2}, "epochs_run": 3,
+               "best_epoch": 2, "train_time_s": 1.5, "inference_ms_per_image": 0.01,
+               "best": {"val": {**split, "accuracy": test_acc + 0.02}, "test": split},
+               "final": {"val": split, "test": {**split, "accuracy": test_acc - 0.05}}}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    (run_dir / "history.csv").write_text(
+        "epoch,train_loss,train_acc,val_loss,val_acc,lr,epoch_s\n"
+        f"1,1.0,0.5,1.1,0.4,0.001,0.1\n2,0.5,0.8,0.6,{test_acc + 0.02},0.001,0.1\n"
+        f"3,0.4,0.9,0.6,{test_acc},0.001,0.1\n")
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    sweep = tmp_path / "sweep"
+    for i, (seed, acc) in enumerate([(0, 0.70), (1, 0.80), (2, 0.90)]):
+        fake_run(sweep / f"{i}_mlp", ["model=mlp", f"trainer.seed={seed}"], acc, params=1000)
+    fake_run(sweep / "3_cnn", ["model=cnn", "trainer.seed=0"], 0.95, params=50_000)
+    fake_run(sweep / "4_bad", ["model=cnn", "model.depth=99", "trainer.seed=0"], status="failed")
+    fake_run(sweep / "5_killed", ["model=cnn", "model.depth=3", "trainer.seed=0"])
+    return sweep
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_summary_rows_match_the_runs(sweep):
+    rows, out = summarize([sweep])
+    assert out == sweep.resolve()
+    by_run = {r["run"]: r for r in read_csv(sweep / "summary.csv")}
+    assert set(by_run) == {"0_mlp", "1_mlp", "2_mlp", "3_cnn", "4_bad", "5_killed"}
+    for name in ("0_mlp", "3_cnn"):
+        metrics = json.loads((sweep / name / "metrics.json").read_text())
+        row = by_run[name]
+        assert float(row["best_test_acc"]) == metrics["best"]["test"]["accuracy"]
+        assert float(row["best_val_acc"]) == metrics["best"]["val"]["accuracy"]
+        assert float(row["final_test_acc"]) == metrics["final"]["test"]["accuracy"]
+        assert float(row["macro_f1"]) == metrics["best"]["test"]["macro_f1"]
+        assert int(row["params"]) == metrics["params"]["total"]
+        assert int(row["trainable_params"]) == metrics["params"]["trainable"]
+        assert float(row["inference_ms"]) == metrics["inference_ms_per_image"]
+    assert by_run["0_mlp"]["overrides"] == "model=mlp trainer.seed=0"
+    # Failed and never-finished jobs are listed, with their status, after every result.
+    assert by_run["4_bad"]["status"] == "failed" and by_run["4_bad"]["error"]
+    assert by_run["5_killed"]["status"] == "missing"
+    assert [r["run"] for r in rows][:2] == ["3_cnn", "2_mlp"]
+    assert {r["run"] for r in rows[-2:]} == {"4_bad", "5_killed"}
+    md = (sweep / "summary.md").read_text()
+    assert "4_bad: failed: VBenchError: boom" in md and "5_killed: missing" in md
+    for name in PLOTS:
+        assert png_ok(sweep / f"{name}.png"), name
+
+
+def test_seed_repeats_are_grouped_with_sample_std(sweep):
+    summarize([sweep])
+    md = (sweep / "summary.md").read_text()
+    # Test accuracies 0.70, 0.80, 0.90: mean 0.80, sample std (ddof=1) 0.10, not 0.0816.
+    line = next(line for line in md.splitlines() if line.startswith("| `model=mlp`"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[1:5] == ["3", "3 completed", "0.8200 ± 0.1000", "0.8000 ± 0.1000"]
+    assert any(line.startswith("| `model=cnn` | 1 | 1 completed | 0.9700 |")
+               for line in md.splitlines())
+
+
+def test_report_cli_sorts_writes_where_asked_and_refuses_empty_paths(sweep, tmp_path, capsys):
+    out = tmp_path / "elsewhere"
+    assert main([str(sweep), "--sort", "params", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.index("model=mlp") < printed.index("model=cnn")  # fewer params first
+    assert next(r["run"] for r in read_csv(out / "summary.csv")) == "0_mlp"
+    assert not (sweep / "summary.csv").exists()
+
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty")]) == 2
+    assert "no run directories" in capsys.readouterr().err
+
+
+def test_several_sweeps_and_single_runs(tmp_path):
+    fake_run(tmp_path / "a/0_x", ["model=mlp"], 0.5)
+    fake_run(tmp_path / "b/0_x", ["model=mlp", "trainer.seed=1"], 0.7)
+    fake_run(tmp_path / "single", [], 0.6)
+    rows, out = summarize([tmp_path / "a", tmp_path / "b", tmp_path / "single"])
+    assert out == tmp_path.resolve()
+    assert [r["run"] for r in rows] == ["b/0_x", "single", "a/0_x"]
+    assert rows[0]["group"] == rows[2]["group"] == "model=mlp"  # one config, two seeds
+    assert rows[1]["group"] == "(defaults)"
+
+
+def vbench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+@pytest.mark.slow
+def test_multirun_writes_its_summary_and_vbench_report_reproduces_it(tmp_path):
+    # A 2x2 sweep plus two jobs that fail validation: they must not stop the other jobs, are
+    # listed as failed, and make the command exit non-zero once the summary is written.
+    result = vbench(str(VBENCH), "-m", "debug=smoke", "model.depth=1,2",
+                    "model.activation=relu,gelu,nope", "eval.plots=[]", "hydra.sweep.dir=sweep",
+                    cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "vbench: error: model.activation='nope' is not valid" in result.stderr
+    assert "2 job(s) of the sweep did not finish" in result.stderr
+    sweep = tmp_path / "sweep"
+    rows = read_csv(sweep / "summary.csv")
+    by_overrides = {r["overrides"].removeprefix("debug=smoke ").removesuffix(" eval.plots=[]"): r
+                    for r in rows}
+    assert set(by_overrides) == {f"model.depth={d} model.activation={a}" for d in (1, 2)
+                                 for a in ("relu", "gelu", "nope")}
+    for overrides, row in by_overrides.items():
+        if overrides.endswith("nope"):
+            assert row["status"] == "failed" and "model.activation" in row["error"]
+            continue
+        metrics = json.loads((sweep / row["run"] / "metrics.json").read_text())
+        assert row["status"] == "completed"
+        assert float(row["best_test_acc"]) == metrics["best"]["test"]["accuracy"]
+        assert int(row["params"]) == metrics["params"]["total"]
+    assert [r["status"] for r in rows][-2:] == ["failed", "failed"]
+    for name in PLOTS:
+        assert png_ok(sweep / f"{name}.png"), name
+
+    written = {n: (sweep / n).read_text() for n in ("summary.csv", "summary.md")}
+    for name in written:
+        (sweep / name).unlink()
+    report = vbench(sys.executable, "-m", "vbench.report", "sweep", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert {n: (sweep / n).read_text() for n in written} == written
+    assert "model.depth=2 model.activation=gelu" in report.stdout
+
+
+def test_report_module_does_not_import_torch():
+    code = "import sys, vbench.report; sys.exit('torch' in sys.modules)"
+    assert vbench(sys.executable, "-c", code, cwd=SRC).returncode == 0
