@@ -16,8 +16,9 @@ from vbench.run import run
 
 VBENCH = Path(sys.executable).with_name("vbench")
 # Dropout and BatchNorm: resume must restore the RNG and the running statistics too.
-SLOW_ENOUGH = ["model=cnn", "model.dropout=0.3", "trainer.epochs=12", "trainer.batch_size=16",
-               "trainer.device=cpu", "trainer.precision=32"]
+SLOW_ENOUGH = ["model=cnn", "model.dropout=0.3", "trainer.epochs=8", "trainer.batch_size=16",
+               "dataset.subset_per_class=60", "eval.plots=[]", "trainer.device=cpu",
+               "trainer.precision=32"]
 
 
 def start(*args, cwd):
@@ -80,7 +81,7 @@ def test_sigterm_marks_interrupted_and_the_same_command_continues(tmp_path):
                            capture_output=True, text=True, check=False)  # resume=auto
     assert again.returncode == 0, again.stderr
     metrics = json.loads((tmp_path / "run/metrics.json").read_text())
-    assert metrics["status"] == "completed" and metrics["epochs_run"] == 12
+    assert metrics["status"] == "completed" and metrics["epochs_run"] == 8
 
 
 def test_rerunning_a_sweep_finishes_only_what_is_missing(tmp_path):

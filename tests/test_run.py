@@ -105,11 +105,16 @@ def test_divergence_is_reported_not_hidden(run_vbench):
 
 
 def test_same_seed_same_numbers(run_vbench):
-    a, _ = run_vbench("trainer.epochs=3", "model=cnn", name="a")
-    b, _ = run_vbench("trainer.epochs=3", "model=cnn", name="b")
-    c, _ = run_vbench("trainer.epochs=3", "model=cnn", "trainer.seed=1", name="c")
+    quick = ["trainer.epochs=3", "dataset.subset_per_class=60", "eval.plots=[]"]
+    a, _ = run_vbench(*quick, "model=cnn", name="a")
+    b, _ = run_vbench(*quick, "model=cnn", name="b")
+    c, _ = run_vbench(*quick, "model=cnn", "trainer.seed=1", name="c")
+    d, _ = run_vbench(*quick, "model=mlp", "model.dropout=0.2", name="d")
+    e, _ = run_vbench(*quick, "model=mlp", "model.dropout=0.2", name="e")
     assert a["final"] == b["final"] and a["best"] == b["best"]
+    assert a["per_class_accuracy"] == b["per_class_accuracy"]
     assert a["final"] != c["final"]
+    assert d["final"] == e["final"] and d["best"] == e["best"]  # dropout RNG is seeded too
 
 
 def test_digits_split_is_stratified_disjoint_and_normalized_on_train():

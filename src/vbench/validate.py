@@ -45,6 +45,8 @@ RULES = {
     "optimizer.momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)", False),
     "model.depth": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", False),
     "model.width": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", False),
+    "model.widths": (lambda v: v is None or (len(v) >= 1 and all(_is_int(w) and w >= 1 for w in v)),
+                     "null or a list of integers >= 1, e.g. [128,64]", False),
     "model.fc_width": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", False),
     "model.blocks": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", False),
     "model.kernel_size": (lambda v: _is_int(v) and v >= 1 and v % 2 == 1,

@@ -1,4 +1,4 @@
-"""Seed 001's FlexibleMLP: the same hidden width repeated `depth` times."""
+"""Seed 001's FlexibleMLP: the same hidden width repeated `depth` times, or explicit `widths`."""
 
 from torch import nn
 
@@ -10,13 +10,15 @@ from .registry import InputSpec, register_model
 def build_mlp(cfg, spec: InputSpec) -> nn.Module:
     layers: list[nn.Module] = [nn.Flatten()]
     features = spec.in_channels * spec.image_size**2
-    for _ in range(cfg.depth):
-        layers.append(nn.Linear(features, cfg.width))
+    # `widths` spells out tapering networks (seed 001's 784-128-64-10); else depth x width.
+    widths = list(cfg.widths) if cfg.get("widths") else [cfg.width] * cfg.depth
+    for width in widths:
+        layers.append(nn.Linear(features, width))
         if cfg.batchnorm:
-            layers.append(nn.BatchNorm1d(cfg.width))
+            layers.append(nn.BatchNorm1d(width))
         layers.append(activation(cfg.activation))
         if cfg.dropout > 0:
             layers.append(nn.Dropout(cfg.dropout))
-        features = cfg.width
+        features = width
     layers.append(nn.Linear(features, spec.num_classes))
     return nn.Sequential(*layers)

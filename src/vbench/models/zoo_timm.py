@@ -19,7 +19,7 @@ def build_timm(cfg, spec: InputSpec) -> nn.Module:
     if not timm.is_model(cfg.name):
         raise unknown_name_error("timm", cfg.name, timm.list_models(), "timm.list_models()")
     # timm builds the classifier head for num_classes; weights are loaded by us, from disk only.
-    model = timm.create_model(cfg.name, pretrained=False, num_classes=spec.num_classes)
+    model = _create(timm, cfg.name, spec.num_classes, cfg.input_size)
     stats = None
     if cfg.weights:
         load_weights(model, Path(cfg.weights))
@@ -28,6 +28,18 @@ def build_timm(cfg, spec: InputSpec) -> nn.Module:
             load_weights(model, hub_file(cfg.name))
         stats = (model.pretrained_cfg["mean"], model.pretrained_cfg["std"])
     return attach_adapter(model, InputAdapter(spec, cfg.input_size, stats))
+
+
+def _create(timm, name: str, num_classes: int, input_size: int | None) -> nn.Module:
+    """Transformers fix their input size (position embeddings) at creation, so they are built
+    for `input_size`; convolutional models take any size and do not accept `img_size`."""
+    if input_size is not None:
+        try:
+            return timm.create_model(name, pretrained=False, num_classes=num_classes,
+                                     img_size=input_size)
+        except TypeError:
+            pass
+    return timm.create_model(name, pretrained=False, num_classes=num_classes)
 
 
 def hub_file(name: str) -> Path:
