@@ -24,7 +24,6 @@ from .data import Data, Split
 from .errors import choices_error
 from .features import extract
 from .freeze import head_name
-from .metrics import per_class_accuracy
 from .models import InputSpec, build_model
 from .plots import plot_confusion
 
@@ -93,7 +92,7 @@ def _backbone(cfg, data: Data) -> nn.Module | None:
 
 
 def run_sklearn(cfg, data: Data, run_dir: Path) -> dict:
-    from .run import _evaluate, _inference_ms, _versions  # run.py imports this module
+    from .run import _evaluate, summary  # run.py imports this module
 
     t = cfg.trainer
     start = time.perf_counter()
@@ -108,29 +107,10 @@ def run_sklearn(cfg, data: Data, run_dir: Path) -> dict:
     frozen = 0
     if backbone is not None:  # its own (unused) classifier head does not count
         frozen = count_params(backbone) - count_params(backbone.get_submodule(head_name(backbone)))
-    timed_split = data.test if data.test is not None else data.val
-    metrics = {
-        "status": "completed",
-        "dataset": cfg.dataset.name,
-        "model": cfg.model.name,
-        "device": str(data.train.x.device),
-        "seed": t.seed,
-        "params": {"total": size + frozen, "trainable": size},
-        "epochs_run": 1,
-        "best_epoch": 1,
-        "monitor": None,
-        "train_time_s": train_time,
-        "best": results,
-        "final": results,
-        "per_class_accuracy": (per_class_accuracy(test_logits, data.test.y, data.classes)
-                               if test_logits is not None else None),
-        "inference_ms_per_image": _inference_ms(model, timed_split, t.eval_batch_size, None),
-        "precision": "32",
-        "sizes": {"train": len(data.train), "val": len(data.val),
-                  "test": len(data.test) if data.test is not None else 0},
-        "classes": data.classes,
-        "versions": _versions(),
-    }
+    metrics = summary(cfg, data, model, None, test_logits, status="completed",
+                      params={"total": size + frozen, "trainable": size}, epochs_run=1,
+                      best_epoch=1, monitor=None, train_time_s=train_time, best=results,
+                      final=results)
     if test_logits is not None:
         plot_confusion(data.test.y.cpu().numpy(), test_logits.argmax(1).cpu().numpy(),
                        data.classes, f"{cfg.model.name}, test split",

@@ -36,10 +36,11 @@ def epoch_progress(total: int, title: str):
 
 def print_summary(metrics: dict, run_dir: Path) -> None:
     """The best-vs-final, val-vs-test table, a line of facts, and the run directory last."""
-    monitor = metrics.get("monitor", "val metric")
+    monitor = metrics.get("monitor")
+    caption = (f"best = epoch {metrics['best_epoch']} (by {monitor}), "
+               f"final = epoch {metrics['epochs_run']}" if monitor else "one fit: best = final")
     table = Table(title=f"{metrics['model']} on {metrics['dataset']}: {metrics['status']}",
-                  caption=f"best = epoch {metrics['best_epoch']} (by {monitor}), "
-                          f"final = epoch {metrics['epochs_run']}")
+                  caption=caption)
     table.add_column("metric")
     columns = [(ckpt, split) for ckpt in ("best", "final") for split in ("val", "test")]
     for ckpt, split in columns:

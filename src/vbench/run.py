@@ -100,31 +100,12 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     if stopper.best_epoch:
         model.load_state_dict(files.load_torch(run_dir / "checkpoints/best.pt")["model"])
         best, best_test_logits = _evaluate(model, data, t.eval_batch_size, amp_dtype)
-    timed_split = data.test if data.test is not None else data.val
-
-    metrics = {
-        "status": status,
-        "dataset": cfg.dataset.name,
-        "model": cfg.model.name,
-        "device": str(device),
-        "seed": t.seed,
-        "params": {"total": sum(p.numel() for p in model.parameters()),
-                   "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)},
-        "epochs_run": len(history),
-        "best_epoch": stopper.best_epoch,
-        "monitor": t.monitor,
-        "train_time_s": train_time,
-        "best": best,
-        "final": final,
-        "per_class_accuracy": (per_class_accuracy(best_test_logits, data.test.y, data.classes)
-                               if best_test_logits is not None else None),
-        "inference_ms_per_image": _inference_ms(model, timed_split, t.eval_batch_size, amp_dtype),
-        "precision": str(amp_dtype or torch.float32).removeprefix("torch."),
-        "sizes": {"train": len(data.train), "val": len(data.val),
-                  "test": len(data.test) if data.test is not None else 0},
-        "classes": data.classes,
-        "versions": _versions(),
-    }
+    metrics = summary(
+        cfg, data, model, amp_dtype, best_test_logits, status=status,
+        params={"total": sum(p.numel() for p in model.parameters()),
+                "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)},
+        epochs_run=len(history), best_epoch=stopper.best_epoch, monitor=t.monitor,
+        train_time_s=train_time, best=best, final=final)
     metrics.update(analyze(cfg, run_dir, model, data, history, stopper.best_epoch,
                            best_test_logits, amp_dtype, initial, extra))
     files.write_json(run_dir / "metrics.json", metrics)
@@ -202,6 +183,30 @@ def _state_module(model):
 
 def _state(model) -> dict:
     return _state_module(model).state_dict()
+
+
+def summary(cfg, data, model, amp_dtype, test_logits, **fields) -> dict:
+    """metrics.json: the keys every kind of run shares around `fields`, which differ (status,
+    params, epochs_run, best_epoch, monitor, train_time_s, best, final). `model` holds the
+    best weights and `test_logits` are theirs."""
+    timed_split = data.test if data.test is not None else data.val
+    return {
+        "status": fields.pop("status"),
+        "dataset": cfg.dataset.name,
+        "model": cfg.model.name,
+        "device": str(data.train.x.device),
+        "seed": cfg.trainer.seed,
+        **fields,
+        "per_class_accuracy": (per_class_accuracy(test_logits, data.test.y, data.classes)
+                               if test_logits is not None else None),
+        "inference_ms_per_image": _inference_ms(model, timed_split, cfg.trainer.eval_batch_size,
+                                                amp_dtype),
+        "precision": str(amp_dtype or torch.float32).removeprefix("torch."),
+        "sizes": {"train": len(data.train), "val": len(data.val),
+                  "test": len(data.test) if data.test is not None else 0},
+        "classes": data.classes,
+        "versions": _versions(),
+    }
 
 
 def _evaluate(model, data, batch_size, amp_dtype):
