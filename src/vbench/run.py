@@ -107,6 +107,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
         "dataset": cfg.dataset.name,
         "model": cfg.model.name,
         "device": str(device),
+        "threads": torch.get_num_threads(),  # intra-op threads: parallel launchers lower it
         "seed": t.seed,
         "params": {"total": sum(p.numel() for p in model.parameters()),
                    "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)},
