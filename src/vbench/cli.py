@@ -5,6 +5,7 @@ import math
 import os
 import signal
 import sys
+import threading
 
 import hydra
 from omegaconf import DictConfig
@@ -16,8 +17,20 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def _threads_per_job(launcher) -> int | None:
+    """Torch's intra-op threads for one job of a parallel launcher, so that jobs running side
+    by side share the cores instead of each starting one thread per core; None: torch's own."""
+    if (launcher.get("_target_") or "").endswith("JoblibLauncher"):
+        from joblib import cpu_count  # joblib's own count: honours CPU affinity and cgroups
+
+        cpus, n_jobs = cpu_count(), launcher.get("n_jobs") or 1
+        workers = n_jobs if n_jobs > 0 else max(1, cpus + 1 + n_jobs)  # joblib: -1 = all cores
+        return max(1, cpus // workers)
+    return launcher.get("cpus_per_task")  # submitit: the CPUs each job was given
+
+
 @hydra.main(version_base="1.3", config_path="pkg://vbench.conf", config_name="config")
-def _app(cfg: DictConfig) -> float | None:
+def _app(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -31,7 +44,15 @@ def _app(cfg: DictConfig) -> float | None:
     # the whole sweep at the first failed job and skip the summary callback. run() has already
     # written metrics.json with status "failed"; main() exits non-zero after the summary.
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    threads = _threads_per_job(hydra_cfg.launcher) if multirun else None
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    # signal.signal works only in a process's main thread; a launcher running jobs in threads
+    # keeps the default handlers.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
         metrics = run(cfg, run_dir)
     except VBenchError as e:
@@ -53,10 +74,11 @@ def _app(cfg: DictConfig) -> float | None:
         err_console.print_exception()
         return math.nan
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     best = metrics["best"]
     # The value a Hydra sweeper (e.g. optuna) optimizes: the best checkpoint's val accuracy.
-    return best["val"]["accuracy"] if best else None
+    return best["val"]["accuracy"] if best else math.nan  # no best epoch: a failed trial
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 final table. Never carriage-return spam in CI logs."""
 
 import contextlib
+import multiprocessing
 from pathlib import Path
 
 from rich.console import Console
@@ -21,7 +22,9 @@ def epoch_line(row: dict) -> str:
 @contextlib.contextmanager
 def epoch_progress(total: int, title: str):
     """Yields `report(row)`, called after each epoch."""
-    if not console.is_terminal:
+    # Jobs of a parallel launcher (joblib's worker processes) share one terminal: their live
+    # bars would overwrite each other, so they print one line per epoch.
+    if not console.is_terminal or multiprocessing.parent_process() is not None:
         console.print(title, highlight=False, soft_wrap=True)
         yield lambda row: console.print(epoch_line(row), highlight=False, soft_wrap=True)
         return

@@ -195,6 +195,7 @@ def summary(cfg, data, model, amp_dtype, test_logits, **fields) -> dict:
         "dataset": cfg.dataset.name,
         "model": cfg.model.name,
         "device": str(data.train.x.device),
+        "threads": torch.get_num_threads(),  # intra-op threads: parallel launchers lower it
         "seed": cfg.trainer.seed,
         **fields,
         "per_class_accuracy": (per_class_accuracy(test_logits, data.test.y, data.classes)

@@ -1,0 +1,73 @@
+"""Sweeps through Hydra's launcher and sweeper plugins, run as a user would: the installed
+`vbench -m` in a subprocess. Each test is skipped when its plugin is not installed."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+VBENCH = Path(sys.executable).with_name("vbench")
+
+
+def needs(module: str):
+    return pytest.mark.skipif(importlib.util.find_spec(module) is None,
+                              reason=f"{module} is not installed")
+
+
+def sweep(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | env
+    result = subprocess.run([str(VBENCH), "-m", "debug=smoke", "hydra.sweep.dir=sweep", *args],
+                            cwd=cwd, env=environment, capture_output=True, text=True,
+                            timeout=180, check=False)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def job_metrics(sweep_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/metrics.json"))]
+
+
+@needs("hydra_plugins.hydra_joblib_launcher")
+def test_joblib_sweep_runs_jobs_in_parallel_with_a_share_of_the_cores(tmp_path):
+    from joblib import cpu_count
+
+    # One thread per core in each worker would oversubscribe the machine. joblib lowers the
+    # thread variables only where the environment leaves them unset; vbench lowers torch's
+    # threads in any case.
+    cores = str(cpu_count())
+    sweep("hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.seed=0,1",
+          cwd=tmp_path, OMP_NUM_THREADS=cores, MKL_NUM_THREADS=cores)
+    jobs = job_metrics(tmp_path / "sweep")
+    assert [(m["status"], m["seed"]) for m in jobs] == [("completed", 0), ("completed", 1)]
+    assert {m["threads"] for m in jobs} == {max(1, cpu_count() // 2)}
+    # The summary callback runs in the main process once every worker has finished.
+    summary = (tmp_path / "sweep/summary.csv").read_text().splitlines()
+    assert len(summary) == 3 and all(",completed," in row for row in summary[1:])
+
+
+@needs("hydra_plugins.hydra_submitit_launcher")
+def test_submitit_local_sweep_gives_each_job_its_cpus(tmp_path):
+    sweep("hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1",
+          "hydra.launcher.timeout_min=3", "trainer.seed=0,1", cwd=tmp_path)
+    jobs = job_metrics(tmp_path / "sweep")
+    assert [(m["status"], m["seed"], m["threads"]) for m in jobs] == [("completed", 0, 1),
+                                                                       ("completed", 1, 1)]
+    assert (tmp_path / "sweep/summary.csv").exists()
+
+
+@needs("hydra_plugins.hydra_optuna_sweeper")
+def test_optuna_search_preset_maximizes_the_val_accuracy(tmp_path):
+    sweep("hparams_search=digits_optuna", "hydra.sweeper.n_trials=2", cwd=tmp_path)
+    jobs = job_metrics(tmp_path / "sweep")
+    assert len(jobs) == 2 and all(m["status"] == "completed" for m in jobs)
+    assert all(m["monitor"] == "val_acc" for m in jobs)
+    from omegaconf import OmegaConf
+
+    result = OmegaConf.load(tmp_path / "sweep/optimization_results.yaml")
+    assert result.best_value == max(m["best"]["val"]["accuracy"] for m in jobs)
+    assert set(result.best_params) == {"optimizer.lr", "model.width", "model.depth",
+                                       "model.dropout"}
