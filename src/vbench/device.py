@@ -72,8 +72,12 @@ def _cpu_has_bf16() -> bool:
 def configure_determinism(deterministic: bool, device: torch.device) -> None:
     """Deterministic kernels when asked (bit-identical GPU reruns, slower); otherwise let cuDNN
     pick the fastest convolution algorithms. CPU runs with a fixed seed repeat either way."""
-    if deterministic and device.type == "cuda":
-        # cuBLAS needs this workspace setting before its first use to be deterministic.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic)
-    torch.backends.cudnn.benchmark = not deterministic
+    if device.type == "cuda":
+        # Touched only on CUDA: on a CPU-only machine the first access to torch.backends.cudnn
+        # loads the cuDNN library (2 s of start-up for nothing).
+        torch.backends.cudnn.benchmark = not deterministic
+        if deterministic:  # cuBLAS needs this workspace setting before its first use
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if torch.are_deterministic_algorithms_enabled() != deterministic:
+        # Only on a change: the call imports ~2.5 s of torch machinery.
+        torch.use_deterministic_algorithms(deterministic)
