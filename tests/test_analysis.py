@@ -72,3 +72,18 @@ def test_shift_images_moves_content_and_fills_with_black():
     assert up[0, 0].tolist() == [[3, 4, 5], [6, 7, 8], [-1, -1, -1]]
     assert (shift_images(x, 5, 0, fill) == -1).all()  # shifted out entirely
     assert torch.equal(shift_images(x, 0, 0, fill), x)
+
+
+def test_mnist_model_evaluated_on_fashion_mnist(run_vbench, tmp_path):
+    """Seed 000: an MNIST-trained MLP scored on Fashion-MNIST; both accuracies are recorded."""
+    from formats import write_mnist
+
+    write_mnist(tmp_path / "data", "MNIST")
+    write_mnist(tmp_path / "data", "FashionMNIST", gz=False)
+    metrics, _ = run_vbench("dataset=mnist", f"dataset.root={tmp_path / 'data'}",
+                            "dataset.val_size=0.2", "trainer.epochs=3", "eval.plots=[]",
+                            "eval.extra=[fashion_mnist]")
+    assert metrics["best"]["test"]["accuracy"] > 0.5
+    extra = metrics["extra"]["fashion_mnist"]
+    assert set(extra) >= {"loss", "accuracy", "macro_f1", "weighted_f1"}
+    assert 0 <= extra["accuracy"] <= 1

@@ -21,7 +21,10 @@ from .train import predict
 
 # Keys an eval.extra dataset takes from the training dataset's config unless the entry sets
 # them: where the files lie, and how much a smoke run keeps.
-INHERITED_KEYS = ("root", "download", "split_seed", "subset_per_class", "max_samples")
+# val_size too: only the extra dataset's test split is used, and its own val count (e.g. 5000)
+# would not fit a subset.
+INHERITED_KEYS = ("root", "download", "split_seed", "subset_per_class", "max_samples",
+                  "val_size")
 
 
 def keep_initial(cfg: DictConfig, model: nn.Module) -> nn.Module | None:
