@@ -53,6 +53,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
 def _run(cfg: DictConfig, run_dir: Path) -> dict:
     validate(cfg)
+    resumed = resume_state(cfg, run_dir)  # a foreign or corrupt last.pt fails before any work
     t = cfg.trainer
     device = resolve_device(t.device)
     amp_dtype = autocast_dtype(t.precision, device)
@@ -86,7 +87,6 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
                         t.grad_clip, t.channels_last and fit_data.train.x.ndim == 4,
                         data.augment)
     trained = torch.compile(trainee) if t.compile else trainee  # shares the parameters
-    resumed = resume_state(cfg, run_dir)
     title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
              f"val images, {device}, up to {t.epochs} epochs")
     with epoch_progress(t.epochs, title) as report:
