@@ -5,7 +5,6 @@ Everything here looks at the best checkpoint on the test split, as metrics.json'
 """
 
 import copy
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from . import plots
 from .data import Data, Split, load_data
 from .errors import VBenchError, choices_error
 from .metrics import classification_metrics, per_class_accuracy
+from .schema import load_option, option_names
 from .train import predict
 
 # Keys an eval.extra dataset takes from the training dataset's config unless the entry sets
@@ -32,12 +32,6 @@ def keep_initial(cfg: DictConfig, model: nn.Module) -> nn.Module | None:
     return copy.deepcopy(model) if {"tsne", "weights"} & set(cfg.eval.plots) else None
 
 
-def dataset_options() -> list[str]:
-    folder = resources.files("vbench.conf").joinpath("dataset")
-    return sorted(f.name.removesuffix(".yaml") for f in folder.iterdir()
-                  if f.name.endswith(".yaml"))
-
-
 def extra_dataset_cfg(entry, train_cfg: DictConfig) -> DictConfig:
     """The config of one eval.extra entry: a dataset option name (`fashion_mnist`), or a
     mapping naming the option and overriding its keys (`{name: fake, image_size: 8}`).
@@ -47,10 +41,9 @@ def extra_dataset_cfg(entry, train_cfg: DictConfig) -> DictConfig:
     the entry's own keys are merged over it."""
     entry = OmegaConf.create({"name": entry}) if isinstance(entry, str) else entry
     name = entry.get("name")
-    if name not in dataset_options():
-        raise choices_error("eval.extra", name, dataset_options())
-    text = resources.files("vbench.conf").joinpath("dataset", f"{name}.yaml").read_text()
-    base = OmegaConf.create(text)
+    if name not in option_names("dataset"):
+        raise choices_error("eval.extra", name, option_names("dataset"))
+    base = load_option("dataset", name)
     inherited = {k: train_cfg[k] for k in INHERITED_KEYS if k in train_cfg and k in base}
     return OmegaConf.merge(base, inherited, entry)
 

@@ -6,8 +6,7 @@ import os
 import torch
 
 from .errors import VBenchError, choices_error
-
-PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
+from .schema import PRECISIONS
 
 
 def resolve_device(name: str) -> torch.device:

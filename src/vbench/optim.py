@@ -10,7 +10,8 @@ OPTIMIZERS = {
     "adamw": torch.optim.AdamW,
     "rmsprop": torch.optim.RMSprop,
 }
-SCHEDULERS = ("none", "step", "multistep", "cosine", "onecycle", "warmup_cosine")
+from .schema import SCHEDULERS
+
 _VBENCH_KEYS = {"name", "no_decay_bias_norm"}  # optimizer keys that are not torch arguments
 
 

@@ -13,7 +13,7 @@ from . import files
 from .errors import VBenchError
 
 FINISHED = ("completed", "early_stopped", "diverged")
-RESUME_MODES = ("auto", True, False)
+from .schema import RESUME_MODES  # noqa: F401  (declared once, in the schema)
 
 
 def config_fingerprint(cfg: DictConfig) -> dict:

@@ -29,8 +29,8 @@ from .metrics import classification_metrics, per_class_accuracy
 from .models import InputSpec, build_model
 from .optim import build_optimizer, build_scheduler
 from .resume import config_fingerprint, finished_metrics, resume_state
+from .schema import MONITORS, validate
 from .train import EarlyStopping, StepRecipe, predict, train_one_epoch
-from .validate import MONITORS, validate
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:

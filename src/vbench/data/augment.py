@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import choices_error
+from ..schema import AUGMENTS
 
-AUGMENTS = ("none", "flip_crop", "rotate")
 PAD = 4  # pixels of padding for the random crop, as RandomCrop(32, padding=4)
 MAX_DEGREES = 10.0  # rotation range, as RandomRotation(10)
 

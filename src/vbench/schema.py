@@ -1,0 +1,518 @@
+"""Every config key, declared once: its type, its allowed values and its one-line doc.
+
+The schema is Hydra structured configs: one dataclass per root section and per kind of group
+option, stored in Hydra's ConfigStore under `schema/<group>/<kind>` and named first in each
+option's YAML defaults list (`- /schema/model/mlp@_here_`). That gives, at composition and so
+before any work (also for `vbench --cfg job`):
+  - types: `trainer.epochs=abc` or `scheduler.gamma=abc` cannot compose;
+  - closed key sets: a key the chosen option does not declare (`+model._target_=x`,
+    `model.depth=3` with `model=torchvision`, a typo) cannot compose.
+What a type cannot say (ranges, choices, odd kernel sizes) is each field's `Rule`, checked by
+`validate(cfg)` right after composition. `vbench --help` prints the docs from here.
+
+Pydantic would check ranges in one step, but it would validate a second copy of the config
+after Hydra composed it: unknown keys and types would still pass composition, `--cfg job` would
+print configs that cannot run, and the YAML defaults would not be tied to a declaration.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+
+from .errors import VBenchError, choices_error
+
+# The closed vocabularies; the modules that implement them are tested to agree with these.
+ACTIVATIONS = ("relu", "tanh", "leaky_relu", "gelu", "sigmoid", "silu")
+AUGMENTS = ("none", "flip_crop", "rotate")
+PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
+MONITORS = {"val_loss": "min", "val_acc": "max"}
+RESUME_MODES = ("auto", True, False)
+PLOTS = ("curves", "confusion", "per_class", "misclassified", "tsne", "weights", "gap", "samples")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULERS = ("none", "step", "multistep", "cosine", "onecycle", "warmup_cosine")
+FREEZE_POLICIES = ("none", "stem", "layers", "backbone")
+
+
+# -- rules: what a value must be beyond its type ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    test: Callable[[Any], bool]
+    allowed: str  # completes "it must be ..."
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def at_least(lo, what="a number") -> Rule:
+    return Rule(lambda v: _number(v) and v >= lo, f"{what} >= {lo}")
+
+
+def above(lo, what="a number") -> Rule:
+    return Rule(lambda v: _number(v) and v > lo, f"{what} > {lo}")
+
+
+def fraction(*, closed_low=True, closed_high=False) -> Rule:
+    lo, hi = "[" if closed_low else "(", "]" if closed_high else ")"
+    return Rule(lambda v: _number(v) and (v >= 0 if closed_low else v > 0)
+                and (v <= 1 if closed_high else v < 1), f"a number in {lo}0, 1{hi}")
+
+
+def one_of(*choices) -> Rule:
+    shown = ", ".join("null" if c is None else str(c).lower() if isinstance(c, bool) else str(c)
+                      for c in choices)
+    # type-exact, so that 1 is not taken for true
+    return Rule(lambda v: any(v == c and type(v) is type(c) for c in choices), f"one of: {shown}")
+
+
+def each(rule: Rule) -> Rule:
+    return Rule(lambda v: all(rule.test(x) for x in v), f"a list, each item {rule.allowed}")
+
+
+def non_empty(rule: Rule) -> Rule:
+    return Rule(lambda v: len(v) >= 1 and rule.test(v),
+                f"a non-empty {rule.allowed.removeprefix('a ')}")
+
+
+FINITE = Rule(_number, "a finite number")
+COUNT = at_least(1, "an integer")
+SIZE_OR_FRACTION = Rule(lambda v: (isinstance(v, int) and not isinstance(v, bool) and v >= 1)
+                        or (isinstance(v, float) and 0 < v < 1),
+                        "a fraction in (0, 1) or a count >= 1")
+ODD = Rule(lambda v: isinstance(v, int) and v >= 1 and v % 2 == 1, "an odd integer >= 1")
+CHANNELS = one_of(1, 3)
+
+
+def key(default, doc: str, rule: Rule | None = None):
+    """A declared key: its default, its doc (shown by --help) and the rule its value obeys
+    (None: the type says everything). A null value always passes: only Optional fields take it."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default),
+                     metadata={"doc": doc, "rule": rule})
+    return field(default=default, metadata={"doc": doc, "rule": rule})
+
+
+def required(doc: str, rule: Rule | None = None):
+    return field(default=MISSING, metadata={"doc": doc, "rule": rule})
+
+
+# -- root sections --------------------------------------------------------------------------
+
+
+@dataclass
+class Trainer:
+    epochs: int = key(30, "maximum number of passes over the training split", COUNT)
+    batch_size: int = key(64, "training batch size", COUNT)
+    eval_batch_size: int = key(1024, "batch size for validation, test and inference timing", COUNT)
+    device: str = key("auto", "auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps",
+                      Rule(lambda v: v in ("auto", "cpu", "cuda", "mps")
+                           or (v.startswith("cuda:") and v[5:].isdigit()),
+                           "one of: auto, cpu, cuda, cuda:N, mps"))
+    precision: str = key("auto", "auto (bf16-mixed on CUDA with bf16, else 32), 32, bf16-mixed, "
+                         "16-mixed", one_of(*PRECISIONS))
+    seed: int = key(0, "seeds weights, batch order and augmentation")
+    patience: int | None = key(None, "early stopping: epochs without improvement of monitor; "
+                                  "null = off", COUNT)
+    monitor: str = key("val_loss", "picks the best checkpoint: val_loss (lower is better) or "
+                       "val_acc", one_of(*MONITORS))
+    min_delta: float = key(0.0, "an improvement must beat the best by more than this",
+                           at_least(0))
+    label_smoothing: float = key(0.0, "label smoothing of the training loss", fraction())
+    grad_clip: float | None = key(None, "clip the gradient norm to this value; null = off",
+                                     above(0))
+    channels_last: bool = key(False, "channels_last memory format for conv nets")
+    compile: bool = key(False, "torch.compile the model (slow start, faster epochs on big "
+                        "models)")
+    deterministic: bool = key(False, "torch.use_deterministic_algorithms: bit-identical reruns "
+                              "on GPU too")
+    resume: Any = key("auto", "auto: continue an unfinished run dir of the same config, skip a "
+                      "finished one; true: insist on resuming; false: always start anew",
+                      one_of(*RESUME_MODES))
+
+
+@dataclass
+class Eval:
+    plots: list[str] = key(["curves", "confusion", "per_class", "gap"],
+                           "figures in plots/; also: misclassified, tsne, weights, samples "
+                           "(tsne is slow: seconds per 500 images)", each(one_of(*PLOTS)))
+    extra: list[Any] = key([], "cross-domain: test splits of these datasets (same shape), "
+                           "e.g. [fashion_mnist]")
+    shift_pixels: list[int] = key([], "translation probe: test images shifted by k px, "
+                                  "e.g. [0,1,2,4]; [] = off", each(at_least(0, "an integer")))
+    tsne_samples: int = key(500, "test images projected by t-SNE (cost grows fast with the "
+                            "count)", at_least(10, "an integer"))
+    misclassified: int = key(25, "images in the misclassified grid, most confident first",
+                             COUNT)
+
+
+@dataclass
+class Root:
+    trainer: Trainer = field(default_factory=Trainer)
+    eval: Eval = field(default_factory=Eval)
+    # The groups: each option's own schema below types them.
+    dataset: Any = MISSING
+    model: Any = MISSING
+    optimizer: Any = MISSING
+    scheduler: Any = MISSING
+    freeze: Any = MISSING
+
+
+# -- dataset options ------------------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    name: str = required("the dataset; metrics.json reports it")
+    root: str | None = key(None, "folder holding the dataset's files ($VBENCH_DATA if set); "
+                              "ignored by digits and fake")
+    val_size: Any = key(0.1, "val split carved from the training pool: a fraction, or a count "
+                        "(scaled down with subset_per_class / max_samples)", SIZE_OR_FRACTION)
+    split_seed: int = key(0, "fixes the split, so runs with different trainer.seed compare on "
+                          "the same data")
+    subset_per_class: int | None = key(None, "keep at most N images per class in every split "
+                                          "(smoke runs)", COUNT)
+    max_samples: int | None = key(None, "keep at most N images in every split, stratified "
+                                     "(smoke runs)", COUNT)
+    normalize: bool = key(True, "true: per-channel mean/std (lists below, else from train); "
+                          "false: off")
+    mean: list[float] | None = key(None, "per-channel means in [0, 1]; null: from train",
+                                      non_empty(each(fraction(closed_high=True))))
+    std: list[float] | None = key(None, "per-channel stds, given together with mean",
+                                     non_empty(each(above(0))))
+    augment: str = key("none", "train batches only: none, flip_crop (flip + 4px-pad crop), "
+                       "rotate (±10°)", one_of(*AUGMENTS))
+
+
+@dataclass
+class Digits(Dataset):
+    test_size: Any = key(0.2, "held-out test split (fraction or count), stratified",
+                         SIZE_OR_FRACTION)
+
+
+@dataclass
+class TorchvisionDataset(Dataset):
+    """MNIST, Fashion-MNIST, CIFAR-10/100, SVHN: torchvision's files under `root`."""
+
+    download: bool = key(False, "true: fetch missing files with torchvision (needs a network)")
+
+
+@dataclass
+class ImageFolder(Dataset):
+    image_size: int = key(32, "every image is centre-cropped to a square and resized to this, "
+                          "once", at_least(2, "an integer"))
+    in_channels: int | None = key(None, "1 (grey) or 3 (RGB); null = 1 when all training "
+                                     "images are grey", CHANNELS)
+
+
+@dataclass
+class Fake(Dataset):
+    num_classes: int = key(10, "number of classes", at_least(2, "an integer"))
+    image_size: int = key(32, "height and width in pixels", at_least(2, "an integer"))
+    in_channels: int = key(3, "1 (grey) or 3 (RGB)", CHANNELS)
+    train_size: int = key(1000, "images in the training pool (before the val split)", COUNT)
+    test_size: int = key(200, "images in the test split", COUNT)
+    noise: float = key(0.5, "noise std relative to the pattern contrast; higher = harder",
+                       at_least(0))
+
+
+# -- model options --------------------------------------------------------------------------
+
+
+@dataclass
+class Model:
+    arch: str = required("the model family (registry key in vbench.models)")
+    name: str = required("the model's name; metrics.json reports it")
+
+
+@dataclass
+class MLP(Model):
+    depth: int = key(2, "number of hidden layers", COUNT)
+    width: int = key(128, "units per hidden layer", COUNT)
+    widths: list[int] | None = key(None, "explicit hidden sizes, e.g. [128,64]: replaces "
+                                      "depth and width", non_empty(each(COUNT)))
+    activation: str = key("relu", "relu, tanh, leaky_relu, gelu, sigmoid, silu",
+                          one_of(*ACTIVATIONS))
+    dropout: float = key(0.0, "dropout after each hidden activation", fraction())
+    batchnorm: bool = key(True, "BatchNorm1d after each hidden Linear; false = seed 001's "
+                          "plain MLP")
+
+
+@dataclass
+class ResMLP(Model):
+    blocks: int = key(3, "number of residual blocks (seed 001 compares 3 and 5)", COUNT)
+    width: int = key(128, "units of the projection and of every block", COUNT)
+    activation: str = key("relu", "relu, tanh, leaky_relu, gelu, sigmoid, silu",
+                          one_of(*ACTIVATIONS))
+    dropout: float = key(0.0, "dropout after each block", fraction())
+    batchnorm: bool = key(True, "BatchNorm1d in the projection and the blocks")
+
+
+@dataclass
+class CNN(Model):
+    depth: int = key(2, "number of conv blocks", COUNT)
+    width: int = key(16, "channels of the first conv block, doubled per block", COUNT)
+    kernel_size: int = key(3, "conv kernel size (odd; padding keeps the size)", ODD)
+    fc_width: int = key(128, "units of the hidden fully connected layer", COUNT)
+    activation: str = key("relu", "relu, tanh, leaky_relu, gelu, sigmoid, silu",
+                          one_of(*ACTIVATIONS))
+    dropout: float = key(0.0, "dropout before the output layer", fraction())
+    batchnorm: bool = key(True, "BatchNorm2d after each conv")
+
+
+@dataclass
+class Library(Model):
+    """Any torchvision or timm classifier by name."""
+
+    pretrained: bool = key(False, "true: the default weights, from the local cache (no "
+                           "download)")
+    weights: str | None = key(None, "a weights file: state_dict, vbench checkpoint or "
+                                 ".safetensors")
+    input_size: int | None = key(None, "resize batches on the device to this many pixels; "
+                                    "null = keep", at_least(8, "an integer"))
+
+
+@dataclass
+class Sklearn(Model):
+    """A scikit-learn baseline on raw pixels or on a frozen torchvision backbone's features."""
+
+    backbone: str | None = key(None, "null: raw pixels; a torchvision name: its frozen "
+                                  "features")
+    pretrained: bool = key(False, "backbone only: its default weights, from the local cache")
+    weights: str | None = key(None, "backbone only: a weights file instead")
+    input_size: int | None = key(None, "backbone only: resize to this many pixels (seed "
+                                    "000: 96)", at_least(8, "an integer"))
+
+
+@dataclass
+class LogReg(Sklearn):
+    C: float = key(1.0, "inverse L2 regularization strength", above(0))
+    max_iter: int = key(1000, "lbfgs iterations, as seed 000", COUNT)
+
+
+@dataclass
+class RandomForest(Sklearn):
+    n_estimators: int = key(200, "number of trees, as seed 000", COUNT)
+    max_depth: int | None = key(None, "null: grow until leaves are pure, as seed 000", COUNT)
+    n_jobs: int = key(-1, "CPU cores for fit and predict; -1 = all",
+                      Rule(lambda v: v == -1 or v >= 1, "-1 (all cores) or an integer >= 1"))
+
+
+# -- optimizer, scheduler, freeze options ---------------------------------------------------
+
+
+@dataclass
+class Optimizer:
+    name: str = required("torch.optim class: sgd, adam, adamw, rmsprop", one_of(*OPTIMIZERS))
+    lr: float = key(1e-3, "learning rate", above(0))
+    weight_decay: float = key(0.0, "weight decay (L2 penalty; decoupled for adamw)", at_least(0))
+    no_decay_bias_norm: bool = key(False, "true: biases and norm weights (1-D parameters) get "
+                                   "no weight decay")
+
+
+@dataclass
+class SGD(Optimizer):
+    momentum: float = key(0.0, "momentum factor; 0.9 for SGD with momentum", fraction())
+    nesterov: bool = key(False, "Nesterov momentum (needs momentum > 0)")
+
+
+@dataclass
+class RMSprop(Optimizer):
+    alpha: float = key(0.99, "smoothing constant of the squared-gradient average", fraction())
+    momentum: float = key(0.0, "momentum factor", fraction())
+
+
+@dataclass
+class Scheduler:
+    name: str = required("torch.optim.lr_scheduler: none, step, multistep, cosine, onecycle, "
+                         "warmup_cosine", one_of(*SCHEDULERS))
+
+
+@dataclass
+class Cosine(Scheduler):
+    eta_min: float = key(0.0, "learning rate reached at the last epoch", at_least(0))
+
+
+@dataclass
+class Step(Scheduler):
+    step_size: int = key(10, "epochs between decays", COUNT)
+    gamma: float = key(0.5, "factor applied at each decay", fraction(closed_low=False,
+                                                                     closed_high=True))
+
+
+@dataclass
+class MultiStep(Scheduler):
+    milestones: list[int] = key([10, 20], "epochs after which the learning rate is multiplied "
+                                "by gamma", non_empty(each(COUNT)))
+    gamma: float = key(0.1, "factor applied at each milestone", fraction(closed_low=False,
+                                                                        closed_high=True))
+
+
+@dataclass
+class OneCycle(Scheduler):
+    max_lr: float | None = key(None, "peak learning rate; null = optimizer.lr", above(0))
+    pct_start: float = key(0.3, "fraction of the steps spent warming up",
+                           fraction(closed_low=False))
+
+
+@dataclass
+class WarmupCosine(Scheduler):
+    warmup_epochs: float = key(2, "length of the warmup, in epochs (fractions allowed)",
+                               above(0))
+    start_factor: float = key(0.01, "warmup starts at this fraction of optimizer.lr",
+                              fraction(closed_low=False, closed_high=True))
+    eta_min: float = key(0.0, "learning rate reached at the last step", at_least(0))
+
+
+@dataclass
+class Freeze:
+    policy: str = required("none, stem, layers (freeze.modules), backbone (linear probe)",
+                           one_of(*FREEZE_POLICIES))
+    modules: list[str] = key([], "module-name prefixes to freeze, for policy=layers, "
+                             "e.g. [layer1,layer2]")
+
+
+@dataclass
+class FreezeBackbone(Freeze):
+    cache: bool = key(True, "run the frozen backbone once and train the head on its features")
+
+
+# Each group's kinds, as `schema/<group>/<kind>` in the ConfigStore.
+GROUPS: dict[str, dict[str, type]] = {
+    "dataset": {"digits": Digits, "torchvision": TorchvisionDataset,
+                "imagefolder": ImageFolder, "fake": Fake},
+    "model": {"mlp": MLP, "resmlp": ResMLP, "cnn": CNN, "library": Library, "logreg": LogReg,
+              "random_forest": RandomForest},
+    "optimizer": {"optimizer": Optimizer, "sgd": SGD, "rmsprop": RMSprop},
+    "scheduler": {"none": Scheduler, "cosine": Cosine, "step": Step, "multistep": MultiStep,
+                  "onecycle": OneCycle, "warmup_cosine": WarmupCosine},
+    "freeze": {"freeze": Freeze, "backbone": FreezeBackbone},
+}
+SECTIONS: dict[str, type] = {"trainer": Trainer, "eval": Eval}
+
+
+def register() -> None:
+    """Put the schema in Hydra's ConfigStore (before composing: cli.py calls this)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name="schema", node=Root)
+    for group, kinds in GROUPS.items():
+        for kind, node in kinds.items():
+            store.store(group=f"schema/{group}", name=kind, node=node)
+
+
+# -- checking a composed config -------------------------------------------------------------
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise VBenchError naming the first key whose value breaks its rule; a group option that
+    declares no schema is refused too, since its keys would go unchecked."""
+    for extra in sorted(set(cfg.keys()) - {f.name for f in fields(Root)} - {"hydra"}):
+        raise VBenchError(f"{extra} is not a key of the config; its sections: "
+                          f"{', '.join(f.name for f in fields(Root))}")
+    for section in (*SECTIONS, *GROUPS):
+        node = cfg.get(section)
+        schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+        if not (schema and is_dataclass(schema)):
+            raise VBenchError(f"{section}: this option declares no schema, so its keys cannot be "
+                              f"checked; start its YAML with `defaults: [/schema/{section}/<kind>"
+                              f"@_here_, _self_]` (kinds: {', '.join(GROUPS.get(section, {}))})")
+        _check_node(node, schema, section)
+    _check_relations(cfg)
+
+
+def _check_relations(cfg: DictConfig) -> None:
+    """The rules that relate a key to another key or to the shipped options."""
+    mean, std = cfg.dataset.mean, cfg.dataset.std
+    if (mean is None) != (std is None) or (mean is not None and len(mean) != len(std)):
+        raise VBenchError(f"dataset.mean={_show(_plain(mean))} and dataset.std="
+                          f"{_show(_plain(std))} go together: give both, one value per channel, "
+                          "or neither (computed from train)")
+    for entry in cfg.eval.extra:
+        name = entry if isinstance(entry, str) else entry.get("name")
+        if name not in option_names("dataset"):
+            raise choices_error("eval.extra", name, option_names("dataset"))
+
+
+def _plain(value):
+    return OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
+
+
+def _check_node(node: DictConfig, schema: type, prefix: str) -> None:
+    names = [f.name for f in fields(schema)]
+    for extra in sorted(set(node.keys()) - set(names)):  # `+key=...` adds keys past Hydra's struct flag
+        raise VBenchError(f"{prefix}.{extra} is not a key of {prefix} here; its keys: "
+                          f"{', '.join(names)}")
+    for f in fields(schema):
+        value = node[f.name]  # resolves interpolations
+        if isinstance(value, (DictConfig, ListConfig)):
+            value = OmegaConf.to_container(value, resolve=True)
+        if isinstance(value, dict) and is_dataclass(f.type):
+            _check_node(node[f.name], f.type, f"{prefix}.{f.name}")
+            continue
+        rule = f.metadata.get("rule")
+        if value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise VBenchError(f"{prefix}.{f.name}={value!r} is not valid; it must be finite")
+        if rule is not None and not rule.test(value):
+            raise VBenchError(f"{prefix}.{f.name}={_show(value)} is not valid; it must be "
+                              f"{rule.allowed}")
+
+
+def _show(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):  # as typed on the command line: [curves,nope]
+        return "[" + ",".join(v if isinstance(v, str) else _show(v) for v in value) + "]"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+# -- what --help and "did you mean" read ----------------------------------------------------
+
+
+def declared_keys(cfg: DictConfig) -> dict[str, Any]:
+    """Every dotted key the composed config's schemas declare, with its declared type."""
+    out = {}
+    for section in (*SECTIONS, *GROUPS):
+        node = cfg.get(section)
+        schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+        if schema and is_dataclass(schema):
+            out |= {f"{section}.{f.name}": f.type for f in fields(schema)}
+    return out
+
+
+def docs(schema: type) -> list[tuple[str, str]]:
+    """(field name, doc) of a schema dataclass, in declaration order."""
+    return [(f.name, f.metadata.get("doc", "")) for f in fields(schema)]
+
+
+# -- the options shipped in conf/ -----------------------------------------------------------
+
+
+def option_names(group: str) -> list[str]:
+    """The options of a config group as shipped in the package's conf/<group>/."""
+    from importlib import resources
+
+    folder = resources.files("vbench.conf").joinpath(group)
+    return sorted(f.name.removesuffix(".yaml") for f in folder.iterdir()
+                  if f.name.endswith(".yaml"))
+
+
+def load_option(group: str, name: str) -> DictConfig:
+    """One shipped option, typed by its schema, outside Hydra's composition (e.g. a second
+    dataset inside a run, for eval.extra)."""
+    from importlib import resources
+
+    raw = OmegaConf.create(resources.files("vbench.conf").joinpath(group, f"{name}.yaml")
+                           .read_text())
+    kind = next(entry.split("/")[-1].split("@")[0] for entry in raw.pop("defaults")
+                if entry.startswith(f"/schema/{group}/"))
+    return OmegaConf.merge(OmegaConf.structured(GROUPS[group][kind]), raw)
