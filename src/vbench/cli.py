@@ -58,10 +58,10 @@ def _app(cfg: DictConfig) -> float:
     except VBenchError as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
+        if not multirun:
+            _refuse(e)
         err_console.print(f"vbench: error: {e}", markup=False, highlight=False, soft_wrap=True)
-        if multirun:
-            return math.nan  # a failed trial to a sweeper (optuna records NaN as failed)
-        sys.exit(2)
+        return math.nan  # a failed trial to a sweeper (optuna records NaN as failed)
     except KeyboardInterrupt as e:
         err_console.print(f"vbench: interrupted ({e or 'SIGINT'}); continue with: vbench ... "
                           f"hydra.run.dir={run_dir} trainer.resume=true (sweeps: run the same "
@@ -82,6 +82,29 @@ def _app(cfg: DictConfig) -> float:
 
 
 def main() -> None:
+    from hydra._internal.utils import get_args_parser
+
+    from .errors import VBenchError
+    from .preflight import check_command_line, full_errors
+
+    if "--version" in sys.argv[1:]:  # Hydra's own --version would print Hydra's version
+        from .help import version_text
+
+        print(version_text())
+        return
+    args = get_args_parser().parse_args()
+    if not (args.hydra_help or args.info or args.shell_completion or args.experimental_rerun):
+        try:
+            cfg = check_command_line(args)
+        except VBenchError as e:
+            if full_errors():
+                raise
+            _refuse(e)
+        if args.help:
+            from .help import help_text
+
+            print(help_text(cfg, dict(cfg.hydra.runtime.choices)), end="")
+            return
     _app()
     from .report import SweepSummary
 
@@ -92,6 +115,14 @@ def main() -> None:
                           f"finish: {', '.join(SweepSummary.failed_jobs)}", highlight=False,
                           soft_wrap=True)
         sys.exit(1)
+
+
+def _refuse(error: Exception) -> None:
+    """A user's mistake: one line, exit 2 (Hydra itself would print several and exit 1)."""
+    from .console import err_console
+
+    err_console.print(f"vbench: error: {error}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(2)
 
 
 if __name__ == "__main__":
