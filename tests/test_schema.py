@@ -1,0 +1,184 @@
+"""The typed schema: every key of every option declared once, and every bad command line
+refused before any work with one line and exit code 2 (Hydra's own composition errors too)."""
+
+import subprocess
+import sys
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import make_cfg
+from vbench import cli, schema
+
+GROUP_NAMES = list(schema.GROUPS)
+
+
+@pytest.mark.parametrize("group", GROUP_NAMES)
+def test_every_option_of_every_group_declares_every_key(group):
+    for option in schema.option_names(group):
+        cfg = make_cfg(f"{group}={option}")
+        node_type = OmegaConf.get_type(cfg[group])
+        assert node_type in schema.GROUPS[group].values(), f"{group}={option} has no schema"
+        declared = {f.name for f in fields(node_type)}
+        assert set(cfg[group].keys()) == declared, f"{group}={option}"
+        for f in fields(node_type):
+            assert f.metadata.get("doc"), f"{group}.{f.name} ({node_type.__name__}) has no doc"
+        schema.validate(cfg)  # every shipped default obeys its own rules
+
+
+def test_every_preset_composes_and_obeys_the_schema():
+    for group in ("experiment", "regularization", "variant", "debug"):
+        for option in schema.option_names(group):
+            schema.validate(make_cfg(f"{group}={option}"))
+
+
+def test_root_sections_are_typed_and_documented():
+    cfg = make_cfg()
+    assert set(cfg.keys()) == {f.name for f in fields(schema.Root)}
+    for section, node_type in schema.SECTIONS.items():
+        assert OmegaConf.get_type(cfg[section]) is node_type
+        assert all(f.metadata.get("doc") for f in fields(node_type) if not is_dataclass(f.type))
+
+
+def test_vocabularies_agree_with_what_implements_them():
+    from vbench.data.augment import AUGMENTS
+    from vbench.models.layers import ACTIVATIONS
+    from vbench.optim import OPTIMIZERS
+
+    assert set(schema.ACTIVATIONS) == set(ACTIVATIONS)
+    assert set(schema.OPTIMIZERS) == set(OPTIMIZERS)
+    assert set(schema.AUGMENTS) == set(AUGMENTS)
+    assert set(schema.option_names("scheduler")) == set(schema.SCHEDULERS)
+    assert set(schema.option_names("freeze")) == set(schema.FREEZE_POLICIES)
+
+
+# (command line, what the one line must say). Each fails before Hydra makes a run directory.
+REFUSED = [
+    ("trainer.epochs=abc", "trainer.epochs=abc is not valid; it must be an integer"),
+    ("trainer.epochs=0", "trainer.epochs=0 is not valid; it must be an integer >= 1"),
+    ("trainer.batch_size=-3", "trainer.batch_size=-3 is not valid"),
+    ("trainer.label_smoothing=1", "trainer.label_smoothing=1.0 is not valid; it must be a "
+                                  "number in [0, 1)"),
+    ("trainer.resume=maybe", "trainer.resume='maybe' is not valid; it must be one of: auto, "
+                             "true, false"),
+    ("trainer.resume=1", "trainer.resume=1 is not valid"),
+    ("trainer.device=tpu", "trainer.device='tpu' is not valid"),
+    ("trainer.precision=64", "trainer.precision='64' is not valid"),
+    ("trainer.monitor=val_f1", "trainer.monitor='val_f1' is not valid"),
+    ("trainer.grad_clip=0", "trainer.grad_clip=0.0 is not valid; it must be a number > 0"),
+    ("optimizer.lr=-1", "optimizer.lr=-1.0 is not valid; it must be a number > 0"),
+    ("optimizer.lr=nan", "optimizer.lr=nan is not valid; it must be finite"),
+    ("optimizer.lr=inf", "optimizer.lr=inf is not valid; it must be finite"),
+    ("optimizer=sgd optimizer.momentum=1.5", "optimizer.momentum=1.5 is not valid"),
+    ("dataset.split_seed=abc", "dataset.split_seed=abc is not valid; it must be an integer"),
+    ("dataset.val_size=0", "dataset.val_size=0 is not valid; it must be a fraction in (0, 1) "
+                           "or a count >= 1"),
+    ("dataset.val_size=abc", "dataset.val_size='abc' is not valid"),
+    ("dataset.subset_per_class=0", "dataset.subset_per_class=0 is not valid"),
+    ("dataset.augment=mixup", "dataset.augment='mixup' is not valid; it must be one of: none"),
+    ("dataset.mean=[0.5]", "dataset.mean=[0.5] and dataset.std=null go together"),
+    ("dataset.mean=[2.0] dataset.std=[1.0]", "dataset.mean=[2.0] is not valid"),
+    ("dataset=fake dataset.image_size=0", "dataset.image_size=0 is not valid"),
+    ("dataset=imagefolder dataset.image_size=0", "dataset.image_size=0 is not valid"),
+    ("dataset=fake dataset.num_classes=1", "dataset.num_classes=1 is not valid; it must be an "
+                                           "integer >= 2"),
+    ("dataset=fake dataset.in_channels=2", "dataset.in_channels=2 is not valid; it must be one "
+                                           "of: 1, 3"),
+    ("scheduler=step scheduler.gamma=abc", "scheduler.gamma=abc is not valid; it must be a "
+                                           "number"),
+    ("scheduler=step scheduler.gamma=-1", "scheduler.gamma=-1.0 is not valid; it must be a "
+                                          "number in (0, 1]"),
+    ("scheduler=step scheduler.step_size=0", "scheduler.step_size=0 is not valid"),
+    ("scheduler=step scheduler.step_size=-2", "scheduler.step_size=-2 is not valid"),
+    ("scheduler=multistep scheduler.milestones=abc", "scheduler.milestones=abc is not valid; it "
+                                                     "must be a list of integers"),
+    ("scheduler=multistep scheduler.milestones=[]", "scheduler.milestones=[] is not valid"),
+    ("scheduler=onecycle scheduler.pct_start=0", "scheduler.pct_start=0.0 is not valid"),
+    ("model.depth=0", "model.depth=0 is not valid"),
+    ("model.widths=[64,0]", "model.widths=[64,0] is not valid"),
+    ("model.activation=relux", "model.activation='relux' is not valid; it must be one of: relu"),
+    ("model.batchnorm=maybe", "model.batchnorm=maybe is not valid; it must be true or false"),
+    ("model=cnn model.kernel_size=4", "model.kernel_size=4 is not valid; it must be an odd "
+                                      "integer >= 1"),
+    ("model=resnet18 model.input_size=0", "model.input_size=0 is not valid"),
+    ("model=logreg model.C=0", "model.C=0.0 is not valid"),
+    ("eval.plots=[curves,nope]", "eval.plots=[curves,nope] is not valid; it must be a list, "
+                                 "each item one of: curves"),
+    ("eval.shift_pixels=[-1]", "eval.shift_pixels=[-1] is not valid"),
+    ("eval.extra=[nope]", "eval.extra='nope' is not valid; choose one of: cifar10"),
+    # keys the chosen option does not declare, added with + or not
+    ("+model._target_=x", "model._target_ is not a key of model here; its keys: arch, name"),
+    ("+scheduler.foo=1", "scheduler.foo is not a key of scheduler here; its keys: name, eta_min"),
+    ("+scheduler._target_=os.system", "scheduler._target_ is not a key of scheduler here"),
+    ("+optimizer.bogus=1", "optimizer.bogus is not a key of optimizer here"),
+    ("+foo=1", "foo is not a key of the config"),
+    ("model=torchvision model.depth=3", "model.depth is not a key of this config; options of "
+                                        "kind mlp, cnn have it (keys of model here: arch"),
+    ("trainer.epoch=3", "trainer.epoch is not a key of this config; did you mean "
+                        "trainer.epochs?"),
+    ("model=cnn model.widht=3", "did you mean model.width?"),
+    # options, sweeps and files
+    ("model=nope", "model=nope is not an option (choose one of: alexnet, cnn"),
+    ("model=mpl", "model=mpl is not an option; did you mean model=mlp?"),
+    ("dataset=cifar", "dataset=cifar is not an option; did you mean dataset=cifar10?"),
+    ("model.depth=1,2", "model.depth=1,2 lists several values: add -m to sweep them"),
+    ("-m model.depth=1,0", "model.depth=0 is not valid"),
+    ("-m experiment=fmnist_depth model.width=0", "model.width=0 is not valid"),
+    ("--config-dir /nonexistent/conf", "--config-dir=/nonexistent/conf: no such directory"),
+    ("--cfg job trainer.epochs=0", "trainer.epochs=0 is not valid"),
+    ("model.depth=[", "cannot parse the overrides"),
+]
+
+
+@pytest.mark.parametrize("line,says", REFUSED, ids=[r[0] for r in REFUSED])
+def test_bad_command_line_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, line, says):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["vbench", *line.split()])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.startswith("vbench: error: ") and err.count("\n") == 1, err
+    assert says in err, err
+    assert not any(tmp_path.iterdir())  # no run directory, no metrics.json
+
+
+def test_yaml_syntax_error_in_a_config_dir_names_file_and_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "conf/model").mkdir(parents=True)
+    (tmp_path / "conf/model/broken.yaml").write_text("arch: mlp\nname: [oops\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["vbench", "--config-dir", "conf", "model=broken"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1
+    assert "broken.yaml, line 3: YAML syntax error" in err
+
+
+def test_a_config_dir_option_without_schema_is_refused(tmp_path, monkeypatch, capsys):
+    (tmp_path / "conf/model").mkdir(parents=True)
+    (tmp_path / "conf/model/loose.yaml").write_text("arch: mlp\nname: loose\ndepth: 2\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["vbench", "--config-dir", "conf", "model=loose"])
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert "model: this option declares no schema" in capsys.readouterr().err
+
+
+def test_help_shows_groups_and_every_key_of_the_chosen_options(tmp_path):
+    vbench = Path(sys.executable).with_name("vbench")
+    out = subprocess.run([str(vbench), "model=cnn", "--help"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert "model: alexnet, [cnn], convnet" in out and "variant: " in out
+    assert "fmnist_depth" in out and "b0_mlp" not in out  # variant arms are only counted
+    for key, doc in [("trainer.epochs=30", "maximum number of passes"),
+                     ("model.kernel_size=3", "conv kernel size"),
+                     ("dataset.val_size=0.1", "val split carved")]:
+        line = next(line for line in out.splitlines() if key in line)
+        assert doc in line
+    version = subprocess.run([str(vbench), "--version"], capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+    assert version.startswith("vbench ") and "torch " in version and "hydra-core " in version
