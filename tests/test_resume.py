@@ -104,7 +104,7 @@ def test_corrupt_checkpoint_is_refused_clearly(run_vbench, tmp_path):
     (run_dir / "metrics.json").unlink()
     last = run_dir / "checkpoints/last.pt"
     last.write_bytes(last.read_bytes()[:200])  # truncated
-    with pytest.raises(VBenchError, match="cannot be read \\(truncated or corrupt"):
+    with pytest.raises(VBenchError, match="cannot be read \\(it is truncated or not a torch zip file"):
         run(make_cfg("debug=smoke"), run_dir)
 
 

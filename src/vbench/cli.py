@@ -1,8 +1,10 @@
 """The `vbench` command: a Hydra app. torch is imported only once a run starts, so
 `vbench --help` and `vbench --cfg job` answer at once."""
 
+import contextlib
 import math
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -63,9 +65,8 @@ def _app(cfg: DictConfig) -> float:
         err_console.print(f"vbench: error: {e}", markup=False, highlight=False, soft_wrap=True)
         return math.nan  # a failed trial to a sweeper (optuna records NaN as failed)
     except KeyboardInterrupt as e:
-        err_console.print(f"vbench: interrupted ({e or 'SIGINT'}); continue with: vbench ... "
-                          f"hydra.run.dir={run_dir} trainer.resume=true (sweeps: run the same "
-                          "command with the same hydra.sweep.dir)",
+        err_console.print(f"vbench: interrupted ({e or 'SIGINT'}); continue with: "
+                          f"{_continue_command(hydra_cfg, multirun)}",
                           markup=False, highlight=False, soft_wrap=True)
         sys.exit(130)
     except Exception:
@@ -81,6 +82,42 @@ def _app(cfg: DictConfig) -> float:
     return best["val"]["accuracy"] if best else math.nan  # no best epoch: a failed trial
 
 
+def _continue_command(hydra_cfg, multirun: bool) -> str:
+    """The command line that continues an interrupted run or sweep, as the user can paste it:
+    theirs with the directory pinned. trainer.resume=auto (the default) continues from
+    last.pt, or starts the run again when it was stopped before its first epoch ended."""
+    pin = ("hydra.sweep.dir", hydra_cfg.sweep.dir) if multirun else (
+        "hydra.run.dir", hydra_cfg.runtime.output_dir)
+    kept = [a for a in sys.argv[1:] if not a.startswith((f"{pin[0]}=", "trainer.resume="))]
+    return shlex.join(["vbench", *kept, f"{pin[0]}={pin[1]}"])
+
+
+def _claim_output_dir(cfg, multirun: bool):
+    """Before Hydra writes .hydra/ into it: the lock of an explicitly named run directory (one
+    with a timestamp is new anyway), or at least a check that the output folder can be made."""
+    import contextlib
+    from pathlib import Path
+
+    from .errors import VBenchError
+    from .rundir import exclusive
+
+    target = cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir
+    named = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    chosen = any(a.startswith(f"{named}=") for a in sys.argv[1:])
+    if chosen and not multirun:
+        return exclusive(Path(target))
+    folder = Path(target).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise VBenchError(f"cannot make the output folder {folder}: {e.strerror}; choose another "
+                          f"with {named}=...") from None
+    if not os.access(folder, os.W_OK):
+        raise VBenchError(f"cannot write the output folder {folder}: permission denied; choose "
+                          f"another with {named}=...")
+    return contextlib.nullcontext()
+
+
 def main() -> None:
     from hydra._internal.utils import get_args_parser
 
@@ -93,19 +130,22 @@ def main() -> None:
         print(version_text())
         return
     args = get_args_parser().parse_args()
-    if not (args.hydra_help or args.info or args.shell_completion or args.experimental_rerun):
-        try:
-            cfg = check_command_line(args)
-        except VBenchError as e:
-            if full_errors():
-                raise
-            _refuse(e)
-        if args.help:
-            from .help import help_text
+    with contextlib.ExitStack() as held:
+        if not (args.hydra_help or args.info or args.shell_completion or args.experimental_rerun):
+            try:
+                cfg = check_command_line(args)
+                if args.help:
+                    from .help import help_text
 
-            print(help_text(cfg, dict(cfg.hydra.runtime.choices)), end="")
-            return
-    _app()
+                    print(help_text(cfg, dict(cfg.hydra.runtime.choices)), end="")
+                    return
+                if not args.cfg:
+                    held.enter_context(_claim_output_dir(cfg, args.multirun))
+            except VBenchError as e:
+                if full_errors():
+                    raise
+                _refuse(e)
+        _app()
     from .report import SweepSummary
 
     if SweepSummary.failed_jobs:

@@ -2,23 +2,39 @@
 
 import json
 import os
+import pickle
+import re
 import tempfile
+import zipfile
 from pathlib import Path
 
 
 def _atomic(path: Path, write) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise _unwritable(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a file system gone read-only
+        Path(tmp).unlink(missing_ok=True)
+        raise _unwritable(path, e) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _unwritable(path: Path, error: OSError):
+    from .errors import VBenchError
+
+    return VBenchError(f"cannot write {path}: {error.strerror or error}; free some space or "
+                       "choose another output directory (hydra.run.dir)")
 
 
 def write_text(path: Path, text: str) -> None:
@@ -35,18 +51,29 @@ def save_torch(path: Path, obj) -> None:
     _atomic(path, lambda f: torch.save(obj, f))
 
 
+def why_unreadable(error: Exception) -> str:
+    """Why torch.load (weights_only=True) or safetensors refused a file, in a few words."""
+    # torch's own message advises retrying with weights_only=False, which would run the file's
+    # code: say what is wrong instead.
+    text = str(error)
+    if isinstance(error, pickle.UnpicklingError):
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        return (f"it is a pickle that calls {found.group(1)}, which a weights file never needs"
+                if found else "it is not a torch weights file")
+    if "zip archive" in text or isinstance(error, (EOFError, zipfile.BadZipFile)):
+        return "it is truncated or not a torch zip file"
+    return f"{type(error).__name__}: {text.splitlines()[0][:160] if text else ''}"
+
+
 def load_torch(path: Path, map_location="cpu"):
     """Load a checkpoint with weights_only=True; a truncated or corrupt file is a clear error,
     never a half-loaded state."""
-    import pickle
-    import zipfile
-
     import torch
 
     from .errors import VBenchError
 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
-        raise VBenchError(f"checkpoint {path} cannot be read (truncated or corrupt: "
-                          f"{str(e).splitlines()[0]}); delete it to start over") from e
+    except Exception as e:
+        raise VBenchError(f"checkpoint {path} cannot be read ({why_unreadable(e)}); delete it "
+                          "to start over") from e

@@ -32,7 +32,14 @@ def finished_metrics(cfg: DictConfig, run_dir: Path) -> dict | None:
         metrics = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None  # written atomically, so unreadable means foreign: train anew
-    return metrics if metrics.get("status") in FINISHED else None
+    if metrics.get("status") not in FINISHED:
+        return None
+    differences = _differences(metrics.get("config") or {}, config_fingerprint(cfg))
+    if differences:
+        raise VBenchError(f"{run_dir} holds a finished run of another config (differs in "
+                          f"{', '.join(differences[:5])}); use another run directory, or "
+                          "trainer.resume=false to train this config there instead")
+    return metrics
 
 
 def resume_state(cfg: DictConfig, run_dir: Path) -> dict | None:

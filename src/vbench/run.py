@@ -5,6 +5,7 @@ plots/, and metrics.json, written last: its presence with status "completed" (or
 "early_stopped") means every other file is complete.
 """
 
+import contextlib
 import csv
 import io
 import math
@@ -23,12 +24,14 @@ from .console import console, epoch_progress, print_summary
 from .data import load_data
 from .data.batches import num_batches
 from .device import autocast_dtype, configure_determinism, resolve_device
+from .errors import VBenchError
 from .features import cache_features, uses_feature_cache
 from .freeze import apply_freeze
 from .metrics import classification_metrics, per_class_accuracy
 from .models import InputSpec, build_model
 from .optim import build_optimizer, build_scheduler
 from .resume import config_fingerprint, finished_metrics, resume_state
+from .rundir import exclusive, remove_stale_temps
 from .schema import MONITORS, validate
 from .train import EarlyStopping, StepRecipe, predict, train_one_epoch
 
@@ -36,23 +39,25 @@ from .train import EarlyStopping, StepRecipe, predict, train_one_epoch
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Train and evaluate one configuration; returns what metrics.json holds."""
     run_dir = Path(run_dir)
-    done = finished_metrics(cfg, run_dir)
-    if done is not None:
-        console.print(f"already finished ({done['status']}): {run_dir}; trainer.resume=false "
-                      "trains it again", highlight=False, soft_wrap=True)
-        return done
-    try:
-        return _run(cfg, run_dir)
-    except KeyboardInterrupt:
-        _write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
-        raise
-    except Exception as e:
-        _write_unfinished(cfg, run_dir, "failed", f"{type(e).__name__}: {e}")
-        raise
+    validate(cfg)  # bad input changes nothing on disk, a finished run's files included
+    with exclusive(run_dir):  # one writer: a second process stops here
+        done = finished_metrics(cfg, run_dir)  # refuses a finished run of another config
+        if done is not None:
+            console.print(f"already finished ({done['status']}): {run_dir}; trainer.resume=false "
+                          "trains it again", highlight=False, soft_wrap=True)
+            return done
+        remove_stale_temps(run_dir)
+        try:
+            return _run(cfg, run_dir)
+        except KeyboardInterrupt:
+            _write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
+            raise
+        except Exception as e:
+            _write_unfinished(cfg, run_dir, "failed", f"{type(e).__name__}: {e}")
+            raise
 
 
 def _run(cfg: DictConfig, run_dir: Path) -> dict:
-    validate(cfg)
     resumed = resume_state(cfg, run_dir)  # a foreign or corrupt last.pt fails before any work
     t = cfg.trainer
     device = resolve_device(t.device)
@@ -130,6 +135,7 @@ def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resum
         generator.set_state(resumed["rng"]["batches"])
         vars(stopper).update(resumed["early_stopping"])
         history, first_epoch = list(resumed["history"]), resumed["epoch"] + 1
+        _write_history(history, run_dir / "history.csv")  # a kill may have cut it short
         console.print(f"resuming after epoch {resumed['epoch']} from {run_dir}/checkpoints/last.pt",
                       highlight=False, soft_wrap=True)
         if stopper.should_stop:
@@ -206,6 +212,7 @@ def summary(cfg, data, model, amp_dtype, test_logits, **fields) -> dict:
         "sizes": {"train": len(data.train), "val": len(data.val),
                   "test": len(data.test) if data.test is not None else 0},
         "classes": data.classes,
+        "config": config_fingerprint(cfg),  # what these numbers belong to (resume.py checks it)
         "versions": _versions(),
     }
 
@@ -241,12 +248,15 @@ def _write_history(history: list[dict], path: Path) -> None:
 
 
 def _write_unfinished(cfg, run_dir: Path, status: str, error: str) -> None:
-    """A run that did not finish says so: metrics.json never claims completion."""
-    files.write_json(run_dir / "metrics.json", {
-        "status": status, "error": error,
-        "dataset": cfg.dataset.get("name"), "model": cfg.model.get("name"),
-        "seed": cfg.trainer.get("seed"), "versions": _versions(),
-    })
+    """A run that did not finish says so: metrics.json never claims completion. Best effort:
+    the disk that failed the run may fail this write too, and the first error is the one to
+    report."""
+    with contextlib.suppress(OSError, VBenchError):
+        files.write_json(run_dir / "metrics.json", {
+            "status": status, "error": error,
+            "dataset": cfg.dataset.get("name"), "model": cfg.model.get("name"),
+            "seed": cfg.trainer.get("seed"), "versions": _versions(),
+        })
 
 
 def _versions() -> dict:

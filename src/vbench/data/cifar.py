@@ -58,10 +58,32 @@ def _read(cfg, layout: dict) -> RawData:
     return cached(cfg, [folder / n for n in names], {}, decode)
 
 
+# Everything the official batch and meta files (Python 2 pickles) and pickles of the same data
+# written by Python 3 (bytes as _codecs.encode) hold: dicts, lists, strings, ints and numpy
+# arrays. A pickle may name any other callable and have it called while loading; this reader
+# refuses every name outside this list, so a crafted file cannot run code.
+_CIFAR_GLOBALS = {
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("_codecs", "encode"),
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which no CIFAR file holds")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
-    # The official batches are Python 2 pickles: latin1 maps their byte strings losslessly.
+    # latin1 maps the Python 2 byte strings of the official files losslessly.
     with open(path, "rb") as f:
-        return pickle.load(f, encoding="latin1")
+        batch = _CifarUnpickler(f, encoding="latin1").load()
+    if not isinstance(batch, dict):
+        raise pickle.UnpicklingError(f"it holds a {type(batch).__name__}, not a dict")
+    return batch
 
 
 def _batches(paths: list[Path], label_key: str, cfg) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,6 +10,7 @@ options, so a changed or replaced source file is decoded again.
 import contextlib
 import hashlib
 import json
+import pickle
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -49,6 +50,9 @@ def reading(path: Path, cfg):
         yield
     except VBenchError:
         raise
+    except pickle.UnpicklingError as e:
+        raise VBenchError(f"dataset={cfg.name}: {path} is not a {cfg.name} file: {e}; replace "
+                          "it with the official file") from e
     except Exception as e:
         fix = "delete it and run with dataset.download=true" if _downloadable(cfg) else "replace it"
         raise VBenchError(f"dataset={cfg.name}: cannot read {path} ({type(e).__name__}: {e}); "
@@ -81,7 +85,7 @@ def cached(cfg, sources: list[Path], options: dict, decode: Callable[[], RawData
     _check(cfg, raw)
     saved = {f: getattr(raw, f) for f in _FIELDS} | {"classes": list(raw.classes)}
     # A read-only data folder (shared datasets on a cluster) only costs the speed-up.
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, VBenchError):
         files.save_torch(path, saved)
     return raw
 

@@ -6,12 +6,14 @@ as a parameter-free submodule `adapt_input` that a forward pre-hook runs before 
 """
 
 import difflib
+import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import files
 from ..errors import VBenchError
 from ..freeze import head_name
 from .registry import InputSpec
@@ -72,6 +74,30 @@ def unknown_name_error(library: str, name: str, known: list[str], listing: str) 
                        f"{', '.join(close) or 'none'} (all names: {listing})")
 
 
+def _read_weights(path: Path) -> dict:
+    """The state_dict in a weights file. torch.load runs with weights_only=True, so a pickle
+    that would call code is refused; any unreadable file (random bytes, truncated, a bad
+    .safetensors header, such a pickle) is one error naming the key and the path."""
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols it was not given
+            warnings.simplefilter("ignore")
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
+
+                state = load_file(path)
+            else:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  torch, zipfile, pickle and safetensors errors alike
+        raise VBenchError(f"model.weights={path}: cannot read it: {files.why_unreadable(e)}; give a "
+                          "state_dict, vbench checkpoint or .safetensors file") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):
+        raise VBenchError(f"model.weights={path}: holds no state_dict of tensors; give a "
+                          "state_dict, vbench checkpoint or .safetensors file")
+    return state
+
+
 def load_weights(model: nn.Module, path: Path) -> None:
     """Load a weights file into `model`, keeping the model's own classifier head when the file's
     head has another number of classes (the ImageNet head of a pretrained file).
@@ -80,14 +106,7 @@ def load_weights(model: nn.Module, path: Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise VBenchError(f"model.weights: no file at {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(path)
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
+    state = _read_weights(path)
     own, head = model.state_dict(), head_name(model) + "."
     head_keys = {k for k, v in state.items()
                  if k.startswith(head) and k in own and v.shape != own[k].shape}
