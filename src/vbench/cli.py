@@ -99,13 +99,12 @@ def _claim_output_dir(cfg, multirun: bool):
     from pathlib import Path
 
     from .errors import VBenchError
-    from .rundir import exclusive
 
     target = cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir
     named = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     chosen = any(a.startswith(f"{named}=") for a in sys.argv[1:])
     if chosen and not multirun:
-        return exclusive(Path(target))
+        return _claimed(Path(target), cfg)
     folder = Path(target).parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -116,6 +115,20 @@ def _claim_output_dir(cfg, multirun: bool):
         raise VBenchError(f"cannot write the output folder {folder}: permission denied; choose "
                           f"another with {named}=...")
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _claimed(run_dir, cfg):
+    """The run directory's lock, and the check that a finished run there is of this config:
+    both before Hydra overwrites the directory's .hydra/config.yaml."""
+    from omegaconf import OmegaConf
+
+    from .resume import finished_metrics
+    from .rundir import exclusive
+
+    with exclusive(run_dir):
+        finished_metrics(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), run_dir)
+        yield
 
 
 def main() -> None:
