@@ -80,7 +80,8 @@ def _leaderboard(rows: list[dict]) -> str:
         cells = [f"<td>{rank}</td>"]
         for _, key, spec in RUN_COLUMNS:
             if key == "label":
-                cells.append(f"<td class=label><a href='#{_anchor(r)}'>{_e(r['label'])}</a></td>")
+                cells.append(f"<td class=label title='{_e(r['run'])}'><a href='#{_anchor(r)}'>"
+                             f"{_e(r['label'])}</a></td>")
             elif key == "status":
                 cells.append(f"<td data-v='{_e(r['status'])}'>{_status(r['status'])}</td>")
             else:
