@@ -361,10 +361,10 @@ class SweepSummary(Callback):
         except FileNotFoundError:
             return  # no job started: nothing to summarize
         print_leaderboard(rows, "best_test_acc", f"sweep {sweep_dir}: {len(rows)} jobs")
+        SweepSummary.failed_jobs = [r["run"] for r in rows if r["status"] in BAD_STATUSES]
         from .report_html import write_html_report
 
         write_html_report([sweep_dir], sweep_dir / "report.html")
-        SweepSummary.failed_jobs = [r["run"] for r in rows if r["status"] in BAD_STATUSES]
 
 
 if __name__ == "__main__":
