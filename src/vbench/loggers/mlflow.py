@@ -30,15 +30,19 @@ class MlflowBackend(Backend):
         from mlflow.entities import Param
 
         uri = tracking_uri(str(options.get("tracking_uri") or "sqlite:///outputs/mlflow.db"))
-        self.client = MlflowClient(tracking_uri=uri)
-        experiment_id = self._experiment(options.get("experiment") or info.default_experiment,
-                                         uri)
         tags = {"vbench.run_dir": str(info.run_dir)}
-        if info.sweep_dir is not None:
-            tags["mlflow.parentRunId"] = self._parent(experiment_id, info.sweep_dir)
-            tags["vbench.job_num"] = str(info.job_num)
-        self.run_id = self.client.create_run(experiment_id, run_name=info.name,
-                                             tags=tags).info.run_id
+        # One job at a time creates the store's tables, the experiment and the sweep's parent:
+        # two joblib workers would otherwise both migrate a new SQLite file, or make two parents.
+        with _locked(_setup_lock(uri, info)):
+            self.client = MlflowClient(tracking_uri=uri)
+            self.client.search_experiments(max_results=1)  # creates the tables of a new store
+            experiment_id = self._experiment(
+                options.get("experiment") or info.default_experiment, uri)
+            if info.sweep_dir is not None:
+                tags["mlflow.parentRunId"] = self._parent(experiment_id, info.sweep_dir)
+                tags["vbench.job_num"] = str(info.job_num)
+            self.run_id = self.client.create_run(experiment_id, run_name=info.name,
+                                                 tags=tags).info.run_id
         params = [Param(k, _text(v)) for k, v in info.hparams.items()]
         for i in range(0, len(params), MAX_BATCH):
             self.client.log_batch(self.run_id, params=params[i:i + MAX_BATCH])
@@ -51,13 +55,12 @@ class MlflowBackend(Backend):
 
     def _parent(self, experiment_id: str, sweep_dir: Path) -> str:
         """The sweep's parent run: found by tag, created by the first job to get there."""
-        with _locked(sweep_dir / ".mlflow.lock"):
-            query = f"tags.`{SWEEP_TAG}` = '{sweep_dir}'"
-            found = self.client.search_runs([experiment_id], query, max_results=1)
-            if found:
-                return found[0].info.run_id
-            return self.client.create_run(experiment_id, run_name=f"sweep {sweep_dir.name}",
-                                          tags={SWEEP_TAG: str(sweep_dir)}).info.run_id
+        query = f"tags.`{SWEEP_TAG}` = '{sweep_dir}'"
+        found = self.client.search_runs([experiment_id], query, max_results=1)
+        if found:
+            return found[0].info.run_id
+        return self.client.create_run(experiment_id, run_name=f"sweep {sweep_dir.name}",
+                                      tags={SWEEP_TAG: str(sweep_dir)}).info.run_id
 
     def log_epoch(self, row: dict) -> None:
         from mlflow.entities import Metric
@@ -110,9 +113,20 @@ def _text(value) -> str:
     return str(value)[:6000]  # MLflow's limit on a param value
 
 
+def _setup_lock(uri: str, info: RunInfo) -> Path | None:
+    """A lock file beside a SQLite store, else in the sweep directory; None: a single run on
+    a server, nothing to race with."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///") + ".lock")
+    return info.sweep_dir / ".mlflow.lock" if info.sweep_dir is not None else None
+
+
 @contextlib.contextmanager
-def _locked(path: Path):
+def _locked(path: Path | None):
     """An exclusive lock between processes on one machine (joblib's workers)."""
+    if path is None:
+        yield
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         try:
