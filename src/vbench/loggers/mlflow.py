@@ -2,8 +2,9 @@
 so MLflow's compare view shows the sweep. Uses MlflowClient, not the fluent API's global
 "active run": jobs of the basic launcher run one after another in one process.
 
-The parent is found by its tag (the sweep directory's path) under a file lock in the sweep
-directory, so jobs in other processes (joblib) or a re-run of the sweep find the same parent.
+The parent is found by its tag (the sweep directory's path) under a file lock (beside a SQLite
+store, else in the sweep directory), so jobs in other processes (joblib's workers) and a re-run
+of the sweep find the same parent.
 """
 
 import contextlib
