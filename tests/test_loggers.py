@@ -19,6 +19,7 @@ def read_history(run_dir: Path) -> list[dict]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_tensorboard_events_equal_history_and_carry_hparams(run_vbench):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -53,6 +54,7 @@ def test_a_failing_logger_is_a_warning_and_the_run_completes(run_vbench, monkeyp
     assert "warning: logger tensorboard failed (log_epoch)" in err and "disk full" in err
 
 
+@pytest.mark.slow
 def test_an_unreachable_tracking_server_is_a_warning(run_vbench, capsys, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     metrics, _ = run_vbench("debug=smoke", "logger=mlflow", "eval.plots=[]",
