@@ -28,6 +28,14 @@ def test_every_option_of_every_group_declares_every_key(group):
         schema.validate(cfg)  # every shipped default obeys its own rules
 
 
+def test_every_logger_option_is_typed():
+    for name, node_type in schema.LOGGERS.items():
+        cfg = make_cfg(f"logger={name}")
+        assert OmegaConf.get_type(cfg.logger[name]) is node_type
+        assert all(cfg.logger[other] is None for other in schema.LOGGERS if other != name)
+    schema.validate(make_cfg("logger=[tensorboard,mlflow,wandb]"))
+
+
 def test_every_preset_composes_and_obeys_the_schema():
     for group in ("experiment", "regularization", "variant", "debug"):
         for option in schema.option_names(group):

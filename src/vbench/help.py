@@ -17,7 +17,7 @@ from .schema import GROUPS, SECTIONS, option_names
 # Groups a user chooses from, in the order a run is described; `variant` holds the arms of the
 # experiment presets (chosen by the presets' sweeps, not by hand), so it is only counted.
 _USER_GROUPS = ("dataset", "model", "optimizer", "scheduler", "freeze", "regularization",
-                "experiment", "debug", "hparams_search")
+                "experiment", "logger", "debug", "hparams_search")
 
 _USAGE = """\
 vbench: one image-classification study per command line (a Hydra app).
@@ -47,11 +47,21 @@ def help_text(cfg: DictConfig, choices: dict[str, str]) -> str:
         schema = OmegaConf.get_type(node)
         title = f"{section} ({section}={choices[section]})" if section in choices else section
         out.append(f"  {title}")
-        for f in fields(schema):
-            value = _show(OmegaConf.to_container(node, resolve=False)[f.name])
-            out += _wrapped(f"    {section}.{f.name}={value}  ", f.metadata.get("doc", ""),
-                            width)
+        out += _keys(schema, OmegaConf.to_container(node, resolve=False), section, width)
     return "\n".join(out) + "\n"
+
+
+def _keys(schema, values: dict, prefix: str, width: int) -> list[str]:
+    lines = []
+    for f in fields(schema):
+        value = values[f.name]
+        if isinstance(value, dict):  # a chosen logger: its own keys
+            lines += _keys(f.type.__args__[0], value,  # X | None -> X
+                           f"{prefix}.{f.name}", width)
+            continue
+        lines += _wrapped(f"    {prefix}.{f.name}={_show(value)}  ", f.metadata.get("doc", ""),
+                          width)
+    return lines
 
 
 def version_text() -> str:

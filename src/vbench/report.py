@@ -322,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="where to write the summary (default: the common parent of the "
                              "run directories: the sweep directory for one sweep)")
+    parser.add_argument("--html", action="store_true",
+                        help="also write report.html: one self-contained page (sortable "
+                             "leaderboard, config differences, curves, each run's plots)")
     args = parser.parse_args(argv)
     try:
         rows, out = summarize(args.paths, args.out, args.sort)
@@ -333,6 +336,11 @@ def main(argv: list[str] | None = None) -> int:
 
     console.print(f"summary written to {out}/summary.csv, summary.md", highlight=False,
                   soft_wrap=True)
+    if args.html:
+        from .report_html import write_html_report
+
+        page = write_html_report(args.paths, out / "report.html", args.sort)
+        console.print(f"report written to {page}", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -354,6 +362,9 @@ class SweepSummary(Callback):
             return  # no job started: nothing to summarize
         print_leaderboard(rows, "best_test_acc", f"sweep {sweep_dir}: {len(rows)} jobs")
         SweepSummary.failed_jobs = [r["run"] for r in rows if r["status"] in BAD_STATUSES]
+        from .report_html import write_html_report
+
+        write_html_report([sweep_dir], sweep_dir / "report.html")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ def config_fingerprint(cfg: DictConfig) -> dict:
     """Everything that decides the training, as plain data (stored in last.pt)."""
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain["trainer"].pop("resume", None)
+    plain.pop("logger", None)  # where results are also sent changes none of them
     return plain
 
 

@@ -27,6 +27,7 @@ from .device import autocast_dtype, configure_determinism, resolve_device
 from .errors import VBenchError
 from .features import cache_features, uses_feature_cache
 from .freeze import apply_freeze
+from .loggers import Loggers
 from .metrics import classification_metrics, per_class_accuracy
 from .models import InputSpec, build_model
 from .optim import build_optimizer, build_scheduler
@@ -47,18 +48,22 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
                           "trains it again", highlight=False, soft_wrap=True)
             return done
         remove_stale_temps(run_dir)
+        loggers = Loggers()  # experiment trackers, started once the config is known to be valid
         try:
-            return _run(cfg, run_dir)
+            return _run(cfg, run_dir, loggers)
         except KeyboardInterrupt:
             _write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
+            loggers.close("interrupted")
             raise
         except Exception as e:
             _write_unfinished(cfg, run_dir, "failed", f"{type(e).__name__}: {e}")
+            loggers.close("failed")
             raise
 
 
-def _run(cfg: DictConfig, run_dir: Path) -> dict:
+def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
     resumed = resume_state(cfg, run_dir)  # a foreign or corrupt last.pt fails before any work
+    loggers.start(cfg, run_dir)  # a logger whose package is missing fails here
     t = cfg.trainer
     device = resolve_device(t.device)
     amp_dtype = autocast_dtype(t.precision, device)
@@ -67,7 +72,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
 
     data = load_data(cfg.dataset, device)
     if is_sklearn(cfg.model):  # scikit-learn baselines: one fit, no epochs (baselines.py)
-        return run_sklearn(cfg, data, run_dir)
+        return loggers.finish(run_sklearn(cfg, data, run_dir), run_dir)
     extra = load_extra(cfg, data, device)  # before training, so a shape mismatch fails now
     spec = InputSpec(data.in_channels, data.image_size, data.num_classes,
                      tuple(data.mean), tuple(data.std))
@@ -96,7 +101,8 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
              f"val images, {device}, up to {t.epochs} epochs")
     with epoch_progress(t.epochs, title) as report:
         history, status, stopper = _fit(cfg, trained, fit_data, recipe, scheduler, run_dir,
-                                        report, resumed)
+                                        lambda row: (report(row), loggers.log_epoch(row)),
+                                        resumed)
     train_time = cache_s + sum(row["epoch_s"] for row in history)  # resumed epochs count too
 
     # Final = the weights after the last epoch; best = the epoch the val metric chose.
@@ -115,7 +121,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
                            best_test_logits, amp_dtype, initial, extra))
     files.write_json(run_dir / "metrics.json", metrics)
     print_summary(metrics, run_dir)
-    return metrics
+    return loggers.finish(metrics, run_dir)
 
 
 def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resumed):

@@ -151,9 +151,44 @@ class Eval:
 
 
 @dataclass
+class TensorBoardLogger:
+    dir: str = key("tb", "event folder; relative paths are inside the run dir")
+
+
+@dataclass
+class MLflowLogger:
+    tracking_uri: str = key("sqlite:///outputs/mlflow.db", "any MLflow URI (http://host:5000, "
+                            "file:...); a relative sqlite path is from the launch dir, artifacts "
+                            "in mlartifacts/ beside it")
+    experiment: str | None = key(None, "experiment name; null: the experiment preset's name, "
+                                    "else the dataset's")
+
+
+@dataclass
+class WandbLogger:
+    project: str = key("vbench", "W&B project")
+    entity: str | None = key(None, "W&B team or user; null: your default entity")
+    mode: str | None = key(None, "online, offline or disabled; null: WANDB_MODE, else online",
+                              one_of("online", "offline", "disabled"))
+
+
+@dataclass
+class Logger:
+    """Experiment trackers: each is null unless chosen (logger=tensorboard, logger=[a,b])."""
+
+    tensorboard: TensorBoardLogger | None = key(None, "TensorBoard events (pip extra "
+                                                   "tensorboard): tensorboard --logdir outputs")
+    mlflow: MLflowLogger | None = key(None, "an MLflow run per job, nested under one parent "
+                                         "run per sweep (pip extra mlflow)")
+    wandb: WandbLogger | None = key(None, "a W&B run per job, grouped by sweep (pip extra "
+                                       "wandb; WANDB_MODE=offline works without a network)")
+
+
+@dataclass
 class Root:
     trainer: Trainer = field(default_factory=Trainer)
     eval: Eval = field(default_factory=Eval)
+    logger: Logger = field(default_factory=Logger)
     # The groups: each option's own schema below types them.
     dataset: Any = MISSING
     model: Any = MISSING
@@ -392,7 +427,9 @@ GROUPS: dict[str, dict[str, type]] = {
                   "onecycle": OneCycle, "warmup_cosine": WarmupCosine},
     "freeze": {"freeze": Freeze, "backbone": FreezeBackbone},
 }
-SECTIONS: dict[str, type] = {"trainer": Trainer, "eval": Eval}
+SECTIONS: dict[str, type] = {"trainer": Trainer, "eval": Eval, "logger": Logger}
+LOGGERS: dict[str, type] = {"tensorboard": TensorBoardLogger, "mlflow": MLflowLogger,
+                            "wandb": WandbLogger}
 
 
 def register() -> None:
@@ -401,7 +438,7 @@ def register() -> None:
 
     store = ConfigStore.instance()
     store.store(name="schema", node=Root)
-    for group, kinds in GROUPS.items():
+    for group, kinds in (*GROUPS.items(), ("logger", LOGGERS)):
         for kind, node in kinds.items():
             store.store(group=f"schema/{group}", name=kind, node=node)
 
@@ -452,8 +489,9 @@ def _check_node(node: DictConfig, schema: type, prefix: str) -> None:
         value = node[f.name]  # resolves interpolations
         if isinstance(value, (DictConfig, ListConfig)):
             value = OmegaConf.to_container(value, resolve=True)
-        if isinstance(value, dict) and is_dataclass(f.type):
-            _check_node(node[f.name], f.type, f"{prefix}.{f.name}")
+        inner = _dataclass_of(f.type)
+        if isinstance(value, dict) and inner:
+            _check_node(node[f.name], inner, f"{prefix}.{f.name}")
             continue
         rule = f.metadata.get("rule")
         if value is None:
@@ -463,6 +501,14 @@ def _check_node(node: DictConfig, schema: type, prefix: str) -> None:
         if rule is not None and not rule.test(value):
             raise VBenchError(f"{prefix}.{f.name}={_show(value)} is not valid; it must be "
                               f"{rule.allowed}")
+
+
+def _dataclass_of(annotation):
+    """The dataclass a field holds (also through Optional), else None."""
+    import typing
+
+    candidates = typing.get_args(annotation) or (annotation,)
+    return next((c for c in candidates if is_dataclass(c)), None)
 
 
 def _show(value) -> str:

@@ -1,0 +1,347 @@
+"""report.html: one self-contained page over any set of runs (`vbench-report PATH... --html`,
+and next to summary.md after every multirun).
+
+Self-contained means it opens anywhere without a network: the plots are inlined as data URIs
+(the runs' own PNGs; the overlaid curves drawn here as SVG), the CSS and the few lines of
+JavaScript that sort the tables are inline. Reads the same files as report.py and reuses its
+rows and seed groups; no torch import.
+"""
+
+import base64
+import datetime
+import html
+import io
+import os
+import shlex
+from pathlib import Path
+
+from . import files
+from .report import (
+    BAD_STATUSES,
+    METRICS,
+    find_runs,
+    group_rows,
+    read_history,
+    read_run,
+    short_labels,
+    sort_rows,
+)
+
+# Leaderboard columns: (title, row key, number format or None for text).
+RUN_COLUMNS = [("run", "label", None), ("status", "status", None),
+               ("best val acc", "best_val_acc", ".4f"), ("best test acc", "best_test_acc", ".4f"),
+               ("final test acc", "final_test_acc", ".4f"), ("macro-F1", "macro_f1", ".4f"),
+               ("params", "params", ",.0f"), ("train s", "train_time_s", ".1f"),
+               ("ms/image", "inference_ms", ".4f")]
+GROUP_METRICS = [("best val acc", "best_val_acc", ".4f"), ("best test acc", "best_test_acc", ".4f"),
+                 ("final test acc", "final_test_acc", ".4f"), ("macro-F1", "macro_f1", ".4f"),
+                 ("train s", "train_time_s", ".1f")]
+CURVES = [("val_acc", "validation accuracy"), ("val_loss", "validation loss")]
+RUN_PLOTS = ("curves", "confusion")  # each run's own plots shown in its <details>
+
+
+def write_html_report(paths: list[Path], out: Path, metric: str = "best_test_acc") -> Path:
+    """Write report.html for the runs under `paths` to `out` (a file); returns it."""
+    runs = find_runs(paths)
+    if not runs:
+        raise FileNotFoundError(
+            f"no run directories (with metrics.json or .hydra/) under: {', '.join(map(str, paths))}")
+    root = Path(os.path.commonpath([run.parent for run in runs]))
+    rows = [read_run(run, root) for run in runs]
+    for row, label, run in zip(rows, short_labels([r["overrides"] for r in rows]), runs):
+        row["label"], row["dir"] = label or row["run"], run
+    rows = sort_rows(rows, metric)
+    files.write_text(out, render(rows, root, metric))
+    return out
+
+
+def render(rows: list[dict], root: Path, metric: str) -> str:
+    groups = [g for g in group_rows(rows) if g["runs"] > 1]
+    sections = [
+        f"<h1>vbench report: {len(rows)} runs</h1>",
+        (f"<p class=meta>{_e(str(root))} · sorted by {_e(metric)} · "
+         f"{datetime.datetime.now():%Y-%m-%d %H:%M} · click a column title to sort</p>"),
+        "<h2>Leaderboard</h2>", _leaderboard(rows),
+        _groups(sort_rows(groups, metric)) if groups else "",
+        _failures(rows),
+        _config_differences(rows),
+        _curves(rows),
+        "<h2>Runs</h2>", *(_run_details(r) for r in rows),
+    ]
+    return PAGE.format(title=_e(f"vbench report: {len(rows)} runs"), style=STYLE, script=SCRIPT,
+                       body="\n".join(s for s in sections if s))
+
+
+def _leaderboard(rows: list[dict]) -> str:
+    head = "<th class=nosort>#</th>" + "".join(
+        _th(title, key) for title, key, _ in RUN_COLUMNS)
+    body = []
+    for rank, r in enumerate(rows, 1):
+        cells = [f"<td>{rank}</td>"]
+        for _, key, spec in RUN_COLUMNS:
+            if key == "label":
+                cells.append(f"<td class=label title='{_e(r['run'])}'><a href='#{_anchor(r)}'>"
+                             f"{_e(r['label'])}</a></td>")
+            elif key == "status":
+                cells.append(f"<td data-v='{_e(r['status'])}'>{_status(r['status'])}</td>")
+            else:
+                cells.append(_number(r[key], spec))
+        body.append(f"<tr{_bad(r)}>{''.join(cells)}</tr>")
+    return _table("leaderboard", head, body)
+
+
+def _groups(groups: list[dict]) -> str:
+    head = (_th("group (overrides without trainer.seed)", "group") + _th("runs", "runs")
+            + _th("statuses", "statuses") + "".join(_th(t, k) for t, k, _ in GROUP_METRICS))
+    body = []
+    for g in groups:
+        cells = [f"<td class=label>{_e(g['label'])}</td>", _number(g["runs"], "d"),
+                 f"<td>{_e(g['statuses'])}</td>"]
+        for _, key, spec in GROUP_METRICS:
+            mean, std = g[key], g[f"{key}_std"]
+            text = "—" if mean is None else format(mean, spec) + (
+                f" ± {std:{spec}}" if std is not None else "")
+            cells.append(f"<td class=num data-v='{'' if mean is None else mean!r}'>{text}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return ("<h2>Seed groups</h2><p class=meta>mean ± sample standard deviation (ddof=1) over "
+            "the runs of a configuration that differ only in trainer.seed</p>"
+            + _table("groups", head, body))
+
+
+def _failures(rows: list[dict]) -> str:
+    bad = [r for r in rows if r["status"] in BAD_STATUSES]
+    if not bad:
+        return ""
+    items = "".join(f"<li><a href='#{_anchor(r)}'>{_e(r['run'])}</a>: {_status(r['status'])}"
+                    + (f" — <code>{_e(r['error'])}</code>" if r["error"] else
+                       " — no metrics.json: the job never finished" if r["status"] == "missing"
+                       else "") + "</li>" for r in bad)
+    return f"<h2>Runs without a result</h2><ul class=bad-list>{items}</ul>"
+
+
+def _config_differences(rows: list[dict]) -> str:
+    """The config keys whose values are not the same in every run (from .hydra/config.yaml)."""
+    configs = [_flat_config(r["dir"]) for r in rows]
+    known = [c for c in configs if c]
+    if len(known) < 2:
+        return ""
+    keys = sorted({k for c in known for k in c})
+    differing = [k for k in keys if len({repr(c.get(k, "—")) for c in known}) > 1]
+    if not differing:
+        return "<h2>Config differences</h2><p>All runs share one config.</p>"
+    head = _th("run", "run") + "".join(_th(k, k) for k in differing)
+    body = [f"<tr><td class=label>{_e(r['label'])}</td>"
+            + "".join(f"<td>{_e(_value(c.get(k, '—')))}</td>" for k in differing) + "</tr>"
+            for r, c in zip(rows, configs) if c]
+    return ("<h2>Config differences</h2><p class=meta>only the keys that differ between the "
+            "runs</p>" + _table("config", head, body))
+
+
+def _curves(rows: list[dict]) -> str:
+    histories = [(r["label"], read_history(r["dir"])) for r in rows]
+    histories = [(label, h) for label, h in histories if h]
+    if not histories:
+        return ""
+    figures = "".join(
+        f"<figure><img alt='{_e(title)}' src='{_svg_uri(_overlay(histories, key, title))}'>"
+        f"</figure>" for key, title in CURVES if all(key in h[0] for _, h in histories))
+    return f"<h2>Validation curves</h2><div class=figures>{figures}</div>"
+
+
+def _run_details(r: dict) -> str:
+    command = "vbench " + " ".join(shlex.quote(o) for o in r["overrides"].split()) \
+        if r["overrides"] or (r["dir"] / ".hydra").is_dir() else "(not started by vbench: no .hydra/)"
+    images = []
+    for name in RUN_PLOTS:
+        path = r["dir"] / "plots" / f"{name}.png"
+        if path.is_file():
+            images.append(f"<figure><img alt='{name}' src='data:image/png;base64,"
+                          f"{base64.b64encode(path.read_bytes()).decode()}'>"
+                          f"<figcaption>{name}</figcaption></figure>")
+    more = sorted(p.name for p in (r["dir"] / "plots").glob("*.png")
+                  if p.stem not in RUN_PLOTS) if (r["dir"] / "plots").is_dir() else []
+    body = [f"<p><b>command</b> <code>{_e(command)}</code></p>",
+            f"<p><b>directory</b> <code>{_e(str(r['dir']))}</code></p>"]
+    if r["error"]:
+        body.append(f"<p class=bad><b>error</b> <code>{_e(r['error'])}</code></p>")
+    body.append(f"<div class='figures run'>{''.join(images)}</div>" if images
+                else "<p class=meta>no plots</p>")
+    if more:
+        body.append(f"<p class=meta>more plots in the run directory: {_e(', '.join(more))}</p>")
+    accuracy = "" if r["best_test_acc"] is None else f" · best test acc {r['best_test_acc']:.4f}"
+    return (f"<details id='{_anchor(r)}'><summary>{_e(r['label'])} · {_status(r['status'])}"
+            f"{accuracy}</summary>{''.join(body)}</details>")
+
+
+# ----------------------------------------------------------------------------------------------
+# Pieces
+
+
+def _overlay(histories: list[tuple[str, list[dict]]], key: str, title: str) -> bytes:
+    """One SVG with every run's `key` per epoch."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    figure = Figure(figsize=(6.4, 3.8), layout="constrained")
+    axes = figure.add_subplot()
+    colors = [f"C{i % 10}" for i in range(len(histories))]
+    styles = ["-", "--", ":", "-."]
+    for i, (label, history) in enumerate(histories):
+        axes.plot([row["epoch"] for row in history], [row[key] for row in history],
+                  color=colors[i], linestyle=styles[(i // 10) % len(styles)], marker="o",
+                  markersize=3, label=label)
+    axes.set(title=title, xlabel="epoch", ylabel=key)
+    axes.grid(alpha=0.3)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(histories) <= 20:
+        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1),
+                    frameon=False)
+    buffer = io.BytesIO()
+    with _svg_text():
+        figure.savefig(buffer, format="svg")
+    return buffer.getvalue()
+
+
+def _svg_text():
+    import matplotlib
+
+    # Text as <text>, not glyph outlines: a third of the size, and selectable.
+    return matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "vbench"})
+
+
+def _svg_uri(svg: bytes) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
+
+
+def _flat_config(run_dir: Path) -> dict:
+    path = run_dir / ".hydra/config.yaml"
+    if not path.is_file():
+        return {}
+    from omegaconf import OmegaConf
+
+    from .loggers.base import flatten
+
+    config = flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
+    return {k: v for k, v in config.items() if not k.startswith("logger.")}
+
+
+def _th(title: str, key: str) -> str:
+    first = "desc" if METRICS.get(key, False) else "asc"  # a click shows the best first
+    return f"<th data-first={first} title='sort by {_e(title)}'>{_e(title)}</th>"
+
+
+def _table(name: str, head: str, body: list[str]) -> str:
+    return (f"<div class=scroll><table class='sortable {name}'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table></div>")
+
+
+def _number(value, spec: str) -> str:
+    if value is None:
+        return "<td class=num data-v=''>—</td>"
+    return f"<td class=num data-v='{value!r}'>{format(value, spec)}</td>"
+
+
+def _status(status: str) -> str:
+    return f"<span class='status {_e(status)}'>{_e(status)}</span>"
+
+
+def _bad(row: dict) -> str:
+    return " class=bad" if row["status"] in BAD_STATUSES else ""
+
+
+def _anchor(row: dict) -> str:
+    return "run-" + "".join(c if c.isalnum() else "-" for c in row["run"])
+
+
+def _value(v) -> str:
+    return "null" if v is None else str(v)
+
+
+def _e(text: str) -> str:
+    return html.escape(str(text), quote=True)
+
+
+PAGE = """<!DOCTYPE html>
+<html lang=en><head><meta charset=utf-8>
+<meta name=viewport content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>{style}</style></head>
+<body>
+{body}
+<script>{script}</script>
+</body></html>
+"""
+
+STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2330;
+       margin: 2rem auto; max-width: 1200px; padding: 0 1.5rem; }
+h1 { font-size: 1.5rem; margin-bottom: .2rem; }
+h2 { font-size: 1.15rem; margin-top: 2rem; border-bottom: 1px solid #dde1e8; padding-bottom: .2rem; }
+.meta { color: #5d6675; margin-top: 0; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { padding: .3rem .6rem; border-bottom: 1px solid #e6e9ef; text-align: left; vertical-align: top; }
+th { background: #f3f5f8; cursor: pointer; user-select: none; white-space: nowrap; position: sticky; top: 0; }
+th.nosort { cursor: default; }
+th:hover:not(.nosort) { background: #e4e9f1; }
+th[aria-sort=ascending]::after { content: " \\25B2"; font-size: .7em; }
+th[aria-sort=descending]::after { content: " \\25BC"; font-size: .7em; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.label { max-width: 32rem; overflow-wrap: anywhere; }
+tbody tr:nth-child(even) { background: #fafbfc; }
+tbody tr:hover { background: #eef3fb; }
+tr.bad td { color: #8a1c1c; background: #fdf1f1; }
+.status { font-size: 12px; padding: 0 .4rem; border-radius: .6rem; background: #e3f4e7; color: #1e6b33; white-space: nowrap; }
+.status.failed, .status.interrupted, .status.missing { background: #fadada; color: #8a1c1c; }
+.status.diverged, .status.early_stopped { background: #fdf0d5; color: #7a5200; }
+ul.bad-list li { margin: .2rem 0; }
+code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; background: #f3f5f8;
+       padding: .1rem .3rem; border-radius: 3px; overflow-wrap: anywhere; }
+.figures { display: flex; flex-wrap: wrap; gap: 1rem; }
+figure { margin: 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #e6e9ef; }
+.figures figure { flex: 1 1 30rem; max-width: 44rem; }
+.figures.run figure { flex: 0 1 auto; max-width: 100%; }
+figcaption { color: #5d6675; font-size: 12px; text-align: center; }
+details { border: 1px solid #e6e9ef; border-radius: 4px; margin: .4rem 0; padding: .3rem .8rem; }
+details[open] { padding-bottom: .8rem; }
+summary { cursor: pointer; font-weight: 600; overflow-wrap: anywhere; }
+p.bad { color: #8a1c1c; }
+a { color: #2456a6; text-decoration: none; }
+a:hover { text-decoration: underline; }
+"""
+
+# Sort a table by a clicked column: numbers by value (data-v), text naturally; empty cells
+# (failed or missing runs) stay last either way. The rank column is renumbered.
+SCRIPT = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  var heads = Array.from(table.tHead.rows[0].cells);
+  heads.forEach(function (th, col) {
+    if (th.classList.contains("nosort")) return;
+    th.addEventListener("click", function () {
+      var current = th.getAttribute("aria-sort");
+      var first = th.dataset.first === "desc" ? "descending" : "ascending";
+      var order = current ? (current === "ascending" ? "descending" : "ascending") : first;
+      heads.forEach(function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", order);
+      var sign = order === "ascending" ? 1 : -1;
+      var body = table.tBodies[0];
+      var value = function (row) {
+        var cell = row.cells[col];
+        return cell.dataset.v !== undefined ? cell.dataset.v : cell.textContent.trim();
+      };
+      var rows = Array.from(body.rows);
+      rows.sort(function (a, b) {
+        var x = value(a), y = value(b);
+        if (x === "" || y === "") return (x === "") - (y === "");
+        var nx = Number(x), ny = Number(y);
+        var c = isNaN(nx) || isNaN(ny) ? x.localeCompare(y, undefined, {numeric: true}) : nx - ny;
+        return sign * c;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+      if (heads[0].classList.contains("nosort"))
+        rows.forEach(function (row, i) { row.cells[0].textContent = i + 1; });
+    });
+  });
+});
+"""
