@@ -55,12 +55,12 @@ def test_extra_dataset_of_another_shape_fails_before_training(run_vbench, tmp_pa
 
 
 @pytest.mark.parametrize("override,message", [
-    ("eval.plots=[curves,nope]", "eval.plots=[curves,nope] is not valid; it must be a list, "
-                                 "each item one of: curves, "),
+    ("eval.plots=[curves,nope]", ("eval.plots=[curves,nope] is not valid; it must be a list, "
+                                 "each item one of: curves, ")),
     ("eval.extra=[nope]", ("eval.extra='nope' is not valid; choose one of: cifar10, cifar100, "
                            "digits, fake, fashion_mnist, imagefolder, mnist, svhn")),
-    ("eval.shift_pixels=[1,-2]", "eval.shift_pixels=[1,-2] is not valid; it must be a list, "
-                                 "each item an integer >= 0"),
+    ("eval.shift_pixels=[1,-2]", ("eval.shift_pixels=[1,-2] is not valid; it must be a list, "
+                                 "each item an integer >= 0")),
 ])
 def test_bad_eval_values_are_refused(run_vbench, override, message):
     with pytest.raises(VBenchError, match=re.escape(message)):

@@ -30,8 +30,8 @@ def test_cli_smoke_run_from_another_directory(tmp_path):
 
 @pytest.mark.parametrize("override,expected", [
     ("optimizer.lr=-1", "vbench: error: optimizer.lr=-1.0 is not valid; it must be a number > 0"),
-    ("model.activation=nope", "vbench: error: model.activation='nope' is not valid; it must be "
-                              "one of: relu"),
+    ("model.activation=nope", ("vbench: error: model.activation='nope' is not valid; it must be "
+                              "one of: relu")),
 ])
 def test_cli_bad_value_one_line_exit_2(tmp_path, override, expected):
     result = vbench(override, "hydra.run.dir=run", cwd=tmp_path)

@@ -67,10 +67,10 @@ REFUSED = [
     ("trainer.epochs=abc", "trainer.epochs=abc is not valid; it must be an integer"),
     ("trainer.epochs=0", "trainer.epochs=0 is not valid; it must be an integer >= 1"),
     ("trainer.batch_size=-3", "trainer.batch_size=-3 is not valid"),
-    ("trainer.label_smoothing=1", "trainer.label_smoothing=1.0 is not valid; it must be a "
-                                  "number in [0, 1)"),
-    ("trainer.resume=maybe", "trainer.resume='maybe' is not valid; it must be one of: auto, "
-                             "true, false"),
+    ("trainer.label_smoothing=1", ("trainer.label_smoothing=1.0 is not valid; it must be a "
+                                  "number in [0, 1)")),
+    ("trainer.resume=maybe", ("trainer.resume='maybe' is not valid; it must be one of: auto, "
+                             "true, false")),
     ("trainer.resume=1", "trainer.resume=1 is not valid"),
     ("trainer.device=tpu", "trainer.device='tpu' is not valid"),
     ("trainer.precision=64", "trainer.precision='64' is not valid"),
@@ -81,8 +81,8 @@ REFUSED = [
     ("optimizer.lr=inf", "optimizer.lr=inf is not valid; it must be finite"),
     ("optimizer=sgd optimizer.momentum=1.5", "optimizer.momentum=1.5 is not valid"),
     ("dataset.split_seed=abc", "dataset.split_seed=abc is not valid; it must be an integer"),
-    ("dataset.val_size=0", "dataset.val_size=0 is not valid; it must be a fraction in (0, 1) "
-                           "or a count >= 1"),
+    ("dataset.val_size=0", ("dataset.val_size=0 is not valid; it must be a fraction in (0, 1) "
+                           "or a count >= 1")),
     ("dataset.val_size=abc", "dataset.val_size='abc' is not valid"),
     ("dataset.subset_per_class=0", "dataset.subset_per_class=0 is not valid"),
     ("dataset.augment=mixup", "dataset.augment='mixup' is not valid; it must be one of: none"),
@@ -90,30 +90,30 @@ REFUSED = [
     ("dataset.mean=[2.0] dataset.std=[1.0]", "dataset.mean=[2.0] is not valid"),
     ("dataset=fake dataset.image_size=0", "dataset.image_size=0 is not valid"),
     ("dataset=imagefolder dataset.image_size=0", "dataset.image_size=0 is not valid"),
-    ("dataset=fake dataset.num_classes=1", "dataset.num_classes=1 is not valid; it must be an "
-                                           "integer >= 2"),
-    ("dataset=fake dataset.in_channels=2", "dataset.in_channels=2 is not valid; it must be one "
-                                           "of: 1, 3"),
-    ("scheduler=step scheduler.gamma=abc", "scheduler.gamma=abc is not valid; it must be a "
-                                           "number"),
-    ("scheduler=step scheduler.gamma=-1", "scheduler.gamma=-1.0 is not valid; it must be a "
-                                          "number in (0, 1]"),
+    ("dataset=fake dataset.num_classes=1", ("dataset.num_classes=1 is not valid; it must be an "
+                                           "integer >= 2")),
+    ("dataset=fake dataset.in_channels=2", ("dataset.in_channels=2 is not valid; it must be one "
+                                           "of: 1, 3")),
+    ("scheduler=step scheduler.gamma=abc", ("scheduler.gamma=abc is not valid; it must be a "
+                                           "number")),
+    ("scheduler=step scheduler.gamma=-1", ("scheduler.gamma=-1.0 is not valid; it must be a "
+                                          "number in (0, 1]")),
     ("scheduler=step scheduler.step_size=0", "scheduler.step_size=0 is not valid"),
     ("scheduler=step scheduler.step_size=-2", "scheduler.step_size=-2 is not valid"),
-    ("scheduler=multistep scheduler.milestones=abc", "scheduler.milestones=abc is not valid; it "
-                                                     "must be a list of integers"),
+    ("scheduler=multistep scheduler.milestones=abc", ("scheduler.milestones=abc is not valid; it "
+                                                     "must be a list of integers")),
     ("scheduler=multistep scheduler.milestones=[]", "scheduler.milestones=[] is not valid"),
     ("scheduler=onecycle scheduler.pct_start=0", "scheduler.pct_start=0.0 is not valid"),
     ("model.depth=0", "model.depth=0 is not valid"),
     ("model.widths=[64,0]", "model.widths=[64,0] is not valid"),
     ("model.activation=relux", "model.activation='relux' is not valid; it must be one of: relu"),
     ("model.batchnorm=maybe", "model.batchnorm=maybe is not valid; it must be true or false"),
-    ("model=cnn model.kernel_size=4", "model.kernel_size=4 is not valid; it must be an odd "
-                                      "integer >= 1"),
+    ("model=cnn model.kernel_size=4", ("model.kernel_size=4 is not valid; it must be an odd "
+                                      "integer >= 1")),
     ("model=resnet18 model.input_size=0", "model.input_size=0 is not valid"),
     ("model=logreg model.C=0", "model.C=0.0 is not valid"),
-    ("eval.plots=[curves,nope]", "eval.plots=[curves,nope] is not valid; it must be a list, "
-                                 "each item one of: curves"),
+    ("eval.plots=[curves,nope]", ("eval.plots=[curves,nope] is not valid; it must be a list, "
+                                 "each item one of: curves")),
     ("eval.shift_pixels=[-1]", "eval.shift_pixels=[-1] is not valid"),
     ("eval.extra=[nope]", "eval.extra='nope' is not valid; choose one of: cifar10"),
     # keys the chosen option does not declare, added with + or not
@@ -122,10 +122,10 @@ REFUSED = [
     ("+scheduler._target_=os.system", "scheduler._target_ is not a key of scheduler here"),
     ("+optimizer.bogus=1", "optimizer.bogus is not a key of optimizer here"),
     ("+foo=1", "foo is not a key of the config"),
-    ("model=torchvision model.depth=3", "model.depth is not a key of this config; options of "
-                                        "kind mlp, cnn have it (keys of model here: arch"),
-    ("trainer.epoch=3", "trainer.epoch is not a key of this config; did you mean "
-                        "trainer.epochs?"),
+    ("model=torchvision model.depth=3", ("model.depth is not a key of this config; options of "
+                                        "kind mlp, cnn have it (keys of model here: arch")),
+    ("trainer.epoch=3", ("trainer.epoch is not a key of this config; did you mean "
+                        "trainer.epochs?")),
     ("model=cnn model.widht=3", "did you mean model.width?"),
     # options, sweeps and files
     ("model=nope", "model=nope is not an option (choose one of: alexnet, cnn"),
