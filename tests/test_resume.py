@@ -73,7 +73,7 @@ def test_sigterm_marks_interrupted_and_the_same_command_continues(tmp_path):
     wait_for_epochs(tmp_path / "run", 2, proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 130
-    assert "trainer.resume=true" in proc.stderr.read()
+    assert "continue with: vbench " in proc.stderr.read()
     metrics = json.loads((tmp_path / "run/metrics.json").read_text())
     assert metrics["status"] == "interrupted"
 

@@ -38,7 +38,6 @@ def _app(cfg: DictConfig) -> float:
 
     from .console import err_console
     from .errors import VBenchError
-    from .run import run
 
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
@@ -47,15 +46,18 @@ def _app(cfg: DictConfig) -> float:
     # written metrics.json with status "failed"; main() exits non-zero after the summary.
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     threads = _threads_per_job(hydra_cfg.launcher) if multirun else None
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     # signal.signal works only in a process's main thread; a launcher running jobs in threads
-    # keeps the default handlers.
+    # keeps the default handlers. Installed before torch is imported, so that a SIGTERM at any
+    # point of the job prints how to continue.
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
+        from .run import run
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         metrics = run(cfg, run_dir)
     except VBenchError as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":

@@ -80,6 +80,16 @@ def dataset_names() -> list[str]:
     return sorted(_READERS)
 
 
+def _scaled_val_size(val_size, kept: int, total: int, classes: int):
+    """A val_size count is meant for the whole training pool (MNIST's 5000 of 60000): when
+    subset_per_class or max_samples keep a part of the pool, the count shrinks with it, to at
+    least one image per class, so a smoke subset keeps the same share for val. The real counts
+    are in the run's table and metrics.json `sizes`."""
+    if isinstance(val_size, int) and kept < total:
+        return max(classes, round(val_size * kept / total))
+    return val_size
+
+
 def load_data(cfg, device: torch.device, stats: tuple[list, list] | None = None) -> Data:
     """Read `cfg.name`, shrink it for smoke runs, split off val, normalize, move to `device`.
 
@@ -94,7 +104,9 @@ def load_data(cfg, device: torch.device, stats: tuple[list, list] | None = None)
     keep = stratified_subset(raw.train_y, cfg.subset_per_class, cfg.max_samples, seed, "train")
     pool_x, pool_y = raw.train_x[keep], raw.train_y[keep]
     if raw.val_x is None:
-        train_idx, val_idx = stratified_split(pool_y, cfg.val_size, seed, "dataset.val_size")
+        val_size = _scaled_val_size(cfg.val_size, len(pool_y), len(raw.train_y),
+                                    len(pool_y.unique()))
+        train_idx, val_idx = stratified_split(pool_y, val_size, seed, "dataset.val_size")
         train_x, train_y = pool_x[train_idx], pool_y[train_idx]
         val_x, val_y = pool_x[val_idx], pool_y[val_idx]
     else:  # an official val split (ImageFolder's val/) is used as it is
