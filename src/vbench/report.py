@@ -234,17 +234,20 @@ def _mean_std(group: dict, metric: str, spec: str = ".4f") -> str:
 
 
 def _plots(rows, groups, histories, out: Path) -> None:
-    from .plots import plot_accuracy_vs_params, plot_sweep_bars, plot_sweep_curves
+    from .plots import plot_accuracy_vs_params, plot_sweep_bars, plot_sweep_curves, run_colors
 
-    label = {r["run"]: r["label"] for r in rows}
+    # One colour and one legend entry per configuration: its seed repeats share them.
+    config = {g["group"]: g["label"] for g in groups}
+    label = {r["run"]: config[r["group"]] for r in rows}
+    colors = run_colors([g["label"] for g in groups])
     curves = [(label[run], h) for run, h in histories.items() if h]
     if curves:
-        plot_sweep_curves(curves, out / "summary_val_accuracy.png")
-    plot_sweep_bars(groups, out / "summary_test_accuracy.png")
+        plot_sweep_curves(curves, colors, out / "summary_val_accuracy.png")
+    plot_sweep_bars(groups, colors, out / "summary_test_accuracy.png")
     points = [(label[r["run"]], r["params"], r["best_test_acc"]) for r in rows
               if r["params"] and r["best_test_acc"] is not None]
     if points:
-        plot_accuracy_vs_params(points, out / "summary_accuracy_vs_params.png")
+        plot_accuracy_vs_params(points, colors, out / "summary_accuracy_vs_params.png")
 
 
 def summarize(paths: list[Path], out: Path | None = None,
