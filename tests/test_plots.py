@@ -65,7 +65,8 @@ def history(epochs: int = 12) -> list[dict]:
             for e in range(1, epochs + 1)]
 
 
-@pytest.mark.parametrize("dataset", list(NAME_LISTS))
+@pytest.mark.parametrize("dataset", ["fashion_mnist", "cifar10",
+                                     pytest.param("cifar100", marks=pytest.mark.slow)])
 def test_class_name_plots_have_no_colliding_labels(dataset, tmp_path):
     classes = NAME_LISTS[dataset]
     n = len(classes)
