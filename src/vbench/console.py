@@ -3,11 +3,13 @@ final table. Never carriage-return spam in CI logs."""
 
 import contextlib
 import multiprocessing
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -37,24 +39,81 @@ def epoch_progress(total: int, title: str):
             status=f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}")
 
 
-def print_summary(metrics: dict, run_dir: Path) -> None:
-    """The best-vs-final, val-vs-test table, a line of facts, and the run directory last."""
+@dataclass
+class Column:
+    """A table column. `drop` orders what goes first when the terminal is too narrow: the
+    highest number first; None never (the identifying column and the headline numbers)."""
+
+    header: str
+    justify: str = "right"
+    drop: int | None = None
+
+
+def fitted_table(columns: list[Column], rows: list[list[str]], width: int, label: int = 0,
+                 **table_kwargs):
+    """A rich Table that reads at `width` columns. Column `label` identifies the row: it
+    wraps (never narrower than a quarter of the width, or its text) instead of collapsing. Every other cell is a number or
+    a short word that is never cut nor wrapped (cells are plain text, not markup): columns are dropped, highest `drop` first,
+    until the rest fits."""
+    def natural(i):
+        cells = [Text(row[i]).cell_len for row in rows]
+        return max([len(columns[i].header), *cells])
+
+    keep = list(range(len(columns)))
+    identifying_min = min(natural(label), max(12, width // 4))
+
+    def needed():  # the rest at full width, the label at its minimum, borders and padding
+        others = sum(natural(i) for i in keep if i != label)
+        return identifying_min + others + 3 * len(keep) + 1
+
+    droppable = sorted((i for i, c in enumerate(columns) if c.drop is not None),
+                       key=lambda i: -columns[i].drop)
+    for i in droppable:
+        if needed() <= width:
+            break
+        keep.remove(i)
+    table = Table(**table_kwargs)
+    for i in keep:
+        column = columns[i]
+        if i == label:
+            table.add_column(column.header, justify=column.justify, overflow="fold",
+                             min_width=identifying_min)
+        else:
+            table.add_column(column.header, justify=column.justify, no_wrap=True,
+                             min_width=natural(i))
+    for row in rows:  # plain text: "[relu]" in an override is not rich markup
+        table.add_row(*(Text(row[i]) for i in keep))
+    dropped = [columns[i].header for i in range(len(columns)) if i not in keep]
+    if dropped:
+        note = f"narrow terminal: not shown: {', '.join(dropped)}"
+        caption = table.caption
+        table.caption = f"{caption}\n{note}" if caption else note
+    return table
+
+
+def summary_table(metrics: dict, width: int) -> Table:
+    """Best vs final checkpoint, val vs test: narrow terminals lose the final checkpoint's
+    columns first, test before val."""
     monitor = metrics.get("monitor")
     caption = (f"best = epoch {metrics['best_epoch']} (by {monitor}), "
                f"final = epoch {metrics['epochs_run']}" if monitor else "one fit: best = final")
-    table = Table(title=f"{metrics['model']} on {metrics['dataset']}: {metrics['status']}",
-                  caption=caption)
-    table.add_column("metric")
     columns = [(ckpt, split) for ckpt in ("best", "final") for split in ("val", "test")]
-    for ckpt, split in columns:
-        table.add_column(f"{ckpt} {split}", justify="right")
+    headers = [Column("metric", "left"), Column("best val"), Column("best test"),
+               Column("final val", drop=2), Column("final test", drop=1)]
+    rows = []
     for name in ("loss", "accuracy", "macro_f1", "weighted_f1"):
         cells = []
         for ckpt, split in columns:
             values = (metrics.get(ckpt) or {}).get(split)
             cells.append("—" if values is None else f"{values[name]:.4f}")
-        table.add_row(name, *cells)
-    console.print(table)
+        rows.append([name, *cells])
+    return fitted_table(headers, rows, width, caption=caption,
+                        title=f"{metrics['model']} on {metrics['dataset']}: {metrics['status']}")
+
+
+def print_summary(metrics: dict, run_dir: Path) -> None:
+    """The best-vs-final, val-vs-test table, a line of facts, and the run directory last."""
+    console.print(summary_table(metrics, console.width))
     if (metrics.get("best") or {}).get("test") is None and metrics.get("best"):
         console.print("[yellow]no test split: test columns are empty[/yellow]")
     params = metrics["params"]
@@ -69,16 +128,17 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
 def _print_probes(metrics: dict) -> None:
     """The cross-domain and translation-shift results, when the run asked for them."""
     if metrics.get("extra"):
-        table = Table(title="cross-domain: best checkpoint on other test splits")
         names = ("loss", "accuracy", "macro_f1", "weighted_f1")
-        for column in ("dataset", *names):
-            table.add_column(column, justify="left" if column == "dataset" else "right")
+        rows = []
         own = (metrics.get("best") or {}).get("test")
         if own:
-            table.add_row(f"{metrics['dataset']} (trained on)", *(f"{own[n]:.4f}" for n in names))
+            rows.append([f"{metrics['dataset']} (trained on)", *(f"{own[n]:.4f}" for n in names)])
         for name, values in metrics["extra"].items():
-            table.add_row(name, *(f"{values[n]:.4f}" for n in names))
-        console.print(table)
+            rows.append([name, *(f"{values[n]:.4f}" for n in names)])
+        columns = [Column("dataset", "left"), Column("loss", drop=1), Column("accuracy"),
+                   Column("macro_f1", drop=2), Column("weighted_f1", drop=3)]
+        console.print(fitted_table(columns, rows, console.width,
+                                   title="cross-domain: best checkpoint on other test splits"))
     if metrics.get("shift"):
         cells = [f"{k}px {v['accuracy']:.3f}/{v['confidence']:.3f}"
                  for k, v in metrics["shift"].items()]
