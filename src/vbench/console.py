@@ -1,18 +1,77 @@
 """What the user sees: a live epoch bar on a terminal, one line per epoch in a log, and the
-final table. Never carriage-return spam in CI logs."""
+final table. Never carriage-return spam in CI logs. Everything printed during a run is also
+written, without control codes, to `<run dir>/vbench.log` (run_log)."""
 
 import contextlib
 import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, RenderHook
+from rich.control import Control
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
+_logs: list[Console] = []  # the open vbench.log files of the runs in progress (run_log)
+
+
+class _CopyToLog(RenderHook):
+    """Sees everything console.print is given (before a live bar adds itself) and prints it
+    into the log console too; control codes (cursor moves of the live bar) are left out."""
+
+    def process_renderables(self, renderables):
+        for renderable in renderables:
+            if not isinstance(renderable, Control):
+                log(renderable)
+        return renderables
+
+
+def log(renderable) -> None:
+    """Into vbench.log only (the epoch lines a live bar shows instead of printing them)."""
+    for log_console in _logs:
+        log_console.print(renderable, highlight=False, soft_wrap=isinstance(renderable, str))
+
+
+@contextlib.contextmanager
+def run_log(run_dir: Path):
+    """Copies what the console and err_console print to <run_dir>/vbench.log (appended: a
+    resumed run continues it), plus the error that ends the run, if one does."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(run_dir) / "vbench.log", "a", encoding="utf-8", buffering=1) as f:
+        log_console = Console(file=f, width=160, color_system=None, force_terminal=False,
+                              force_jupyter=False, soft_wrap=False)
+        hook = _CopyToLog()
+        _logs.append(log_console)
+        console.push_render_hook(hook)
+        err_console.push_render_hook(hook)
+        try:
+            yield
+        except BaseException as e:
+            _log_error(log_console, e)
+            raise
+        finally:
+            err_console.pop_render_hook()
+            console.pop_render_hook()
+            _logs.remove(log_console)
+
+
+def _log_error(log_console: Console, error: BaseException) -> None:
+    """The end of the run in the log, as the command line reports it (cli.py): one line for a
+    user error or an interrupt, the traceback for anything else."""
+    from .errors import VBenchError
+
+    if isinstance(error, VBenchError):
+        log_console.print(f"vbench: error: {error}", markup=False, highlight=False)
+    elif isinstance(error, KeyboardInterrupt):
+        log_console.print(f"vbench: interrupted ({error or 'SIGINT'})", markup=False)
+    else:
+        import traceback
+
+        log_console.print("".join(traceback.format_exception(error)), markup=False,
+                          highlight=False)
 
 
 def epoch_line(row: dict) -> str:
@@ -30,13 +89,17 @@ def epoch_progress(total: int, title: str):
         console.print(title, highlight=False, soft_wrap=True)
         yield lambda row: console.print(epoch_line(row), highlight=False, soft_wrap=True)
         return
+    log(title)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(title, total=total, status="")
-        yield lambda row: progress.update(
-            task, advance=1,
-            status=f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}")
+        def report(row):
+            log(epoch_line(row))
+            progress.update(task, advance=1,
+                            status=f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}")
+
+        yield report
 
 
 @dataclass

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from . import files
 from .analysis import analyze, keep_initial, load_extra
 from .baselines import is_sklearn, run_sklearn
-from .console import console, epoch_progress, print_summary
+from .console import console, epoch_progress, print_summary, run_log
 from .data import load_data
 from .data.batches import num_batches
 from .device import autocast_dtype, configure_determinism, resolve_device
@@ -36,19 +36,20 @@ from .validate import MONITORS, validate
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Train and evaluate one configuration; returns what metrics.json holds."""
     run_dir = Path(run_dir)
-    done = finished_metrics(cfg, run_dir)
-    if done is not None:
-        console.print(f"already finished ({done['status']}): {run_dir}; trainer.resume=false "
-                      "trains it again", highlight=False, soft_wrap=True)
-        return done
-    try:
-        return _run(cfg, run_dir)
-    except KeyboardInterrupt:
-        _write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
-        raise
-    except Exception as e:
-        _write_unfinished(cfg, run_dir, "failed", f"{type(e).__name__}: {e}")
-        raise
+    with run_log(run_dir):  # all it prints, and the error that ends it, also in vbench.log
+        done = finished_metrics(cfg, run_dir)
+        if done is not None:
+            console.print(f"already finished ({done['status']}): {run_dir}; trainer.resume=false "
+                          "trains it again", highlight=False, soft_wrap=True)
+            return done
+        try:
+            return _run(cfg, run_dir)
+        except KeyboardInterrupt:
+            _write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
+            raise
+        except Exception as e:
+            _write_unfinished(cfg, run_dir, "failed", f"{type(e).__name__}: {e}")
+            raise
 
 
 def _run(cfg: DictConfig, run_dir: Path) -> dict:
