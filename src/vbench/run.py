@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from . import files
 from .analysis import analyze, keep_initial, load_extra
@@ -198,6 +198,8 @@ def summary(cfg, data, model, amp_dtype, test_logits, **fields) -> dict:
         "device": str(data.train.x.device),
         "threads": torch.get_num_threads(),  # intra-op threads: parallel launchers lower it
         "seed": cfg.trainer.seed,
+        "name": cfg.run.name,  # run.name and run.tags: the user's labels
+        "tags": list(cfg.run.tags),
         **fields,
         "per_class_accuracy": (per_class_accuracy(test_logits, data.test.y, data.classes)
                                if test_logits is not None else None),
@@ -246,7 +248,8 @@ def _write_unfinished(cfg, run_dir: Path, status: str, error: str) -> None:
     files.write_json(run_dir / "metrics.json", {
         "status": status, "error": error,
         "dataset": cfg.dataset.get("name"), "model": cfg.model.get("name"),
-        "seed": cfg.trainer.get("seed"), "versions": _versions(),
+        "seed": cfg.trainer.get("seed"), "name": OmegaConf.select(cfg, "run.name"),
+        "tags": list(OmegaConf.select(cfg, "run.tags", default=[])), "versions": _versions(),
     })
 
 
