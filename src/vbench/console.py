@@ -4,6 +4,7 @@ written, without control codes, to `<run dir>/vbench.log` (run_log)."""
 
 import contextlib
 import multiprocessing
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from rich.text import Text
 console = Console()
 err_console = Console(stderr=True)
 _logs: list[Console] = []  # the open vbench.log files of the runs in progress (run_log)
+# trainer.log_every_s of the run in progress; the live epoch Progress while one is shown
+_settings: dict = {"log_every_s": 30.0, "live": None}
 
 
 class _CopyToLog(RenderHook):
@@ -36,9 +39,11 @@ def log(renderable) -> None:
 
 
 @contextlib.contextmanager
-def run_log(run_dir: Path):
+def run_log(run_dir: Path, log_every_s: float | None = 30.0):
     """Copies what the console and err_console print to <run_dir>/vbench.log (appended: a
-    resumed run continues it), plus the error that ends the run, if one does."""
+    resumed run continues it), plus the error that ends the run, if one does. Off a
+    terminal, progress lines inside long passes come every `log_every_s` seconds."""
+    _settings["log_every_s"] = log_every_s
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     with open(Path(run_dir) / "vbench.log", "a", encoding="utf-8", buffering=1) as f:
         log_console = Console(file=f, width=160, color_system=None, force_terminal=False,
@@ -80,26 +85,122 @@ def epoch_line(row: dict) -> str:
             f"val_acc {row['val_acc']:.4f}  lr {row['lr']:.2e}  {row['epoch_s']:.2f}s")
 
 
-@contextlib.contextmanager
-def epoch_progress(total: int, title: str):
-    """Yields `report(row)`, called after each epoch."""
+def _pace(images: int, done: int, total: int, elapsed: float) -> str:
+    rate = images / elapsed if elapsed > 0 else 0.0
+    eta = elapsed / done * (total - done) if done else 0.0
+    return f"{rate:,.0f} img/s  ETA {int(eta) // 60}:{int(eta) % 60:02d}"
+
+
+class EpochReport:
+    """`report(row)` after each epoch, `report.batch(images)` after each training batch.
+
+    On a terminal both move live bars (epochs, and batches within the epoch with images/s and
+    ETA; the batch bar is redrawn at most 5 times a second). Elsewhere (CI, SLURM, a parallel
+    launcher's jobs) each epoch prints one line, and a long epoch one progress line every
+    `log_every_s` seconds (None: never): plain lines, never carriage returns."""
+
+    def __init__(self, batches: int, log_every_s: float | None, progress=None, epoch_task=None):
+        self.batches, self.log_every_s = batches, log_every_s
+        self.progress, self.epoch_task = progress, epoch_task
+        self.batch_task = (progress.add_task("batches", total=batches, status="")
+                           if progress is not None else None)
+        self.epoch = 1
+        self._start_epoch()
+
+    def _start_epoch(self) -> None:
+        self.done = self.images = 0
+        self.start = self.shown = time.perf_counter()
+
+    def batch(self, images: int) -> None:
+        if self.done == 0 and self.progress is not None:  # the last epoch's bar stays full
+            self.progress.reset(self.batch_task, total=self.batches, status="")
+        self.done += 1
+        self.images += images
+        now = time.perf_counter()
+        if self.progress is not None:
+            if now - self.shown >= 0.2 or self.done == self.batches:
+                self.shown = now
+                self.progress.update(self.batch_task, completed=self.done,
+                                     status=_pace(self.images, self.done, self.batches,
+                                                  now - self.start))
+        elif self.log_every_s is not None and now - self.shown >= self.log_every_s:
+            self.shown = now
+            console.print(f"  epoch {self.epoch} batch {self.done}/{self.batches}  "
+                          + _pace(self.images, self.done, self.batches, now - self.start),
+                          highlight=False, soft_wrap=True)
+
+    def __call__(self, row: dict) -> None:
+        if self.progress is None:
+            console.print(epoch_line(row), highlight=False, soft_wrap=True)
+        else:
+            log(epoch_line(row))
+            self.progress.update(self.epoch_task, advance=1,
+                                 status=f"val_loss {row['val_loss']:.4f}  "
+                                        f"val_acc {row['val_acc']:.4f}")
+        self.epoch = row["epoch"] + 1
+        self._start_epoch()
+
+
+def _live_terminal() -> bool:
     # Jobs of a parallel launcher (joblib's worker processes) share one terminal: their live
-    # bars would overwrite each other, so they print one line per epoch.
-    if not console.is_terminal or multiprocessing.parent_process() is not None:
-        console.print(title, highlight=False, soft_wrap=True)
-        yield lambda row: console.print(epoch_line(row), highlight=False, soft_wrap=True)
-        return
-    log(title)
+    # bars would overwrite each other, so they print lines.
+    return console.is_terminal and multiprocessing.parent_process() is None
+
+
+def _progress(transient: bool):
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(title, total=total, status="")
-        def report(row):
-            log(epoch_line(row))
-            progress.update(task, advance=1,
-                            status=f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}")
+    return Progress(*columns, console=console, transient=transient)
 
-        yield report
+
+@contextlib.contextmanager
+def epoch_progress(total: int, title: str, batches: int = 0):
+    """Yields an EpochReport for `total` epochs of `batches` training batches."""
+    if not _live_terminal():
+        console.print(title, highlight=False, soft_wrap=True)
+        yield EpochReport(batches, _settings["log_every_s"])
+        return
+    log(title)
+    with _progress(transient=False) as progress:
+        _settings["live"] = progress
+        try:
+            yield EpochReport(batches, None, progress,
+                              progress.add_task(title, total=total, status=""))
+        finally:
+            _settings["live"] = None
+
+
+def track(items, total: int, what: str):
+    """Yields from `items` (e.g. evaluation batches); a pass that takes more than a second
+    shows a transient bar (a task of the live epoch display when there is one), or a line
+    every log_every_s seconds off a terminal. Costs one clock read per item otherwise."""
+    start = time.perf_counter()
+    progress = task = None
+    shown, own = start, False
+    try:
+        for done, item in enumerate(items, 1):
+            yield item
+            now = time.perf_counter()
+            if now - start < 1.0 or done == total:
+                continue
+            if not _live_terminal():
+                every = _settings["log_every_s"]
+                if every is not None and now - shown >= every:
+                    shown = now
+                    console.print(f"  {what} {done}/{total}", highlight=False, soft_wrap=True)
+                continue
+            if progress is None:
+                progress = _settings["live"]
+                if progress is None:
+                    progress, own = _progress(transient=True), True
+                    progress.start()
+                task = progress.add_task(what, total=total, status="")
+            progress.update(task, completed=done)
+    finally:
+        if progress is not None:
+            progress.remove_task(task)
+            if own:
+                progress.stop()
 
 
 @dataclass

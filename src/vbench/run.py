@@ -36,7 +36,8 @@ from .validate import MONITORS, validate
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Train and evaluate one configuration; returns what metrics.json holds."""
     run_dir = Path(run_dir)
-    with run_log(run_dir):  # all it prints, and the error that ends it, also in vbench.log
+    # All it prints, and the error that ends it, also in vbench.log.
+    with run_log(run_dir, OmegaConf.select(cfg, "trainer.log_every_s", default=30.0)):
         done = finished_metrics(cfg, run_dir)
         if done is not None:
             console.print(f"already finished ({done['status']}): {run_dir}; trainer.resume=false "
@@ -90,7 +91,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     trained = torch.compile(trainee) if t.compile else trainee  # shares the parameters
     title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
              f"val images, {device}, up to {t.epochs} epochs")
-    with epoch_progress(t.epochs, title) as report:
+    with epoch_progress(t.epochs, title, num_batches(fit_data.train, t.batch_size)) as report:
         history, status, stopper = _fit(cfg, trained, fit_data, recipe, scheduler, run_dir,
                                         report, resumed)
     train_time = cache_s + sum(row["epoch_s"] for row in history)  # resumed epochs count too
@@ -143,7 +144,7 @@ def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resum
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_one_epoch(model, data.train, t.batch_size, recipe,
-                                                generator)
+                                                generator, report.batch)
         if scheduler is not None and recipe.per_step_scheduler is None:
             scheduler.step()
         val = classification_metrics(predict(model, data.val, t.eval_batch_size, amp_dtype),
