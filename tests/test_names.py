@@ -1,5 +1,6 @@
 """Run directories named by what ran; run.name and run.tags recorded and shown."""
 
+import io
 import json
 
 import pytest
@@ -45,7 +46,7 @@ def test_name_and_tags_reach_metrics_and_leaderboard(run_vbench, tmp_path):
     assert rows[0]["label"] == "baseline" and rows[0]["tags"] == "paper v2"
     from rich.console import Console
 
-    console = Console(width=160, record=True, file=open("/dev/null", "w"))
+    console = Console(width=160, record=True, file=io.StringIO())
     for item in leaderboard_tables(rows, "best_val_acc", "runs", 160):
         console.print(item)
     text = console.export_text()

@@ -2,6 +2,7 @@
 and every number of the data appears intact; the leaderboard follows vbench's rule (val
 picks, test reports), lists failed runs apart, and names the dataset when several are mixed."""
 
+import io
 import json
 import re
 
@@ -18,7 +19,7 @@ LONG = ["model=resnet18", "optimizer=sgd", "scheduler=onecycle", "dataset=fashio
 
 
 def render(items, width: int) -> str:
-    console = Console(width=width, record=True, file=open("/dev/null", "w"))
+    console = Console(width=width, record=True, file=io.StringIO())
     for item in items:
         console.print(item)
     text = console.export_text()
