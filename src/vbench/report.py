@@ -288,7 +288,7 @@ def leaderboard_tables(rows: list[dict], metric: str, title: str, width: int,
                        hide_failed: bool = False) -> list:
     """The ranked table of finished runs, the seed groups, and the runs without a result (as
     lines, after them; none with `hide_failed`). Narrow terminals drop, in this order: tags,
-    ms/img, train s, params, final test, macro-F1, status, dataset; the run label wraps; the
+    ms/img, train s, status, final test, params, macro-F1, dataset; the run label wraps; the
     rank, best val and best test always show in full."""
     from .console import Column, fitted_table
 
@@ -298,9 +298,9 @@ def leaderboard_tables(rows: list[dict], metric: str, title: str, width: int,
     tagged = any(r.get("tags") for r in rows)
     columns = [Column("#"), Column("run", "left"),
                *([Column("dataset", "left", drop=1)] if several else []),
-               Column("status", "left", drop=2), Column("best val"), Column("best test"),
-               Column("final test", drop=4), Column("macro-F1", drop=3),
-               Column("params", drop=5), Column("train s", drop=6), Column("ms/img", drop=7),
+               Column("status", "left", drop=5), Column("best val"), Column("best test"),
+               Column("final test", drop=4), Column("macro-F1", drop=2),
+               Column("params", drop=3), Column("train s", drop=6), Column("ms/img", drop=7),
                *([Column("tags", "left", drop=8)] if tagged else [])]
     cells = []
     for rank, r in enumerate(finished, 1):
