@@ -53,7 +53,7 @@ def _save(fig, path: Path):
     FigureCanvasAgg(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    fig.savefig(tmp, dpi=100, pil_kwargs={"compress_level": 1})  # zlib's fastest: 4x quicker
     tmp.replace(path)
     return fig
 
@@ -110,8 +110,9 @@ def plot_curves(history: list[dict], path: Path, best_epoch: int | None = None):
         ax.grid(alpha=0.3)
     axes[2].plot(epochs, [r["lr"] for r in history], "o-")
     axes[2].set(title="learning rate", xlabel="epoch")
-    axes[0].legend()
-    axes[1].legend()
+    # Fixed corners where curves that learn leave room: loc="best" would search every time.
+    axes[0].legend(loc="upper right")
+    axes[1].legend(loc="lower right")
     _margins(fig, left=0.6, right=0.2, top=0.4, bottom=0.55, wspace=0.22)
     return _save(fig, path)
 
