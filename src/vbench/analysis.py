@@ -92,7 +92,7 @@ def analyze(cfg: DictConfig, run_dir: Path, model: nn.Module, data: Data, histor
 
     wanted = set(ev.plots)
     if "curves" in wanted:
-        plots.plot_curves(history, out / "curves.png")
+        plots.plot_curves(history, out / "curves.png", best_epoch)
     if "gap" in wanted:
         plots.plot_gap(history, out / "gap.png")
     if "samples" in wanted:

@@ -12,6 +12,8 @@ import threading
 import hydra
 from omegaconf import DictConfig
 
+from . import names  # noqa: F401  (registers the run-directory name resolver of config.yaml)
+
 
 def _interrupt(signum, frame):
     # SIGTERM (SLURM preemption, `kill`) stops the run the way Ctrl-C does: run() marks it

@@ -1,16 +1,82 @@
 """What the user sees: a live epoch bar on a terminal, one line per epoch in a log, and the
-final table. Never carriage-return spam in CI logs."""
+final table. Never carriage-return spam in CI logs. Everything printed during a run is also
+written, without control codes, to `<run dir>/vbench.log` (run_log)."""
 
 import contextlib
 import multiprocessing
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, RenderHook
+from rich.control import Control
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
+_logs: list[Console] = []  # the open vbench.log files of the runs in progress (run_log)
+# trainer.log_every_s of the run in progress; the live epoch Progress while one is shown
+_settings: dict = {"log_every_s": 30.0, "live": None}
+
+
+class _CopyToLog(RenderHook):
+    """Sees everything console.print is given (before a live bar adds itself) and prints it
+    into the log console too; control codes (cursor moves of the live bar) are left out."""
+
+    def process_renderables(self, renderables):
+        for renderable in renderables:
+            if not isinstance(renderable, Control):
+                log(renderable)
+        return renderables
+
+
+def log(renderable) -> None:
+    """Into vbench.log only (the epoch lines a live bar shows instead of printing them)."""
+    for log_console in _logs:
+        log_console.print(renderable, highlight=False, soft_wrap=isinstance(renderable, str))
+
+
+@contextlib.contextmanager
+def run_log(run_dir: Path, log_every_s: float | None = 30.0):
+    """Copies what the console and err_console print to <run_dir>/vbench.log (appended: a
+    resumed run continues it), plus the error that ends the run, if one does. Off a
+    terminal, progress lines inside long passes come every `log_every_s` seconds."""
+    _settings["log_every_s"] = log_every_s
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(run_dir) / "vbench.log", "a", encoding="utf-8", buffering=1) as f:
+        log_console = Console(file=f, width=160, color_system=None, force_terminal=False,
+                              force_jupyter=False, soft_wrap=False)
+        hook = _CopyToLog()
+        _logs.append(log_console)
+        console.push_render_hook(hook)
+        err_console.push_render_hook(hook)
+        try:
+            yield
+        except BaseException as e:
+            _log_error(log_console, e)
+            raise
+        finally:
+            err_console.pop_render_hook()
+            console.pop_render_hook()
+            _logs.remove(log_console)
+
+
+def _log_error(log_console: Console, error: BaseException) -> None:
+    """The end of the run in the log, as the command line reports it (cli.py): one line for a
+    user error or an interrupt, the traceback for anything else."""
+    from .errors import VBenchError
+
+    if isinstance(error, VBenchError):
+        log_console.print(f"vbench: error: {error}", markup=False, highlight=False)
+    elif isinstance(error, KeyboardInterrupt):
+        log_console.print(f"vbench: interrupted ({error or 'SIGINT'})", markup=False)
+    else:
+        import traceback
+
+        log_console.print("".join(traceback.format_exception(error)), markup=False,
+                          highlight=False)
 
 
 def epoch_line(row: dict) -> str:
@@ -19,42 +85,199 @@ def epoch_line(row: dict) -> str:
             f"val_acc {row['val_acc']:.4f}  lr {row['lr']:.2e}  {row['epoch_s']:.2f}s")
 
 
-@contextlib.contextmanager
-def epoch_progress(total: int, title: str):
-    """Yields `report(row)`, called after each epoch."""
+def _pace(images: int, done: int, total: int, elapsed: float) -> str:
+    rate = images / elapsed if elapsed > 0 else 0.0
+    eta = elapsed / done * (total - done) if done else 0.0
+    return f"{rate:,.0f} img/s  ETA {int(eta) // 60}:{int(eta) % 60:02d}"
+
+
+class EpochReport:
+    """`report(row)` after each epoch, `report.batch(images)` after each training batch.
+
+    On a terminal both move live bars (epochs, and batches within the epoch with images/s and
+    ETA; the batch bar is redrawn at most 5 times a second). Elsewhere (CI, SLURM, a parallel
+    launcher's jobs) each epoch prints one line, and a long epoch one progress line every
+    `log_every_s` seconds (None: never): plain lines, never carriage returns."""
+
+    def __init__(self, batches: int, log_every_s: float | None, progress=None, epoch_task=None):
+        self.batches, self.log_every_s = batches, log_every_s
+        self.progress, self.epoch_task = progress, epoch_task
+        self.batch_task = (progress.add_task("batches", total=batches, status="")
+                           if progress is not None else None)
+        self.epoch = 1
+        self._start_epoch()
+
+    def _start_epoch(self) -> None:
+        self.done = self.images = 0
+        self.start = self.shown = time.perf_counter()
+
+    def batch(self, images: int) -> None:
+        if self.done == 0 and self.progress is not None:  # the last epoch's bar stays full
+            self.progress.reset(self.batch_task, total=self.batches, status="")
+        self.done += 1
+        self.images += images
+        now = time.perf_counter()
+        if self.progress is not None:
+            if now - self.shown >= 0.2 or self.done == self.batches:
+                self.shown = now
+                self.progress.update(self.batch_task, completed=self.done,
+                                     status=_pace(self.images, self.done, self.batches,
+                                                  now - self.start))
+        elif self.log_every_s is not None and now - self.shown >= self.log_every_s:
+            self.shown = now
+            console.print(f"  epoch {self.epoch} batch {self.done}/{self.batches}  "
+                          + _pace(self.images, self.done, self.batches, now - self.start),
+                          highlight=False, soft_wrap=True)
+
+    def __call__(self, row: dict) -> None:
+        if self.progress is None:
+            console.print(epoch_line(row), highlight=False, soft_wrap=True)
+        else:
+            log(epoch_line(row))
+            self.progress.update(self.epoch_task, advance=1,
+                                 status=f"val_loss {row['val_loss']:.4f}  "
+                                        f"val_acc {row['val_acc']:.4f}")
+        self.epoch = row["epoch"] + 1
+        self._start_epoch()
+
+
+def _live_terminal() -> bool:
     # Jobs of a parallel launcher (joblib's worker processes) share one terminal: their live
-    # bars would overwrite each other, so they print one line per epoch.
-    if not console.is_terminal or multiprocessing.parent_process() is not None:
-        console.print(title, highlight=False, soft_wrap=True)
-        yield lambda row: console.print(epoch_line(row), highlight=False, soft_wrap=True)
-        return
+    # bars would overwrite each other, so they print lines.
+    return console.is_terminal and multiprocessing.parent_process() is None
+
+
+def _progress(transient: bool):
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(title, total=total, status="")
-        yield lambda row: progress.update(
-            task, advance=1,
-            status=f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}")
+    return Progress(*columns, console=console, transient=transient)
 
 
-def print_summary(metrics: dict, run_dir: Path) -> None:
-    """The best-vs-final, val-vs-test table, a line of facts, and the run directory last."""
+@contextlib.contextmanager
+def epoch_progress(total: int, title: str, batches: int = 0):
+    """Yields an EpochReport for `total` epochs of `batches` training batches."""
+    if not _live_terminal():
+        console.print(title, highlight=False, soft_wrap=True)
+        yield EpochReport(batches, _settings["log_every_s"])
+        return
+    log(title)
+    with _progress(transient=False) as progress:
+        _settings["live"] = progress
+        try:
+            yield EpochReport(batches, None, progress,
+                              progress.add_task(title, total=total, status=""))
+        finally:
+            _settings["live"] = None
+
+
+def track(items, total: int, what: str):
+    """Yields from `items` (e.g. evaluation batches); a pass that takes more than a second
+    shows a transient bar (a task of the live epoch display when there is one), or a line
+    every log_every_s seconds off a terminal. Costs one clock read per item otherwise."""
+    start = time.perf_counter()
+    progress = task = None
+    shown, own = start, False
+    try:
+        for done, item in enumerate(items, 1):
+            yield item
+            now = time.perf_counter()
+            if now - start < 1.0 or done == total:
+                continue
+            if not _live_terminal():
+                every = _settings["log_every_s"]
+                if every is not None and now - shown >= every:
+                    shown = now
+                    console.print(f"  {what} {done}/{total}", highlight=False, soft_wrap=True)
+                continue
+            if progress is None:
+                progress = _settings["live"]
+                if progress is None:
+                    progress, own = _progress(transient=True), True
+                    progress.start()
+                task = progress.add_task(what, total=total, status="")
+            progress.update(task, completed=done)
+    finally:
+        if progress is not None:
+            progress.remove_task(task)
+            if own:
+                progress.stop()
+
+
+@dataclass
+class Column:
+    """A table column. `drop` orders what goes first when the terminal is too narrow: the
+    highest number first; None never (the identifying column and the headline numbers)."""
+
+    header: str
+    justify: str = "right"
+    drop: int | None = None
+
+
+def fitted_table(columns: list[Column], rows: list[list[str]], width: int, label: int = 0,
+                 **table_kwargs):
+    """A rich Table that reads at `width` columns. Column `label` identifies the row: it
+    wraps (never narrower than a quarter of the width, or its text) instead of collapsing. Every other cell is a number or
+    a short word that is never cut nor wrapped (cells are plain text, not markup): columns are dropped, highest `drop` first,
+    until the rest fits."""
+    def natural(i):
+        cells = [Text(row[i]).cell_len for row in rows]
+        return max([len(columns[i].header), *cells])
+
+    keep = list(range(len(columns)))
+    identifying_min = min(natural(label), max(12, width // 4))
+
+    def needed():  # the rest at full width, the label at its minimum, borders and padding
+        others = sum(natural(i) for i in keep if i != label)
+        return identifying_min + others + 3 * len(keep) + 1
+
+    droppable = sorted((i for i, c in enumerate(columns) if c.drop is not None),
+                       key=lambda i: -columns[i].drop)
+    for i in droppable:
+        if needed() <= width:
+            break
+        keep.remove(i)
+    table = Table(**table_kwargs)
+    for i in keep:
+        column = columns[i]
+        if i == label:
+            table.add_column(column.header, justify=column.justify, overflow="fold",
+                             min_width=identifying_min)
+        else:
+            table.add_column(column.header, justify=column.justify, no_wrap=True,
+                             min_width=natural(i))
+    for row in rows:  # plain text: "[relu]" in an override is not rich markup
+        table.add_row(*(Text(row[i]) for i in keep))
+    dropped = [columns[i].header for i in range(len(columns)) if i not in keep]
+    if dropped:
+        note = f"narrow terminal: not shown: {', '.join(dropped)}"
+        caption = table.caption
+        table.caption = f"{caption}\n{note}" if caption else note
+    return table
+
+
+def summary_table(metrics: dict, width: int) -> Table:
+    """Best vs final checkpoint, val vs test: narrow terminals lose the final checkpoint's
+    columns first, test before val."""
     monitor = metrics.get("monitor")
     caption = (f"best = epoch {metrics['best_epoch']} (by {monitor}), "
                f"final = epoch {metrics['epochs_run']}" if monitor else "one fit: best = final")
-    table = Table(title=f"{metrics['model']} on {metrics['dataset']}: {metrics['status']}",
-                  caption=caption)
-    table.add_column("metric")
     columns = [(ckpt, split) for ckpt in ("best", "final") for split in ("val", "test")]
-    for ckpt, split in columns:
-        table.add_column(f"{ckpt} {split}", justify="right")
+    headers = [Column("metric", "left"), Column("best val"), Column("best test"),
+               Column("final val", drop=2), Column("final test", drop=1)]
+    rows = []
     for name in ("loss", "accuracy", "macro_f1", "weighted_f1"):
         cells = []
         for ckpt, split in columns:
             values = (metrics.get(ckpt) or {}).get(split)
             cells.append("—" if values is None else f"{values[name]:.4f}")
-        table.add_row(name, *cells)
-    console.print(table)
+        rows.append([name, *cells])
+    return fitted_table(headers, rows, width, caption=caption,
+                        title=f"{metrics['model']} on {metrics['dataset']}: {metrics['status']}")
+
+
+def print_summary(metrics: dict, run_dir: Path) -> None:
+    """The best-vs-final, val-vs-test table, a line of facts, and the run directory last."""
+    console.print(summary_table(metrics, console.width))
     if (metrics.get("best") or {}).get("test") is None and metrics.get("best"):
         console.print("[yellow]no test split: test columns are empty[/yellow]")
     params = metrics["params"]
@@ -69,16 +292,17 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
 def _print_probes(metrics: dict) -> None:
     """The cross-domain and translation-shift results, when the run asked for them."""
     if metrics.get("extra"):
-        table = Table(title="cross-domain: best checkpoint on other test splits")
         names = ("loss", "accuracy", "macro_f1", "weighted_f1")
-        for column in ("dataset", *names):
-            table.add_column(column, justify="left" if column == "dataset" else "right")
+        rows = []
         own = (metrics.get("best") or {}).get("test")
         if own:
-            table.add_row(f"{metrics['dataset']} (trained on)", *(f"{own[n]:.4f}" for n in names))
+            rows.append([f"{metrics['dataset']} (trained on)", *(f"{own[n]:.4f}" for n in names)])
         for name, values in metrics["extra"].items():
-            table.add_row(name, *(f"{values[n]:.4f}" for n in names))
-        console.print(table)
+            rows.append([name, *(f"{values[n]:.4f}" for n in names)])
+        columns = [Column("dataset", "left"), Column("loss", drop=1), Column("accuracy"),
+                   Column("macro_f1", drop=2), Column("weighted_f1", drop=3)]
+        console.print(fitted_table(columns, rows, console.width,
+                                   title="cross-domain: best checkpoint on other test splits"))
     if metrics.get("shift"):
         cells = [f"{k}px {v['accuracy']:.3f}/{v['confidence']:.3f}"
                  for k, v in metrics["shift"].items()]

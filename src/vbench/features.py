@@ -13,9 +13,9 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from .console import console
+from .console import console, track
 from .data import Data, Split
-from .data.batches import batches
+from .data.batches import batches, num_batches
 from .device import autocast
 from .freeze import head_name
 
@@ -53,7 +53,8 @@ def extract(model: nn.Module, split: Split, batch_size: int, amp_dtype) -> torch
     hook = model.get_submodule(head_name(model)).register_forward_hook(
         lambda module, args, output: captured.append(args[0].float()))
     try:
-        for x, _ in batches(split, batch_size):
+        for x, _ in track(batches(split, batch_size), num_batches(split, batch_size),
+                          "extracting features"):
             with autocast(x.device, amp_dtype):
                 model(x)
     finally:

@@ -22,12 +22,21 @@ def _atomic(path: Path, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:  # a full disk, a file system gone read-only
+    except (OSError, RuntimeError) as e:  # a full disk, a file system gone read-only
+        # torch.save reports a full disk as a RuntimeError of its zip writer
+        full = isinstance(e, RuntimeError) and _no_space_left(path.parent)
         Path(tmp).unlink(missing_ok=True)
-        raise _unwritable(path, e) from None
+        if isinstance(e, RuntimeError) and not full:
+            raise
+        raise _unwritable(path, OSError(28, "No space left on device") if full else e) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _no_space_left(folder: Path) -> bool:
+    stats = os.statvfs(folder)
+    return stats.f_bavail * stats.f_frsize < 1 << 20  # under 1 MiB free
 
 
 def _unwritable(path: Path, error: OSError):

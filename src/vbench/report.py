@@ -27,9 +27,11 @@ METRICS = {
     "best_test_acc": True, "best_val_acc": True, "final_test_acc": True, "macro_f1": True,
     "params": False, "trainable_params": False, "train_time_s": False, "inference_ms": False,
 }
-COLUMNS = ["run", "overrides", "status", "dataset", "model", "seed", "epochs_run", "best_epoch",
-           "best_val_acc", "best_test_acc", "final_test_acc", "macro_f1", "params",
-           "trainable_params", "train_time_s", "inference_ms", "group"]
+COLUMNS = ["run", "name", "tags", "overrides", "status", "dataset", "model", "seed",
+           "epochs_run", "best_epoch", "best_val_acc", "best_test_acc", "final_test_acc",
+           "macro_f1", "params", "trainable_params", "train_time_s", "inference_ms", "group"]
+# The rule of vbench: the validation split picks, the test split only reports.
+DEFAULT_SORT = "best_val_acc"
 SEED_KEY = "trainer.seed="
 
 
@@ -71,6 +73,8 @@ def read_run(run_dir: Path, root: Path) -> dict:
     params = metrics.get("params") or {}
     row = {
         "run": os.path.relpath(run_dir, root),
+        "name": metrics.get("name"),
+        "tags": " ".join(metrics.get("tags") or []),
         "overrides": " ".join(overrides),
         "status": metrics.get("status", "missing"),
         "dataset": metrics.get("dataset"),
@@ -133,10 +137,11 @@ def read_history(run_dir: Path) -> list[dict]:
 
 
 def sort_rows(rows: list[dict], metric: str) -> list[dict]:
-    """Best first by `metric`; rows without a value (failed, missing) last. Works for runs
-    and for seed groups alike."""
+    """Best first by `metric`; runs without a result (failed, interrupted, missing) after
+    every finished one, then rows without a value. Works for runs and for seed groups alike."""
     sign = -1 if METRICS[metric] else 1
-    return sorted(rows, key=lambda r: (r[metric] is None, sign * (r[metric] or 0)))
+    return sorted(rows, key=lambda r: (r.get("status") in BAD_STATUSES, r[metric] is None,
+                                       sign * (r[metric] or 0)))
 
 
 def group_rows(rows: list[dict]) -> list[dict]:
@@ -168,7 +173,7 @@ def group_rows(rows: list[dict]) -> list[dict]:
 
 
 def write_summary(rows: list[dict], histories: dict[str, list[dict]], out: Path,
-                  metric: str = "best_test_acc") -> None:
+                  metric: str = DEFAULT_SORT) -> None:
     """summary.csv (one row per run), summary.md (runs, then seed groups) and three plots."""
     from . import files
 
@@ -187,14 +192,17 @@ def write_summary(rows: list[dict], histories: dict[str, list[dict]], out: Path,
 
 
 def _markdown(rows, groups, extra, metric) -> str:
-    runs_header = ["run", "overrides", "status", "best val acc", "best test acc",
+    several = len({r["dataset"] for r in rows if r["dataset"]}) > 1
+    runs_header = ["run", *(["dataset"] if several else []), "overrides", "status",
+                   "best val acc", "best test acc",
                    "final test acc", "macro-F1", "params", "trainable", "train s", "ms/image",
                    *(e.removeprefix("extra_").removesuffix("_acc") + " acc" for e in extra)]
     lines = [f"# vbench summary: {len(rows)} runs, sorted by {metric}", "",
              _md_row(runs_header), _md_row(["---"] * len(runs_header))]
     for r in rows:
         lines.append(_md_row([
-            r["run"], f"`{r['overrides']}`" if r["overrides"] else "", r["status"],
+            r["run"], *([r["dataset"] or "—"] if several else []),
+            f"`{r['overrides']}`" if r["overrides"] else "", r["status"],
             _fmt(r["best_val_acc"]), _fmt(r["best_test_acc"]), _fmt(r["final_test_acc"]),
             _fmt(r["macro_f1"]), _fmt(r["params"], ","), _fmt(r["trainable_params"], ","),
             _fmt(r["train_time_s"], ".1f"), _fmt(r["inference_ms"], ".4f"),
@@ -234,21 +242,24 @@ def _mean_std(group: dict, metric: str, spec: str = ".4f") -> str:
 
 
 def _plots(rows, groups, histories, out: Path) -> None:
-    from .plots import plot_accuracy_vs_params, plot_sweep_bars, plot_sweep_curves
+    from .plots import plot_accuracy_vs_params, plot_sweep_bars, plot_sweep_curves, run_colors
 
-    label = {r["run"]: r["label"] for r in rows}
+    # One colour and one legend entry per configuration: its seed repeats share them.
+    config = {g["group"]: g["label"] for g in groups}
+    label = {r["run"]: config[r["group"]] for r in rows}
+    colors = run_colors([g["label"] for g in groups])
     curves = [(label[run], h) for run, h in histories.items() if h]
     if curves:
-        plot_sweep_curves(curves, out / "summary_val_accuracy.png")
-    plot_sweep_bars(groups, out / "summary_test_accuracy.png")
+        plot_sweep_curves(curves, colors, out / "summary_val_accuracy.png")
+    plot_sweep_bars(groups, colors, out / "summary_test_accuracy.png")
     points = [(label[r["run"]], r["params"], r["best_test_acc"]) for r in rows
               if r["params"] and r["best_test_acc"] is not None]
     if points:
-        plot_accuracy_vs_params(points, out / "summary_accuracy_vs_params.png")
+        plot_accuracy_vs_params(points, colors, out / "summary_accuracy_vs_params.png")
 
 
 def summarize(paths: list[Path], out: Path | None = None,
-              metric: str = "best_test_acc") -> tuple[list[dict], Path]:
+              metric: str = DEFAULT_SORT) -> tuple[list[dict], Path]:
     """Find the runs under `paths` and write the summary into `out`; returns the rows, best
     first, and where they were written.
 
@@ -263,7 +274,7 @@ def summarize(paths: list[Path], out: Path | None = None,
     rows = [read_run(run, root) for run in runs]
     labels = short_labels([r["overrides"] for r in rows])
     for row, label in zip(rows, labels):
-        row["label"] = label or row["run"]
+        row["label"] = row["name"] or label or row["run"]  # run.name, when the user gave one
     histories = {row["run"]: read_history(run) for row, run in zip(rows, runs)}
     write_summary(rows, histories, out, metric)
     return sort_rows(rows, metric), out
@@ -273,40 +284,62 @@ def summarize(paths: list[Path], out: Path | None = None,
 # The console
 
 
-def print_leaderboard(rows: list[dict], metric: str, title: str) -> None:
+def leaderboard_tables(rows: list[dict], metric: str, title: str, width: int,
+                       hide_failed: bool = False) -> list:
+    """The ranked table of finished runs, the seed groups, and the runs without a result (as
+    lines, after them; none with `hide_failed`). Narrow terminals drop, in this order: tags,
+    ms/img, train s, status, final test, params, macro-F1, dataset; the run label wraps; the
+    rank, best val and best test always show in full."""
+    from .console import Column, fitted_table
+
+    finished = [r for r in rows if r["status"] not in BAD_STATUSES]
+    failed = [r for r in rows if r["status"] in BAD_STATUSES]
+    several = len({r["dataset"] for r in rows if r["dataset"]}) > 1
+    tagged = any(r.get("tags") for r in rows)
+    columns = [Column("#"), Column("run", "left"),
+               *([Column("dataset", "left", drop=1)] if several else []),
+               Column("status", "left", drop=5), Column("best val"), Column("best test"),
+               Column("final test", drop=4), Column("macro-F1", drop=2),
+               Column("params", drop=3), Column("train s", drop=6), Column("ms/img", drop=7),
+               *([Column("tags", "left", drop=8)] if tagged else [])]
+    cells = []
+    for rank, r in enumerate(finished, 1):
+        cells.append([str(rank), r["label"], *([r["dataset"] or "—"] if several else []),
+                      r["status"], _fmt(r["best_val_acc"]), _fmt(r["best_test_acc"]),
+                      _fmt(r["final_test_acc"]), _fmt(r["macro_f1"]), _fmt(r["params"], ","),
+                      _fmt(r["train_time_s"], ".1f"), _fmt(r["inference_ms"], ".4f"),
+                      *([r.get("tags") or ""] if tagged else [])])
+    out = [fitted_table(columns, cells, width, label=1, title=title,
+                        caption=f"sorted by {metric}; accuracies on the best checkpoint "
+                                f"unless 'final'")]
+    groups = [g for g in group_rows(finished) if g["runs"] > 1]
+    if groups:
+        columns = [Column("group", "left"), Column("runs"), Column("best val"),
+                   Column("best test"), Column("macro-F1", drop=1)]
+        cells = [[g["label"], str(g["runs"]), _mean_std(g, "best_val_acc"),
+                  _mean_std(g, "best_test_acc"), _mean_std(g, "macro_f1")]
+                 for g in sort_rows(groups, metric)]
+        out.append(fitted_table(columns, cells, width,
+                                title="seed groups: mean ± sample std (ddof=1)"))
+    if failed and not hide_failed:
+        from rich.text import Text
+
+        out.append(Text(f"{len(failed)} run(s) without a result:", style="red"))
+        out += [Text(f"  {r['label']}: {r['status']}" + (f": {r['error']}" if r["error"] else ""))
+                for r in failed]
+    return out
+
+
+def print_leaderboard(rows: list[dict], metric: str, title: str,
+                      hide_failed: bool = False) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     from .console import console
 
     # Logs and pipes have no width to respect: do not fold the table into 80 columns there.
     out = console if console.is_terminal else Console(width=max(console.width, 160))
-
-    table = Table(title=title, caption=f"sorted by {metric}; accuracies on the best checkpoint "
-                                       f"unless 'final'")
-    columns = [("#", "right"), ("run", "left"), ("status", "left"), ("best val", "right"),
-               ("best test", "right"), ("final test", "right"), ("macro-F1", "right"),
-               ("params", "right"), ("train s", "right"), ("ms/img", "right")]
-    for name, justify in columns:
-        # Numbers never wrap; the run label takes what width is left.
-        table.add_column(name, justify=justify, overflow="fold", no_wrap=name != "run",
-                         min_width=20 if name == "run" else None)
-    for rank, r in enumerate(rows, 1):
-        status = r["status"] if r["status"] not in BAD_STATUSES else f"[red]{r['status']}[/red]"
-        table.add_row(str(rank), r["label"], status, _fmt(r["best_val_acc"]),
-                      _fmt(r["best_test_acc"]), _fmt(r["final_test_acc"]), _fmt(r["macro_f1"]),
-                      _fmt(r["params"], ","), _fmt(r["train_time_s"], ".1f"),
-                      _fmt(r["inference_ms"], ".4f"))
-    out.print(table)
-    groups = [g for g in group_rows(rows) if g["runs"] > 1]
-    if groups:
-        table = Table(title="seed groups: mean ± sample std (ddof=1)")
-        for name in ("group", "runs", "best val", "best test", "macro-F1"):
-            table.add_column(name, justify="left" if name == "group" else "right")
-        for g in sort_rows(groups, metric):
-            table.add_row(g["label"], str(g["runs"]), _mean_std(g, "best_val_acc"),
-                          _mean_std(g, "best_test_acc"), _mean_std(g, "macro_f1"))
-        out.print(table)
+    for item in leaderboard_tables(rows, metric, title, out.width, hide_failed):
+        out.print(item, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,8 +350,11 @@ def main(argv: list[str] | None = None) -> int:
                     "and comparison plots.")
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                         help="a sweep directory, a run directory, or any folder holding runs")
-    parser.add_argument("--sort", default="best_test_acc", choices=list(METRICS),
-                        help="metric to rank by (default: best_test_acc)")
+    parser.add_argument("--sort", default=DEFAULT_SORT, choices=list(METRICS),
+                        help=f"metric to rank by (default: {DEFAULT_SORT}, the best checkpoint's "
+                             "validation accuracy: the test split never picks)")
+    parser.add_argument("--hide-failed", action="store_true",
+                        help="leave out runs without a result (failed, interrupted, missing)")
     parser.add_argument("--out", type=Path, default=None,
                         help="where to write the summary (default: the common parent of the "
                              "run directories: the sweep directory for one sweep)")
@@ -331,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"vbench-report: error: {e}", file=sys.stderr)
         return 2
-    print_leaderboard(rows, args.sort, f"vbench: {len(rows)} runs")
+    print_leaderboard(rows, args.sort, f"vbench: {len(rows)} runs", args.hide_failed)
     from .console import console
 
     console.print(f"summary written to {out}/summary.csv, summary.md", highlight=False,
@@ -360,7 +396,7 @@ class SweepSummary(Callback):
             rows, _ = summarize([sweep_dir], sweep_dir)
         except FileNotFoundError:
             return  # no job started: nothing to summarize
-        print_leaderboard(rows, "best_test_acc", f"sweep {sweep_dir}: {len(rows)} jobs")
+        print_leaderboard(rows, DEFAULT_SORT, f"sweep {sweep_dir}: {len(rows)} jobs")
         SweepSummary.failed_jobs = [r["run"] for r in rows if r["status"] in BAD_STATUSES]
         from .report_html import write_html_report
 

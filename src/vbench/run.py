@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from . import files
 from .analysis import analyze, keep_initial, load_extra
 from .baselines import is_sklearn, run_sklearn
-from .console import console, epoch_progress, print_summary
+from .console import console, epoch_progress, print_summary, run_log
 from .data import load_data
 from .data.batches import num_batches
 from .device import autocast_dtype, configure_determinism, resolve_device
@@ -41,7 +41,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Train and evaluate one configuration; returns what metrics.json holds."""
     run_dir = Path(run_dir)
     validate(cfg)  # bad input changes nothing on disk, a finished run's files included
-    with exclusive(run_dir):  # one writer: a second process stops here
+    # One writer (a second process stops here); all it prints, and the error that ends it,
+    # also in vbench.log.
+    with exclusive(run_dir), run_log(run_dir, cfg.trainer.log_every_s):
         done = finished_metrics(cfg, run_dir)  # refuses a finished run of another config
         if done is not None:
             console.print(f"already finished ({done['status']}): {run_dir}; trainer.resume=false "
@@ -99,7 +101,7 @@ def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
     trained = torch.compile(trainee) if t.compile else trainee  # shares the parameters
     title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
              f"val images, {device}, up to {t.epochs} epochs")
-    with epoch_progress(t.epochs, title) as report:
+    with epoch_progress(t.epochs, title, num_batches(fit_data.train, t.batch_size)) as report:
         history, status, stopper = _fit(cfg, trained, fit_data, recipe, scheduler, run_dir,
                                         lambda row: (report(row), loggers.log_epoch(row)),
                                         resumed)
@@ -154,7 +156,7 @@ def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resum
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_one_epoch(model, data.train, t.batch_size, recipe,
-                                                generator)
+                                                generator, report.batch)
         if scheduler is not None and recipe.per_step_scheduler is None:
             scheduler.step()
         val = classification_metrics(predict(model, data.val, t.eval_batch_size, amp_dtype),
@@ -209,6 +211,8 @@ def summary(cfg, data, model, amp_dtype, test_logits, **fields) -> dict:
         "device": str(data.train.x.device),
         "threads": torch.get_num_threads(),  # intra-op threads: parallel launchers lower it
         "seed": cfg.trainer.seed,
+        "name": cfg.run.name,  # run.name and run.tags: the user's labels
+        "tags": list(cfg.run.tags),
         **fields,
         "per_class_accuracy": (per_class_accuracy(test_logits, data.test.y, data.classes)
                                if test_logits is not None else None),
@@ -261,7 +265,8 @@ def _write_unfinished(cfg, run_dir: Path, status: str, error: str) -> None:
         files.write_json(run_dir / "metrics.json", {
             "status": status, "error": error,
             "dataset": cfg.dataset.get("name"), "model": cfg.model.get("name"),
-            "seed": cfg.trainer.get("seed"), "versions": _versions(),
+            "seed": cfg.trainer.get("seed"), "name": cfg.run.name, "tags": list(cfg.run.tags),
+            "versions": _versions(),
         })
 
 

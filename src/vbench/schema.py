@@ -130,6 +130,9 @@ class Trainer:
                         "models)")
     deterministic: bool = key(False, "torch.use_deterministic_algorithms: bit-identical reruns "
                               "on GPU too")
+    log_every_s: float | None = key(30.0, "off a terminal (CI, SLURM): a progress line inside an "
+                                    "epoch or a long evaluation every this many seconds; null = "
+                                    "epoch lines only", above(0))
     resume: Any = key("auto", "auto: continue an unfinished run dir of the same config, skip a "
                       "finished one; true: insist on resuming; false: always start anew",
                       one_of(*RESUME_MODES))
@@ -148,6 +151,14 @@ class Eval:
                             "count)", at_least(10, "an integer"))
     misclassified: int = key(25, "images in the misclassified grid, most confident first",
                              COUNT)
+
+
+@dataclass
+class Run:
+    name: str | None = key(None, "a label for the run: names its directory (instead of its "
+                           "options) and its row of the leaderboard")
+    tags: list[str] = key([], "free labels recorded in metrics.json and the summary, e.g. "
+                          "[baseline]")
 
 
 @dataclass
@@ -188,6 +199,7 @@ class Logger:
 class Root:
     trainer: Trainer = field(default_factory=Trainer)
     eval: Eval = field(default_factory=Eval)
+    run: Run = field(default_factory=Run)
     logger: Logger = field(default_factory=Logger)
     # The groups: each option's own schema below types them.
     dataset: Any = MISSING
@@ -427,7 +439,7 @@ GROUPS: dict[str, dict[str, type]] = {
                   "onecycle": OneCycle, "warmup_cosine": WarmupCosine},
     "freeze": {"freeze": Freeze, "backbone": FreezeBackbone},
 }
-SECTIONS: dict[str, type] = {"trainer": Trainer, "eval": Eval, "logger": Logger}
+SECTIONS: dict[str, type] = {"trainer": Trainer, "eval": Eval, "run": Run, "logger": Logger}
 LOGGERS: dict[str, type] = {"tensorboard": TensorBoardLogger, "mlflow": MLflowLogger,
                             "wandb": WandbLogger}
 

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.batches import batches
+from .console import track
+from .data.batches import batches, num_batches
 from .data.registry import Split
 from .device import autocast
 from .freeze import keep_frozen_in_eval
@@ -29,8 +30,10 @@ class StepRecipe:
 
 
 def train_one_epoch(model: nn.Module, split: Split, batch_size: int, recipe: StepRecipe,
-                    generator: torch.Generator) -> tuple[float, float]:
-    """One pass over `split` in a fresh random order; returns (mean loss, accuracy)."""
+                    generator: torch.Generator,
+                    on_batch: Callable[[int], None] | None = None) -> tuple[float, float]:
+    """One pass over `split` in a fresh random order; returns (mean loss, accuracy).
+    `on_batch(images)` follows every step (the progress bar)."""
     model.train()
     keep_frozen_in_eval(model)
     device = split.x.device
@@ -56,6 +59,8 @@ def train_one_epoch(model: nn.Module, split: Split, batch_size: int, recipe: Ste
             recipe.per_step_scheduler.step()
         loss_sum += loss.detach().float() * len(y)
         correct += (logits.argmax(1) == y).sum()
+        if on_batch is not None:
+            on_batch(len(y))
     return loss_sum.item() / len(split), correct.item() / len(split)
 
 
@@ -64,7 +69,7 @@ def predict(model: nn.Module, split: Split, batch_size: int, amp_dtype) -> torch
     """Float32 logits for every image of `split`, in order."""
     model.eval()
     out = []
-    for x, _ in batches(split, batch_size):
+    for x, _ in track(batches(split, batch_size), num_batches(split, batch_size), "predicting"):
         with autocast(x.device, amp_dtype):
             out.append(model(x).float())
     return torch.cat(out)

@@ -1,0 +1,58 @@
+"""Run directory names that say what ran: the dataset and model, then every config group
+option the user chose that differs from the defaults of conf/config.yaml, e.g.
+`digits_mlp_sgd_step` or `cifar10_timm-resnet10t`; `run.name`, when set, replaces them.
+
+Registered as the OmegaConf resolver `vbench_run_name` (cli.py imports this module before
+hydra.main) and used by `hydra.run.dir` in config.yaml. Sweep job directories keep Hydra's
+override-based names (hydra.sweep.subdir).
+"""
+
+import hashlib
+import re
+from functools import cache
+from importlib import resources
+
+from omegaconf import OmegaConf
+
+MAX_LENGTH = 60  # characters of the name part (the timestamp comes before it)
+# The groups named after the dataset and model, in this order; Hydra's own groups never.
+GROUPS = ("optimizer", "scheduler", "freeze", "regularization", "variant", "experiment",
+          "hparams_search", "debug")
+NAMED_BY_KEY = ("timm", "torchvision")  # model options whose model.name says which network
+
+
+@cache
+def default_choices() -> dict[str, str | None]:
+    """group -> default option, from the defaults list of the packaged config.yaml."""
+    text = resources.files("vbench.conf").joinpath("config.yaml").read_text()
+    defaults = OmegaConf.to_container(OmegaConf.create(text).defaults)
+    return {k: v for entry in defaults if isinstance(entry, dict)
+            for k, v in entry.items() if not k.startswith("override")}
+
+
+def run_name(choices, model_name: str | None = None, label: str | None = None) -> str:
+    """`label` (run.name) when given, else dataset_model[_option...] for the non-default
+    options, made safe for a path and cut to MAX_LENGTH (with a short hash, so two long
+    names stay apart)."""
+    if label:
+        return _safe(str(label))
+    choices = dict(choices)
+    model = choices.get("model") or "model"
+    if model in NAMED_BY_KEY and model_name:
+        model = f"{model}-{model_name}"
+    defaults = default_choices()
+    parts = [choices.get("dataset") or "data", model]
+    parts += [str(choices[g]) for g in GROUPS
+              if choices.get(g) is not None and choices.get(g) != defaults.get(g)]
+    name = _safe("_".join(parts))
+    if len(name) > MAX_LENGTH:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:6]
+        name = f"{name[:MAX_LENGTH - 7]}-{digest}"
+    return name
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-") or "run"
+
+
+OmegaConf.register_new_resolver("vbench_run_name", run_name, replace=True)
