@@ -103,8 +103,7 @@ def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
              f"val images, {device}, up to {t.epochs} epochs")
     with epoch_progress(t.epochs, title, num_batches(fit_data.train, t.batch_size)) as report:
         history, status, stopper = _fit(cfg, trained, fit_data, recipe, scheduler, run_dir,
-                                        lambda row: (report(row), loggers.log_epoch(row)),
-                                        resumed)
+                                        report, resumed, loggers.log_epoch)
     train_time = cache_s + sum(row["epoch_s"] for row in history)  # resumed epochs count too
 
     # Final = the weights after the last epoch; best = the epoch the val metric chose.
@@ -126,9 +125,10 @@ def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
     return loggers.finish(metrics, run_dir)
 
 
-def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resumed):
+def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resumed, log_epoch):
     """The epoch loop: train, validate, keep the best checkpoint, stop early or on divergence.
-    `resumed` (last.pt of an interrupted run, or None) puts every piece of state back first."""
+    `resumed` (last.pt of an interrupted run, or None) puts every piece of state back first;
+    each epoch's row goes to the console (`report`) and the experiment trackers (`log_epoch`)."""
     t = cfg.trainer
     optimizer, amp_dtype = recipe.optimizer, recipe.amp_dtype
     generator = torch.Generator(device=data.train.x.device).manual_seed(t.seed)
@@ -150,6 +150,7 @@ def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resum
             status = "early_stopped"
     for row in history:
         report(row)
+        log_epoch(row)
     for epoch in range(first_epoch, t.epochs + 1):
         if status != "completed":
             break
@@ -166,6 +167,7 @@ def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resum
                "epoch_s": time.perf_counter() - start}
         history.append(row)
         report(row)
+        log_epoch(row)
         _write_history(history, run_dir / "history.csv")
         if not math.isfinite(train_loss):
             console.print(f"diverged: the training loss is {train_loss} at epoch {epoch}",
