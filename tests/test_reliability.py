@@ -242,6 +242,8 @@ def test_the_readme_subset_sweep_runs(tmp_path):
 
 
 def test_every_dataset_accepts_a_root(tmp_path):
-    result = vbench("-m", "dataset=digits,fake", f"dataset.root={tmp_path}", "debug=smoke",
-                    "--cfg", "job", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    for dataset in ("digits", "fake", "mnist"):
+        result = vbench(f"dataset={dataset}", f"dataset.root={tmp_path}", "--cfg", "job",
+                        cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert f"root: {tmp_path}" in result.stdout
