@@ -8,9 +8,7 @@ plots/, and metrics.json, written last: its presence with status "completed" (or
 import csv
 import io
 import math
-import platform
 import time
-from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -19,16 +17,18 @@ from omegaconf import DictConfig
 from . import files
 from .analysis import analyze, keep_initial, load_extra
 from .baselines import is_sklearn, run_sklearn
+from .checkpoint import describe
 from .console import console, epoch_progress, print_summary
 from .data import load_data
 from .data.batches import num_batches
 from .device import autocast_dtype, configure_determinism, resolve_device
+from .evaluate import evaluate, summary, versions
 from .features import cache_features, uses_feature_cache
 from .freeze import apply_freeze
-from .metrics import classification_metrics, per_class_accuracy
+from .metrics import classification_metrics
 from .models import InputSpec, build_model
 from .optim import build_optimizer, build_scheduler
-from .resume import config_fingerprint, finished_metrics, resume_state
+from .resume import finished_metrics, resume_state
 from .train import EarlyStopping, StepRecipe, predict, train_one_epoch
 from .validate import MONITORS, validate
 
@@ -62,7 +62,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
 
     data = load_data(cfg.dataset, device)
     if is_sklearn(cfg.model):  # scikit-learn baselines: one fit, no epochs (baselines.py)
-        return run_sklearn(cfg, data, run_dir)
+        return run_sklearn(cfg, data, run_dir, describe(cfg, data))
     extra = load_extra(cfg, data, device)  # before training, so a shape mismatch fails now
     spec = InputSpec(data.in_channels, data.image_size, data.num_classes,
                      tuple(data.mean), tuple(data.std))
@@ -91,21 +91,24 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
              f"val images, {device}, up to {t.epochs} epochs")
     with epoch_progress(t.epochs, title) as report:
         history, status, stopper = _fit(cfg, trained, fit_data, recipe, scheduler, run_dir,
-                                        report, resumed)
+                                        report, resumed, describe(cfg, data))
     train_time = cache_s + sum(row["epoch_s"] for row in history)  # resumed epochs count too
 
-    # Final = the weights after the last epoch; best = the epoch the val metric chose.
-    final, _ = _evaluate(model, data, t.eval_batch_size, amp_dtype)
-    best, best_test_logits = None, None
-    if stopper.best_epoch:
+    # Final = the weights after the last epoch; best = the epoch the val metric chose (the
+    # same weights, evaluated once, when the last epoch was the best).
+    final, best = evaluate(model, data, t.eval_batch_size, amp_dtype), None
+    if stopper.best_epoch == len(history):
+        best = final
+    elif stopper.best_epoch:
         model.load_state_dict(files.load_torch(run_dir / "checkpoints/best.pt")["model"])
-        best, best_test_logits = _evaluate(model, data, t.eval_batch_size, amp_dtype)
+        best = evaluate(model, data, t.eval_batch_size, amp_dtype)
     metrics = summary(
-        cfg, data, model, amp_dtype, best_test_logits, status=status,
+        cfg, data, best, final, amp_dtype, status=status,
         params={"total": sum(p.numel() for p in model.parameters()),
                 "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)},
         epochs_run=len(history), best_epoch=stopper.best_epoch, monitor=t.monitor,
-        train_time_s=train_time, best=best, final=final)
+        train_time_s=train_time)
+    best_test_logits = best.test_logits if best is not None else None
     metrics.update(analyze(cfg, run_dir, model, data, history, stopper.best_epoch,
                            best_test_logits, amp_dtype, initial, extra))
     files.write_json(run_dir / "metrics.json", metrics)
@@ -113,9 +116,10 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     return metrics
 
 
-def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resumed):
+def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resumed, about):
     """The epoch loop: train, validate, keep the best checkpoint, stop early or on divergence.
-    `resumed` (last.pt of an interrupted run, or None) puts every piece of state back first."""
+    `resumed` (last.pt of an interrupted run, or None) puts every piece of state back first;
+    `about` (checkpoint.describe) goes into both checkpoints, so they stand on their own."""
     t = cfg.trainer
     optimizer, amp_dtype = recipe.optimizer, recipe.amp_dtype
     generator = torch.Generator(device=data.train.x.device).manual_seed(t.seed)
@@ -160,13 +164,13 @@ def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resum
             break
         if stopper.update(row[t.monitor], epoch):
             files.save_torch(run_dir / "checkpoints/best.pt",
-                             {"model": _state(model), "epoch": epoch, t.monitor: stopper.best})
+                             {"model": _state(model), "epoch": epoch, t.monitor: stopper.best, **about})
         files.save_torch(run_dir / "checkpoints/last.pt", {
             "model": _state(model), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "epoch": epoch, "early_stopping": vars(stopper).copy(), "history": history,
             "rng": {"torch": torch.get_rng_state(), "batches": generator.get_state()},
-            "config": config_fingerprint(cfg),
+            **about,  # its "config" is the fingerprint resume compares
         })
         if stopper.should_stop:
             console.print(f"early stopping: {t.monitor} has not improved for {t.patience} epochs; "
@@ -185,53 +189,6 @@ def _state(model) -> dict:
     return _state_module(model).state_dict()
 
 
-def summary(cfg, data, model, amp_dtype, test_logits, **fields) -> dict:
-    """metrics.json: the keys every kind of run shares around `fields`, which differ (status,
-    params, epochs_run, best_epoch, monitor, train_time_s, best, final). `model` holds the
-    best weights and `test_logits` are theirs."""
-    timed_split = data.test if data.test is not None else data.val
-    return {
-        "status": fields.pop("status"),
-        "dataset": cfg.dataset.name,
-        "model": cfg.model.name,
-        "device": str(data.train.x.device),
-        "threads": torch.get_num_threads(),  # intra-op threads: parallel launchers lower it
-        "seed": cfg.trainer.seed,
-        **fields,
-        "per_class_accuracy": (per_class_accuracy(test_logits, data.test.y, data.classes)
-                               if test_logits is not None else None),
-        "inference_ms_per_image": _inference_ms(model, timed_split, cfg.trainer.eval_batch_size,
-                                                amp_dtype),
-        "precision": str(amp_dtype or torch.float32).removeprefix("torch."),
-        "sizes": {"train": len(data.train), "val": len(data.val),
-                  "test": len(data.test) if data.test is not None else 0},
-        "classes": data.classes,
-        "versions": _versions(),
-    }
-
-
-def _evaluate(model, data, batch_size, amp_dtype):
-    """Metrics on val and test (None without a test split), and the test logits."""
-    results = {"val": classification_metrics(predict(model, data.val, batch_size, amp_dtype),
-                                             data.val.y), "test": None}
-    test_logits = None
-    if data.test is not None:
-        test_logits = predict(model, data.test, batch_size, amp_dtype)
-        results["test"] = classification_metrics(test_logits, data.test.y)
-    return results, test_logits
-
-
-def _inference_ms(model, split, batch_size, amp_dtype) -> float:
-    """Batched inference time per image on the run's device, after one warm-up pass."""
-    predict(model, split, batch_size, amp_dtype)
-    sync = torch.cuda.synchronize if split.x.is_cuda else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    predict(model, split, batch_size, amp_dtype)
-    sync()
-    return (time.perf_counter() - start) * 1000 / len(split)
-
-
 def _write_history(history: list[dict], path: Path) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
@@ -245,16 +202,6 @@ def _write_unfinished(cfg, run_dir: Path, status: str, error: str) -> None:
     files.write_json(run_dir / "metrics.json", {
         "status": status, "error": error,
         "dataset": cfg.dataset.get("name"), "model": cfg.model.get("name"),
-        "seed": cfg.trainer.get("seed"), "versions": _versions(),
+        "seed": cfg.trainer.get("seed"), "versions": versions(),
     })
 
-
-def _versions() -> dict:
-    def version(package: str) -> str | None:
-        try:
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return None
-
-    names = ("vbench", "torch", "torchvision", "timm", "scikit-learn", "hydra-core")
-    return {**{name: version(name) for name in names}, "python": platform.python_version()}
