@@ -23,7 +23,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from . import files
+from . import files, model_card
 from .console import print_summary
 from .data import Data, Split, load_data
 from .errors import choices_error
@@ -155,6 +155,7 @@ def run_sklearn(cfg, data: Data, run_dir: Path, about: dict) -> dict:
         plot_confusion(data.test.y.cpu().numpy(), result.test_logits.argmax(1).cpu().numpy(),
                        data.classes, f"{cfg.model.name}, test split",
                        run_dir / "plots/confusion.png")
+    model_card.write(run_dir, cfg, metrics)
     files.write_json(run_dir / "metrics.json", metrics)
     print_summary(metrics, run_dir)
     return metrics

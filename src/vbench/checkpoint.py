@@ -88,11 +88,14 @@ def load_run_model(run_dir: Path, which: str = "best") -> RunModel:
     if is_sklearn(cfg.model):
         run.model = load_baseline(cfg, run.spec, path, state).eval()
     else:
-        run.model = _rebuild(cfg.model, run.spec, path, state["model"])
+        run.model = build_run_model(cfg.model, run.spec, path)
+        run.model.load_state_dict(state["model"])
+        run.model.eval()
     return run
 
 
-def _rebuild(model_cfg: DictConfig, spec: InputSpec, path: Path, weights: dict):
+def build_run_model(model_cfg: DictConfig, spec: InputSpec, path: Path) -> torch.nn.Module:
+    """The run's network, built as the run built it; the caller loads the weights."""
     model_cfg = model_cfg.copy()
     if model_cfg.get("pretrained"):
         # The pretrained file shaped only the initial weights and the input statistics; the
@@ -100,6 +103,4 @@ def _rebuild(model_cfg: DictConfig, spec: InputSpec, path: Path, weights: dict):
         model_cfg.weights = str(path)
     elif "weights" in model_cfg:
         model_cfg.weights = None
-    model = build_model(model_cfg, spec)
-    model.load_state_dict(weights)
-    return model.eval()
+    return build_model(model_cfg, spec)

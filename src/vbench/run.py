@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from . import files
+from . import files, model_card
 from .analysis import analyze, keep_initial, load_extra
 from .baselines import is_sklearn, run_sklearn
 from .checkpoint import describe
@@ -111,6 +111,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     best_test_logits = best.test_logits if best is not None else None
     metrics.update(analyze(cfg, run_dir, model, data, history, stopper.best_epoch,
                            best_test_logits, amp_dtype, initial, extra))
+    model_card.write(run_dir, cfg, metrics)
     files.write_json(run_dir / "metrics.json", metrics)
     print_summary(metrics, run_dir)
     return metrics
