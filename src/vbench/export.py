@@ -9,6 +9,7 @@ against PyTorch on the run's test images; above TOLERANCE it fails.
 
 import io
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -72,30 +73,35 @@ def _onnx(wrapped, run: RunModel, out: Path, images: torch.Tensor) -> torch.Tens
     except ImportError:
         raise VBenchError("--format onnx needs onnx and onnxruntime: pip install "
                           "'vbench[export]'") from None
-    tmp = out.with_name(f".{out.name}.tmp")
-    torch.onnx.export(wrapped, (images[:1],), str(tmp), dynamo=False, opset_version=OPSET,
-                      input_names=["images"], output_names=["logits"],
-                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
-    proto = onnx.load(str(tmp))
-    for key, value in about(run).items():
+    tmp = out.with_name(f".{out.name}.tmp")  # metadata is added before the atomic write
+    try:
+        torch.onnx.export(wrapped, (images[:1],), str(tmp), dynamo=False, opset_version=OPSET,
+                          input_names=["images"], output_names=["logits"],
+                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
+        proto = onnx.load(str(tmp))
+    finally:
+        tmp.unlink(missing_ok=True)
+    for key, value in about(run).items():  # values are JSON: classes is a list
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)
     files.write_bytes(out, proto.SerializeToString())
-    tmp.unlink()
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     return torch.from_numpy(session.run(["logits"], {"images": images.numpy()})[0])
 
 
 def _torchscript(wrapped, run: RunModel, out: Path, images: torch.Tensor) -> torch.Tensor:
     # Tracing follows the forward pre-hook of the zoo models' input adapter; scripting would not.
-    traced = torch.jit.trace(wrapped, images[:1], check_trace=False)
-    extra = {"vbench.json": json.dumps(about(run))}
-    buffer = io.BytesIO()
-    torch.jit.save(traced, buffer, _extra_files=extra)
-    files.write_bytes(out, buffer.getvalue())
-    _write_about(run, out)
-    with torch.no_grad():
-        return torch.jit.load(str(out))(images)
+    # torch 2.9+ marks TorchScript deprecated in favour of torch.export, whose files need
+    # torch to load; TorchScript is what C++ and older torch read, so we keep it, quietly.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.trace(wrapped, images[:1], check_trace=False)
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files={"vbench.json": json.dumps(about(run))})
+        files.write_bytes(out, buffer.getvalue())
+        _write_about(run, out)
+        with torch.no_grad():
+            return torch.jit.load(str(out))(images)
 
 
 def _safetensors(wrapped, run: RunModel, out: Path, images: torch.Tensor) -> torch.Tensor:
@@ -119,4 +125,9 @@ def _write_about(run: RunModel, out: Path, config: bool = False) -> None:
     info = about(run)
     if config:
         info["config"] = OmegaConf.to_container(run.cfg, resolve=True)
-    files.write_json(out.with_suffix(".json"), info)
+    files.write_json(about_path(out), info)
+
+
+def about_path(out: Path) -> Path:
+    """The JSON beside an exported file: model.pt -> model.pt.json."""
+    return out.with_name(out.name + ".json")
