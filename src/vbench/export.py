@@ -75,9 +75,12 @@ def _onnx(wrapped, run: RunModel, out: Path, images: torch.Tensor) -> torch.Tens
                           "'vbench[export]'") from None
     tmp = out.with_name(f".{out.name}.tmp")  # metadata is added before the atomic write
     try:
-        torch.onnx.export(wrapped, (images[:1],), str(tmp), dynamo=False, opset_version=OPSET,
-                          input_names=["images"], output_names=["logits"],
-                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter: see top
+            torch.onnx.export(wrapped, (images[:1],), str(tmp), dynamo=False,
+                              opset_version=OPSET, input_names=["images"],
+                              output_names=["logits"],
+                              dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
         proto = onnx.load(str(tmp))
     finally:
         tmp.unlink(missing_ok=True)
