@@ -200,3 +200,27 @@ def test_library_models_eval_and_export(tmp_path, model, capsys):
     assert results == json.loads((run_dir / "metrics.json").read_text())["best"]
     export_main([str(run_dir), "--format", "onnx", "--out", str(tmp_path / "m.onnx")])
     assert "max |logit difference|" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_readme_commands(tmp_path, monkeypatch):
+    """Every command of the README's "Use a trained model" block, as written, in a fresh dir:
+    the training through the console script, the three tools in-process (their mains, same argv)."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("## Use a trained model")[1].split("```bash")[1].split("```")[0]
+    _write_images(tmp_path / "photos")
+    monkeypatch.chdir(tmp_path)
+    mains = {"vbench-eval": eval_main, "vbench-predict": predict_main,
+             "vbench-export": export_main}
+    for command in block.strip().splitlines():
+        tool, *args = command.split()
+        if tool == "vbench":
+            done = _tool(tool, *args, cwd=tmp_path)
+            assert done.returncode == 0, f"{command}: {done.stderr}"
+        else:
+            mains[tool](args)  # a failure raises SystemExit(2)
+    run_dir = tmp_path / "outputs/runs/digits_cnn"
+    assert (run_dir / "eval/fake_test/metrics.json").exists()
+    assert (tmp_path / "predictions.csv").exists() and (tmp_path / "digits_cnn.pt").exists()
+    assert (run_dir / "export/model.onnx").exists()
+    assert "vbench debug=smoke model=cnn" in (run_dir / "model_card.md").read_text()
