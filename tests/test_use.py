@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_cfg
 from PIL import Image
 
+from conftest import make_cfg
 from vbench.commands import eval_main, evaluate_run, export_main, predict_main
 from vbench.run import run
 
@@ -33,7 +33,7 @@ def runs(tmp_path_factory):
 
 def _tool(name: str, *args, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / name), *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd)
+                          cwd=cwd, check=False)
 
 
 def test_checkpoints_are_self_contained(runs):

@@ -15,17 +15,17 @@ def write(run_dir: Path, cfg, metrics: dict) -> None:
     sizes = m.get("sizes") or {}
     lines = [
         f"# Model card: {m['model']} on {m['dataset']}", "",
-        f"- **Model**: `{cfg.model.name}` (arch `{cfg.model.arch}`), "
-        f"{params.get('total', 0):,} parameters ({params.get('trainable', 0):,} trainable)",
-        f"- **Dataset**: `{cfg.dataset.name}`, {sizes.get('train', 0)} train / "
-        f"{sizes.get('val', 0)} val / {sizes.get('test', 0)} test images, "
-        f"{len(m.get('classes') or [])} classes",
-        f"- **Recipe**: optimizer `{cfg.optimizer.get('name')}`, scheduler "
-        f"`{cfg.scheduler.get('name')}`, {m['epochs_run']} of {t.epochs} epochs, batch "
-        f"{t.batch_size}, seed {t.seed}, precision {m.get('precision')}, freeze "
-        f"`{cfg.freeze.get('policy')}`, augment `{cfg.dataset.get('augment', 'none')}`",
-        f"- **Status**: {m['status']}; best = epoch {m['best_epoch']}"
-        f"{' by ' + m['monitor'] if m.get('monitor') else ''}, final = epoch {m['epochs_run']}",
+        (f"- **Model**: `{cfg.model.name}` (arch `{cfg.model.arch}`), "
+         f"{params.get('total', 0):,} parameters ({params.get('trainable', 0):,} trainable)"),
+        (f"- **Dataset**: `{cfg.dataset.name}`, {sizes.get('train', 0)} train / "
+         f"{sizes.get('val', 0)} val / {sizes.get('test', 0)} test images, "
+         f"{len(m.get('classes') or [])} classes"),
+        (f"- **Recipe**: optimizer `{cfg.optimizer.get('name')}`, scheduler "
+         f"`{cfg.scheduler.get('name')}`, {m['epochs_run']} of {t.epochs} epochs, batch "
+         f"{t.batch_size}, seed {t.seed}, precision {m.get('precision')}, freeze "
+         f"`{cfg.freeze.get('policy')}`, augment `{cfg.dataset.get('augment', 'none')}`"),
+        (f"- **Status**: {m['status']}; best = epoch {m['best_epoch']}"
+         f"{' by ' + m['monitor'] if m.get('monitor') else ''}, final = epoch {m['epochs_run']}"),
         "", "## Results", "",
         "The best checkpoint was chosen on **val**; **test** was never used for any choice.", "",
         "| metric | best val | best test | final val | final test |",

@@ -67,10 +67,13 @@ def predict_files(run: RunModel, files: list[Path], top_k: int, batch_size: int,
     std = torch.tensor(run.std, device=device).view(1, -1, 1, 1)
     k = min(top_k, len(run.classes))
 
+    from PIL import Image
+
     def decode(path: Path):
         try:
             return load_image(path, run.channels, run.size)
-        except Exception as e:  # PIL raises many kinds for a file that is not an image
+        # What PIL raises for a file that is not (or no longer) an image it can read.
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             return f"not an image ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
 
     with ThreadPoolExecutor() as pool:
