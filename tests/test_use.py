@@ -21,11 +21,12 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """{name: run dir} of three tiny digits runs: an MLP (2 epochs, so best may differ from
-    final), a CNN, and the logistic-regression baseline."""
+    """{name: run dir} of tiny digits runs: an MLP (2 epochs, so best may differ from final), a
+    CNN, and the two scikit-learn baselines (logreg stored as arrays, the forest refitted)."""
     root = tmp_path_factory.mktemp("runs")
     recipes = {"mlp": ["model=mlp", "trainer.epochs=2"], "cnn": ["model=cnn"],
-               "logreg": ["model=logreg", "model.max_iter=50"]}
+               "logreg": ["model=logreg", "model.max_iter=50"],
+               "random_forest": ["model=random_forest", "model.n_estimators=20"]}
     for name, overrides in recipes.items():
         run(make_cfg(*SMOKE, *overrides), root / name)
     return {name: root / name for name in recipes}
@@ -45,7 +46,7 @@ def test_checkpoints_are_self_contained(runs):
         assert state["config"]["model"]["name"] == "mlp" and state["vbench_version"]
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "logreg"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "logreg", "random_forest"])
 def test_eval_reproduces_best_test_exactly(runs, name):
     results = evaluate_run(runs[name], [])
     best = json.loads((runs[name] / "metrics.json").read_text())["best"]
