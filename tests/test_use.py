@@ -115,8 +115,12 @@ def test_predict_folder_through_the_console_script(runs, tmp_path):
     csv_lines = (tmp_path / "out.csv").read_text().splitlines()
     assert csv_lines[0] == "path,class_1,probability_1,class_2,probability_2,error"
     assert len(csv_lines) == 6
-    done = _tool("vbench-predict", runs["logreg"], images[0], "--json", "--top-k", "10")
-    row = json.loads(done.stdout)
+
+
+def test_predict_json_with_a_baseline(runs, tmp_path, capsys):
+    image = _write_images(tmp_path / "images")[2]  # RGB, for a grey model
+    predict_main([str(runs["logreg"]), str(image), "--json", "--top-k", "10"])
+    row = json.loads(capsys.readouterr().out)
     assert row["error"] is None and abs(sum(t["probability"] for t in row["top"]) - 1) < 1e-5
 
 
