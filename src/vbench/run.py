@@ -1,8 +1,8 @@
 """run(cfg): seed -> data -> model -> freeze -> optimizer -> epochs -> evaluate best & final -> write.
 
 The run directory gets history.csv (rewritten every epoch), checkpoints/best.pt and last.pt
-(self-contained: checkpoint.py), plots/, model_card.md, and metrics.json, written last: its presence with status "completed" (or
-"early_stopped") means every other file is complete.
+(self-contained: checkpoint.py), plots/, model_card.md, and metrics.json, written last: its
+presence with status "completed" (or "early_stopped") means every other file is complete.
 """
 
 import csv
