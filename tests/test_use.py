@@ -170,12 +170,13 @@ def test_export_with_parity(runs, tmp_path, fmt, capsys):
         assert json.loads(Path(f"{out}.json").read_text())["classes"] == classes
 
 
-def _exits_with_one_line(main, argv, capsys) -> None:
+def _exits_with_one_line(main, argv, capsys) -> str:
     with pytest.raises(SystemExit) as stop:
         main(list(map(str, argv)))
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "error" in err
+    return err
 
 
 def test_export_refuses_a_baseline(runs, capsys):
@@ -229,3 +230,11 @@ def test_readme_commands(tmp_path, monkeypatch):
     assert (tmp_path / "predictions.csv").exists() and (tmp_path / "digits_cnn.pt").exists()
     assert (run_dir / "export/model.onnx").exists()
     assert "vbench debug=smoke model=cnn" in (run_dir / "model_card.md").read_text()
+
+
+def test_onnx_without_the_extra_names_it(runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    err = _exits_with_one_line(export_main, [runs["mlp"], "--format", "onnx", "--out",
+                                             tmp_path / "m.onnx"], capsys)
+    assert "vbench[export]" in err
+    assert not (tmp_path / "m.onnx").exists()
