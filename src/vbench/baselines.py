@@ -3,8 +3,13 @@ once on the train split's flattened (normalized) pixels, or on the features of a
 torchvision backbone (`model.backbone=squeezenet1_0`). They write the same metrics.json as the
 networks, so they sit in the same leaderboard:
 
-- one fit, no epochs: epochs_run = best_epoch = 1 and best = final; no history.csv, no
-  checkpoints (the estimator is not a state_dict), plots/confusion.png as usual;
+- one fit, no epochs: epochs_run = best_epoch = 1 and best = final; no history.csv,
+  plots/confusion.png as usual;
+- checkpoints/best.pt and last.pt (the same) hold no pickled estimator (nothing vbench reads
+  may execute code): logistic regression stores its fitted arrays (coef_, intercept_,
+  classes_) as tensors; a random forest is refitted from the stored config and seed on the
+  same train split (deterministic: random_state = trainer.seed); a backbone's weights are the
+  checkpoint's "model" state_dict;
 - loss is the log loss of predict_proba; params.trainable counts the fitted estimator
   (logreg: coef_ + intercept_ entries; random forest: total tree nodes) and params.total adds
   the frozen backbone's parameters.
@@ -18,10 +23,11 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from . import files
+from . import files, model_card
 from .console import print_summary
-from .data import Data, Split
+from .data import Data, Split, load_data
 from .errors import choices_error
+from .evaluate import evaluate, summary
 from .features import extract
 from .freeze import head_name
 from .models import InputSpec, build_model
@@ -79,42 +85,77 @@ def _estimator_size(estimator) -> int:
     return int(sum(tree.tree_.node_count for tree in estimator.estimators_))
 
 
-def _backbone(cfg, data: Data) -> nn.Module | None:
-    """The frozen torchvision backbone named by model.backbone, on the data's device."""
+def _backbone(cfg, spec: InputSpec, device, weights=None) -> nn.Module | None:
+    """The frozen torchvision backbone named by model.backbone, on `device`; `weights` (a
+    checkpoint file) replaces model.weights and the pretrained file."""
     if cfg.backbone is None:
         return None
-    spec = InputSpec(data.in_channels, data.image_size, data.num_classes,
-                     tuple(data.mean), tuple(data.std))
     zoo_cfg = OmegaConf.create({"arch": "torchvision", "name": cfg.backbone,
-                                "pretrained": cfg.pretrained, "weights": cfg.weights,
+                                "pretrained": cfg.pretrained, "weights": weights or cfg.weights,
                                 "input_size": cfg.input_size})
-    return build_model(zoo_cfg, spec).to(data.train.x.device).requires_grad_(False)
+    return build_model(zoo_cfg, spec).to(device).requires_grad_(False)
 
 
-def run_sklearn(cfg, data: Data, run_dir: Path) -> dict:
-    from .run import _evaluate, summary  # run.py imports this module
+def _spec(data: Data) -> InputSpec:
+    return InputSpec(data.in_channels, data.image_size, data.num_classes,
+                     tuple(data.mean), tuple(data.std))
 
+
+def _fit(cfg, data: Data, backbone) -> SklearnClassifier:
+    model = SklearnClassifier(_estimator(cfg.model, cfg.trainer.seed), backbone,
+                              data.num_classes, cfg.trainer.eval_batch_size)
+    model.estimator.fit(model.features(data.train.x), data.train.y.cpu().numpy())
+    return model
+
+
+def _estimator_state(estimator) -> dict | None:
+    """Logistic regression as plain tensors; None for estimators refitted on load."""
+    if not hasattr(estimator, "coef_"):
+        return None
+    return {"coef": torch.from_numpy(estimator.coef_), "intercept":
+            torch.from_numpy(estimator.intercept_), "classes": torch.from_numpy(estimator.classes_)}
+
+
+def load_baseline(cfg, spec: InputSpec, path: Path, state: dict) -> SklearnClassifier:
+    """A baseline from its checkpoint: logreg from its stored arrays, a random forest refitted
+    exactly as the run fitted it (same config, seed and train split)."""
+    backbone = _backbone(cfg.model, spec, "cpu", weights=path if state["model"] else None)
+    if state.get("estimator") is None:
+        return _fit(cfg, load_data(cfg.dataset, torch.device("cpu")), backbone)
+    estimator = _estimator(cfg.model, cfg.trainer.seed)
+    arrays = state["estimator"]
+    estimator.coef_, estimator.intercept_ = arrays["coef"].numpy(), arrays["intercept"].numpy()
+    estimator.classes_ = arrays["classes"].numpy()
+    estimator.n_features_in_ = estimator.coef_.shape[1]
+    return SklearnClassifier(estimator, backbone, spec.num_classes, cfg.trainer.eval_batch_size)
+
+
+def run_sklearn(cfg, data: Data, run_dir: Path, about: dict) -> dict:
+    """Fit, evaluate and write the run; `about` (checkpoint.describe) goes into the checkpoint."""
     t = cfg.trainer
     start = time.perf_counter()
-    backbone = _backbone(cfg.model, data)
-    model = SklearnClassifier(_estimator(cfg.model, t.seed), backbone, data.num_classes,
-                              t.eval_batch_size)
-    model.estimator.fit(model.features(data.train.x), data.train.y.cpu().numpy())
+    backbone = _backbone(cfg.model, _spec(data), data.train.x.device)
+    model = _fit(cfg, data, backbone)
     train_time = time.perf_counter() - start
 
-    results, test_logits = _evaluate(model, data, t.eval_batch_size, None)
+    result = evaluate(model, data, t.eval_batch_size, None)
     size = _estimator_size(model.estimator)
     frozen = 0
     if backbone is not None:  # its own (unused) classifier head does not count
         frozen = count_params(backbone) - count_params(backbone.get_submodule(head_name(backbone)))
-    metrics = summary(cfg, data, model, None, test_logits, status="completed",
+    metrics = summary(cfg, data, result, result, None, status="completed",
                       params={"total": size + frozen, "trainable": size}, epochs_run=1,
-                      best_epoch=1, monitor=None, train_time_s=train_time, best=results,
-                      final=results)
-    if test_logits is not None:
-        plot_confusion(data.test.y.cpu().numpy(), test_logits.argmax(1).cpu().numpy(),
+                      best_epoch=1, monitor=None, train_time_s=train_time)
+    checkpoint = {"model": backbone.state_dict() if backbone is not None else {},
+                  "estimator": _estimator_state(model.estimator), "epoch": 1,
+                  **about}
+    for name in ("best.pt", "last.pt"):  # one fit: best = final
+        files.save_torch(run_dir / "checkpoints" / name, checkpoint)
+    if result.test_logits is not None:
+        plot_confusion(data.test.y.cpu().numpy(), result.test_logits.argmax(1).cpu().numpy(),
                        data.classes, f"{cfg.model.name}, test split",
                        run_dir / "plots/confusion.png")
+    model_card.write(run_dir, cfg, metrics)
     files.write_json(run_dir / "metrics.json", metrics)
     print_summary(metrics, run_dir)
     return metrics

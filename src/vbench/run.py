@@ -1,37 +1,37 @@
 """run(cfg): seed -> data -> model -> freeze -> optimizer -> epochs -> evaluate best & final -> write.
 
-The run directory gets history.csv (rewritten every epoch), checkpoints/best.pt and last.pt,
-plots/, and metrics.json, written last: its presence with status "completed" (or
-"early_stopped") means every other file is complete.
+The run directory gets history.csv (rewritten every epoch), checkpoints/best.pt and last.pt
+(self-contained: checkpoint.py), plots/, model_card.md, and metrics.json, written last: its
+presence with status "completed" (or "early_stopped") means every other file is complete.
 """
 
 import contextlib
 import csv
 import io
 import math
-import platform
 import time
-from importlib import metadata
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 
-from . import files
+from . import files, model_card
 from .analysis import analyze, keep_initial, load_extra
 from .baselines import is_sklearn, run_sklearn
+from .checkpoint import describe
 from .console import console, epoch_progress, print_summary, run_log
 from .data import load_data
 from .data.batches import num_batches
 from .device import autocast_dtype, configure_determinism, resolve_device
 from .errors import VBenchError
+from .evaluate import evaluate, summary, versions
 from .features import cache_features, uses_feature_cache
 from .freeze import apply_freeze
 from .loggers import Loggers
-from .metrics import classification_metrics, per_class_accuracy
+from .metrics import classification_metrics
 from .models import InputSpec, build_model
 from .optim import build_optimizer, build_scheduler
-from .resume import config_fingerprint, finished_metrics, resume_state
+from .resume import finished_metrics, resume_state
 from .rundir import exclusive, remove_stale_temps
 from .schema import MONITORS, validate
 from .train import EarlyStopping, StepRecipe, predict, train_one_epoch
@@ -74,7 +74,7 @@ def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
 
     data = load_data(cfg.dataset, device)
     if is_sklearn(cfg.model):  # scikit-learn baselines: one fit, no epochs (baselines.py)
-        return loggers.finish(run_sklearn(cfg, data, run_dir), run_dir)
+        return loggers.finish(run_sklearn(cfg, data, run_dir, describe(cfg, data)), run_dir)
     extra = load_extra(cfg, data, device)  # before training, so a shape mismatch fails now
     spec = InputSpec(data.in_channels, data.image_size, data.num_classes,
                      tuple(data.mean), tuple(data.std))
@@ -103,32 +103,38 @@ def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
              f"val images, {device}, up to {t.epochs} epochs")
     with epoch_progress(t.epochs, title, num_batches(fit_data.train, t.batch_size)) as report:
         history, status, stopper = _fit(cfg, trained, fit_data, recipe, scheduler, run_dir,
-                                        report, resumed, loggers.log_epoch)
+                                        report, resumed, loggers.log_epoch, describe(cfg, data))
     train_time = cache_s + sum(row["epoch_s"] for row in history)  # resumed epochs count too
 
-    # Final = the weights after the last epoch; best = the epoch the val metric chose.
-    final, _ = _evaluate(model, data, t.eval_batch_size, amp_dtype)
-    best, best_test_logits = None, None
-    if stopper.best_epoch:
+    # Final = the weights after the last epoch; best = the epoch the val metric chose (the
+    # same weights, evaluated once, when the last epoch was the best).
+    final, best = evaluate(model, data, t.eval_batch_size, amp_dtype), None
+    if stopper.best_epoch == len(history):
+        best = final
+    elif stopper.best_epoch:
         model.load_state_dict(files.load_torch(run_dir / "checkpoints/best.pt")["model"])
-        best, best_test_logits = _evaluate(model, data, t.eval_batch_size, amp_dtype)
+        best = evaluate(model, data, t.eval_batch_size, amp_dtype)
     metrics = summary(
-        cfg, data, model, amp_dtype, best_test_logits, status=status,
+        cfg, data, best, final, amp_dtype, status=status,
         params={"total": sum(p.numel() for p in model.parameters()),
                 "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)},
         epochs_run=len(history), best_epoch=stopper.best_epoch, monitor=t.monitor,
-        train_time_s=train_time, best=best, final=final)
+        train_time_s=train_time)
+    best_test_logits = best.test_logits if best is not None else None
     metrics.update(analyze(cfg, run_dir, model, data, history, stopper.best_epoch,
                            best_test_logits, amp_dtype, initial, extra))
+    model_card.write(run_dir, cfg, metrics)
     files.write_json(run_dir / "metrics.json", metrics)
     print_summary(metrics, run_dir)
     return loggers.finish(metrics, run_dir)
 
 
-def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resumed, log_epoch):
+def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resumed, log_epoch,
+         about):
     """The epoch loop: train, validate, keep the best checkpoint, stop early or on divergence.
     `resumed` (last.pt of an interrupted run, or None) puts every piece of state back first;
-    each epoch's row goes to the console (`report`) and the experiment trackers (`log_epoch`)."""
+    each epoch's row goes to the console (`report`) and the experiment trackers (`log_epoch`);
+    `about` (checkpoint.describe) goes into both checkpoints, so they stand on their own."""
     t = cfg.trainer
     optimizer, amp_dtype = recipe.optimizer, recipe.amp_dtype
     generator = torch.Generator(device=data.train.x.device).manual_seed(t.seed)
@@ -176,13 +182,13 @@ def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resum
             break
         if stopper.update(row[t.monitor], epoch):
             files.save_torch(run_dir / "checkpoints/best.pt",
-                             {"model": _state(model), "epoch": epoch, t.monitor: stopper.best})
+                             {"model": _state(model), "epoch": epoch, t.monitor: stopper.best, **about})
         files.save_torch(run_dir / "checkpoints/last.pt", {
             "model": _state(model), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "epoch": epoch, "early_stopping": vars(stopper).copy(), "history": history,
             "rng": {"torch": torch.get_rng_state(), "batches": generator.get_state()},
-            "config": config_fingerprint(cfg),
+            **about,  # its "config" is the fingerprint resume compares
         })
         if stopper.should_stop:
             console.print(f"early stopping: {t.monitor} has not improved for {t.patience} epochs; "
@@ -199,56 +205,6 @@ def _state_module(model):
 
 def _state(model) -> dict:
     return _state_module(model).state_dict()
-
-
-def summary(cfg, data, model, amp_dtype, test_logits, **fields) -> dict:
-    """metrics.json: the keys every kind of run shares around `fields`, which differ (status,
-    params, epochs_run, best_epoch, monitor, train_time_s, best, final). `model` holds the
-    best weights and `test_logits` are theirs."""
-    timed_split = data.test if data.test is not None else data.val
-    return {
-        "status": fields.pop("status"),
-        "dataset": cfg.dataset.name,
-        "model": cfg.model.name,
-        "device": str(data.train.x.device),
-        "threads": torch.get_num_threads(),  # intra-op threads: parallel launchers lower it
-        "seed": cfg.trainer.seed,
-        "name": cfg.run.name,  # run.name and run.tags: the user's labels
-        "tags": list(cfg.run.tags),
-        **fields,
-        "per_class_accuracy": (per_class_accuracy(test_logits, data.test.y, data.classes)
-                               if test_logits is not None else None),
-        "inference_ms_per_image": _inference_ms(model, timed_split, cfg.trainer.eval_batch_size,
-                                                amp_dtype),
-        "precision": str(amp_dtype or torch.float32).removeprefix("torch."),
-        "sizes": {"train": len(data.train), "val": len(data.val),
-                  "test": len(data.test) if data.test is not None else 0},
-        "classes": data.classes,
-        "config": config_fingerprint(cfg),  # what these numbers belong to (resume.py checks it)
-        "versions": _versions(),
-    }
-
-
-def _evaluate(model, data, batch_size, amp_dtype):
-    """Metrics on val and test (None without a test split), and the test logits."""
-    results = {"val": classification_metrics(predict(model, data.val, batch_size, amp_dtype),
-                                             data.val.y), "test": None}
-    test_logits = None
-    if data.test is not None:
-        test_logits = predict(model, data.test, batch_size, amp_dtype)
-        results["test"] = classification_metrics(test_logits, data.test.y)
-    return results, test_logits
-
-
-def _inference_ms(model, split, batch_size, amp_dtype) -> float:
-    """Batched inference time per image on the run's device, after one warm-up pass."""
-    predict(model, split, batch_size, amp_dtype)
-    sync = torch.cuda.synchronize if split.x.is_cuda else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    predict(model, split, batch_size, amp_dtype)
-    sync()
-    return (time.perf_counter() - start) * 1000 / len(split)
 
 
 def _write_history(history: list[dict], path: Path) -> None:
@@ -268,16 +224,6 @@ def _write_unfinished(cfg, run_dir: Path, status: str, error: str) -> None:
             "status": status, "error": error,
             "dataset": cfg.dataset.get("name"), "model": cfg.model.get("name"),
             "seed": cfg.trainer.get("seed"), "name": cfg.run.name, "tags": list(cfg.run.tags),
-            "versions": _versions(),
+            "versions": versions(),
         })
 
-
-def _versions() -> dict:
-    def version(package: str) -> str | None:
-        try:
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return None
-
-    names = ("vbench", "torch", "torchvision", "timm", "scikit-learn", "hydra-core")
-    return {**{name: version(name) for name in names}, "python": platform.python_version()}

@@ -1,0 +1,76 @@
+"""model_card.md in every run directory: what was trained, how well (best vs final, val vs
+test), the per-class extremes, how to reproduce it, and the versions; vbench-eval appends."""
+
+import shlex
+from pathlib import Path
+
+from . import files
+
+NAMES = ("loss", "accuracy", "macro_f1", "weighted_f1")
+
+
+def write(run_dir: Path, cfg, metrics: dict) -> None:
+    m, t = metrics, cfg.trainer
+    params = m.get("params") or {}
+    sizes = m.get("sizes") or {}
+    lines = [
+        f"# Model card: {m['model']} on {m['dataset']}", "",
+        (f"- **Model**: `{cfg.model.name}` (arch `{cfg.model.arch}`), "
+         f"{params.get('total', 0):,} parameters ({params.get('trainable', 0):,} trainable)"),
+        (f"- **Dataset**: `{cfg.dataset.name}`, {sizes.get('train', 0)} train / "
+         f"{sizes.get('val', 0)} val / {sizes.get('test', 0)} test images, "
+         f"{len(m.get('classes') or [])} classes"),
+        (f"- **Recipe**: optimizer `{cfg.optimizer.get('name')}`, scheduler "
+         f"`{cfg.scheduler.get('name')}`, {m['epochs_run']} of {t.epochs} epochs, batch "
+         f"{t.batch_size}, seed {t.seed}, precision {m.get('precision')}, freeze "
+         f"`{cfg.freeze.get('policy')}`, augment `{cfg.dataset.get('augment', 'none')}`"),
+        (f"- **Status**: {m['status']}; best = epoch {m['best_epoch']}"
+         f"{' by ' + m['monitor'] if m.get('monitor') else ''}, final = epoch {m['epochs_run']}"),
+        "", "## Results", "",
+        "The best checkpoint was chosen on **val**; **test** was never used for any choice.", "",
+        "| metric | best val | best test | final val | final test |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in NAMES:
+        cells = [_cell(m.get(ckpt), split, name) for ckpt in ("best", "final")
+                 for split in ("val", "test")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    per_class = m.get("per_class_accuracy") or {}
+    if per_class:
+        ranked = sorted(per_class.items(), key=lambda kv: kv[1])
+        lines += ["", "Per-class test accuracy (best checkpoint): lowest "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in ranked[:3]) + "; highest "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in ranked[::-1][:3]) + "."]
+    lines += ["", "## Reproduce", "", "```", _command(run_dir), "```", "",
+              "## Versions", "",
+              ", ".join(f"{k} {v}" for k, v in (m.get("versions") or {}).items() if v), ""]
+    files.write_text(Path(run_dir) / "model_card.md", "\n".join(lines))
+
+
+def append_eval(run_dir: Path, which: str, dataset: str, results: dict,
+                dataset_cfg: dict | None) -> None:
+    """A vbench-eval result, appended as its own section (the card is created if missing)."""
+    path = Path(run_dir) / "model_card.md"
+    text = path.read_text() if path.exists() else f"# Model card: {Path(run_dir).name}\n"
+    rows = [f"| {split} | " + " | ".join(f"{values[n]:.4f}" for n in NAMES) + " |"
+            for split, values in results.items()]
+    where = "" if dataset_cfg is None else f" (another dataset: `{dataset_cfg}`)"
+    section = [f"## vbench-eval: {which} checkpoint on {dataset}{where}", "",
+               "| split | " + " | ".join(NAMES) + " |", "|---|" + "---:|" * len(NAMES), *rows, ""]
+    files.write_text(path, text.rstrip("\n") + "\n\n" + "\n".join(section))
+
+
+def _cell(checkpoint: dict | None, split: str, name: str) -> str:
+    values = (checkpoint or {}).get(split)
+    return "—" if values is None else f"{values[name]:.4f}"
+
+
+def _command(run_dir: Path) -> str:
+    """`vbench` with the run's own command-line overrides (.hydra/overrides.yaml)."""
+    overrides_file = Path(run_dir) / ".hydra" / "overrides.yaml"
+    overrides = []
+    if overrides_file.exists():
+        from omegaconf import OmegaConf
+
+        overrides = [str(o) for o in OmegaConf.load(overrides_file)]
+    return " ".join(["vbench", *(shlex.quote(o) for o in overrides)])
