@@ -29,6 +29,7 @@ from .metrics import classification_metrics, per_class_accuracy
 from .models import InputSpec, build_model
 from .optim import build_optimizer, build_scheduler
 from .resume import config_fingerprint, finished_metrics, resume_state
+from .timing import Phases
 from .train import EarlyStopping, StepRecipe, predict, train_one_epoch
 from .validate import MONITORS, validate
 
@@ -52,6 +53,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
 
 def _run(cfg: DictConfig, run_dir: Path) -> dict:
+    phases = Phases()
     validate(cfg)
     resumed = resume_state(cfg, run_dir)  # a foreign or corrupt last.pt fails before any work
     t = cfg.trainer
@@ -61,6 +63,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     torch.manual_seed(t.seed)  # weight init; batch order has its own generator below
 
     data = load_data(cfg.dataset, device)
+    phases.lap("data")
     if is_sklearn(cfg.model):  # scikit-learn baselines: one fit, no epochs (baselines.py)
         return run_sklearn(cfg, data, run_dir)
     extra = load_extra(cfg, data, device)  # before training, so a shape mismatch fails now
@@ -75,6 +78,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     scheduler, per_step = build_scheduler(cfg.scheduler, optimizer, t.epochs,
                                           num_batches(data.train, t.batch_size))
 
+    phases.lap("setup")  # the model, and torch._dynamo, which the first optimizer imports
     # A frozen backbone without augmentation runs once; only its head trains (features.py).
     start = time.perf_counter()
     trainee, fit_data = model, data
@@ -93,6 +97,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
         history, status, stopper = _fit(cfg, trained, fit_data, recipe, scheduler, run_dir,
                                         report, resumed)
     train_time = cache_s + sum(row["epoch_s"] for row in history)  # resumed epochs count too
+    phases.lap("training")
 
     # Final = the weights after the last epoch; best = the epoch the val metric chose.
     final, _ = _evaluate(model, data, t.eval_batch_size, amp_dtype)
@@ -106,8 +111,11 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
                 "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)},
         epochs_run=len(history), best_epoch=stopper.best_epoch, monitor=t.monitor,
         train_time_s=train_time, best=best, final=final)
+    phases.lap("evaluation")
     metrics.update(analyze(cfg, run_dir, model, data, history, stopper.best_epoch,
                            best_test_logits, amp_dtype, initial, extra))
+    phases.lap("plots")  # and the eval.extra / eval.shift_pixels probes when asked
+    metrics["timings"] = phases.timings
     files.write_json(run_dir / "metrics.json", metrics)
     print_summary(metrics, run_dir)
     return metrics
