@@ -50,11 +50,6 @@ def vbench(cwd: Path, *overrides: str) -> tuple[float, list[dict]]:
     return wall, [json.loads(path.read_text()) for path in runs]
 
 
-def best_of(repeats: int, measure) -> tuple[float, list[dict]]:
-    results = [measure(i) for i in range(repeats)]
-    return min(results, key=lambda result: result[0])
-
-
 def breakdown(wall: float, timings: dict) -> str:
     parts = [f"{name} {timings[name]:.2f}" for name in ORDER if name in timings]
     return ", ".join(parts + [f"rest {wall - sum(timings.values()):.2f}"])
@@ -65,19 +60,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-sweep", action="store_true")
     args = parser.parse_args()
+    cases = {"vbench": ([], 1.4), "vbench debug=smoke": (["debug=smoke"], 1.2)}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        floor = min(timed([sys.executable, "-c", FLOOR], tmp) for _ in range(args.repeats))
+        # Repeats interleave the cases, so that each sees the same load on a busy machine.
+        floors, walls = [], {label: [] for label in cases}
+        for i in range(args.repeats):
+            floors.append(timed([sys.executable, "-c", FLOOR], tmp))
+            for label, (overrides, _) in cases.items():
+                walls[label].append(vbench(tmp / f"{label}-{i}".replace(" ", "_"), *overrides))
+        floor = min(floors)
         print(f"floor (import torch + one optimizer step): {floor:.2f} s", flush=True)
-        for label, overrides, target in (("vbench", [], 1.4),
-                                         ("vbench debug=smoke", ["debug=smoke"], 1.2)):
-            wall, (metrics,) = best_of(args.repeats, lambda i: vbench(
-                tmp / f"{label}-{i}".replace(" ", "_"), *overrides))
+        for label, (_, target) in cases.items():
+            wall, (metrics,) = min(walls[label], key=lambda result: result[0])
             print(f"{label}: {wall:.2f} s = {wall / floor:.2f}x floor (target <= {target}x); "
                   f"{breakdown(wall, metrics['timings'])}", flush=True)
         if not args.skip_sweep:
-            wall, runs = best_of(args.repeats, lambda i: vbench(
-                tmp / f"sweep-{i}", "-m", "trainer.seed=0,1,2,3"))
+            wall, runs = min((vbench(tmp / f"sweep-{i}", "-m", "trainer.seed=0,1,2,3")
+                              for i in range(args.repeats)), key=lambda result: result[0])
             trained = sum(m["train_time_s"] for m in runs)
             print(f"four-job digits sweep: {wall:.2f} s; floor + jobs' training {trained:.2f} s: "
                   f"{(wall - floor) / trained:.2f}x (target <= 1.3x); per job "
