@@ -38,6 +38,10 @@ def test_default_run_writes_the_whole_run_directory(run_vbench):
     assert set(metrics["per_class_accuracy"]) == {str(d) for d in range(10)}
     assert metrics["inference_ms_per_image"] > 0
     assert set(metrics["versions"]) >= {"vbench", "torch", "torchvision", "timm", "python"}
+    # Phase timings (benchmarks/startup.py); a later run of the process has no startup.
+    assert set(metrics["timings"]) <= {"startup", "data", "setup", "training", "evaluation",
+                                       "plots"} and "training" in metrics["timings"]
+    assert all(s >= 0 for s in metrics["timings"].values())
 
     with open(run_dir / "history.csv") as f:
         rows = list(csv.DictReader(f))

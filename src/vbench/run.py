@@ -34,6 +34,7 @@ from .optim import build_optimizer, build_scheduler
 from .resume import finished_metrics, resume_state
 from .rundir import exclusive, remove_stale_temps
 from .schema import MONITORS, validate
+from .timing import Phases
 from .train import EarlyStopping, StepRecipe, predict, train_one_epoch
 
 
@@ -64,6 +65,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
 
 def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
+    phases = Phases()
     resumed = resume_state(cfg, run_dir)  # a foreign or corrupt last.pt fails before any work
     loggers.start(cfg, run_dir)  # a logger whose package is missing fails here
     t = cfg.trainer
@@ -73,6 +75,7 @@ def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
     torch.manual_seed(t.seed)  # weight init; batch order has its own generator below
 
     data = load_data(cfg.dataset, device)
+    phases.lap("data")
     if is_sklearn(cfg.model):  # scikit-learn baselines: one fit, no epochs (baselines.py)
         return loggers.finish(run_sklearn(cfg, data, run_dir, describe(cfg, data)), run_dir)
     extra = load_extra(cfg, data, device)  # before training, so a shape mismatch fails now
@@ -87,6 +90,7 @@ def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
     scheduler, per_step = build_scheduler(cfg.scheduler, optimizer, t.epochs,
                                           num_batches(data.train, t.batch_size))
 
+    phases.lap("setup")  # the model, and torch._dynamo, which the first optimizer imports
     # A frozen backbone without augmentation runs once; only its head trains (features.py).
     start = time.perf_counter()
     trainee, fit_data = model, data
@@ -105,6 +109,7 @@ def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
         history, status, stopper = _fit(cfg, trained, fit_data, recipe, scheduler, run_dir,
                                         report, resumed, loggers.log_epoch, describe(cfg, data))
     train_time = cache_s + sum(row["epoch_s"] for row in history)  # resumed epochs count too
+    phases.lap("training")
 
     # Final = the weights after the last epoch; best = the epoch the val metric chose (the
     # same weights, evaluated once, when the last epoch was the best).
@@ -120,9 +125,12 @@ def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
                 "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)},
         epochs_run=len(history), best_epoch=stopper.best_epoch, monitor=t.monitor,
         train_time_s=train_time)
+    phases.lap("evaluation")
     best_test_logits = best.test_logits if best is not None else None
     metrics.update(analyze(cfg, run_dir, model, data, history, stopper.best_epoch,
                            best_test_logits, amp_dtype, initial, extra))
+    phases.lap("plots")  # and the eval.extra / eval.shift_pixels probes when asked
+    metrics["timings"] = phases.timings
     model_card.write(run_dir, cfg, metrics)
     files.write_json(run_dir / "metrics.json", metrics)
     print_summary(metrics, run_dir)

@@ -1,8 +1,12 @@
-"""Seeded, stratified index selection: smoke subsets and the train/val split."""
+"""Seeded, stratified index selection: smoke subsets and the train/val split.
+
+The split draws exactly the indices scikit-learn's `train_test_split(..., stratify=y,
+random_state=seed)` draws (its StratifiedShuffleSplit, in numpy below), so every run keeps the
+images it had while scikit-learn (1.2 s of imports) is no longer loaded to pick them.
+tests/test_splits.py compares the two on many label vectors."""
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from ..errors import VBenchError
 
@@ -24,8 +28,9 @@ def stratified_subset(y: torch.Tensor, per_class: int | None, max_samples: int |
         if max_samples < classes:
             raise VBenchError(f"dataset.max_samples={max_samples} keeps fewer {split} images than "
                               f"there are classes ({classes}); use at least {classes}")
-        order, _ = train_test_split(order, train_size=max_samples, stratify=labels[order],
-                                    random_state=seed)
+        keep, _ = shuffle_split(labels[order], max_samples, len(order) - max_samples, seed,
+                                "dataset.max_samples")
+        order = order[keep]
     return torch.from_numpy(np.sort(order))
 
 
@@ -40,6 +45,42 @@ def stratified_split(y: torch.Tensor, size: float, seed: int, key: str):
     if not classes <= count <= n - classes:
         raise VBenchError(f"{key}={size} gives {count} of {n} images; each side of the split "
                           f"needs at least one image per class ({classes} classes)")
-    rest, held_out = train_test_split(np.arange(n), test_size=count, stratify=labels,
-                                      random_state=seed)
+    rest, held_out = shuffle_split(labels, n - count, count, seed, key)
     return torch.from_numpy(np.sort(rest)), torch.from_numpy(np.sort(held_out))
+
+
+def shuffle_split(labels: np.ndarray, n_train: int, n_test: int, seed: int, key: str):
+    """(train, test) positions into `labels`, stratified: scikit-learn's StratifiedShuffleSplit
+    (one split, random_state=seed), step by step with the same random draws."""
+    classes, y_index, class_counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if class_counts.min() < 2:
+        raise VBenchError(f"{key}: class {classes[class_counts.argmin()]} has a single image "
+                          "here; a stratified split needs at least 2 per class")
+    class_indices = np.split(np.argsort(y_index, kind="stable"), np.cumsum(class_counts)[:-1])
+    rng = np.random.RandomState(seed)
+    n_i = _approximate_mode(class_counts, n_train, rng)
+    t_i = _approximate_mode(class_counts - n_i, n_test, rng)
+    train, test = [], []
+    for i in range(len(classes)):
+        members = class_indices[i].take(rng.permutation(class_counts[i]), mode="clip")
+        train.extend(members[:n_i[i]])
+        test.extend(members[n_i[i]:n_i[i] + t_i[i]])
+    return rng.permutation(train), rng.permutation(test)
+
+
+def _approximate_mode(class_counts: np.ndarray, n_draws: int, rng) -> np.ndarray:
+    """How many of `n_draws` each class gets: proportional, floored, and the remaining draws
+    to the largest remainders, ties broken at random (scikit-learn's `_approximate_mode`)."""
+    continuous = class_counts / class_counts.sum() * n_draws
+    floored = np.floor(continuous)
+    need_to_add = int(n_draws - floored.sum())
+    if need_to_add > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (inds,) = np.where(remainder == value)
+            add_now = min(len(inds), need_to_add)
+            floored[rng.choice(inds, size=add_now, replace=False)] += 1
+            need_to_add -= add_now
+            if need_to_add == 0:
+                break
+    return floored.astype(int)
