@@ -21,11 +21,17 @@ def test_run_log_holds_everything_printed(run_vbench):
 def test_run_log_records_the_error_that_ends_a_run(tmp_path):
     from vbench.run import run
 
+    # A valid config whose data is missing: the run starts, then fails.
     with pytest.raises(VBenchError):
-        run(make_cfg("debug=smoke", "model.activation=nope"), tmp_path / "bad")
+        run(make_cfg("debug=smoke", "dataset=mnist", f"dataset.root={tmp_path / 'none'}"),
+            tmp_path / "bad")
     log = (tmp_path / "bad/vbench.log").read_text()
-    assert "vbench: error: model.activation='nope' is not valid" in log
+    assert "vbench: error: dataset=mnist: data not found" in log
     assert json.loads((tmp_path / "bad/metrics.json").read_text())["status"] == "failed"
+    # A bad value is refused before the run touches its directory at all.
+    with pytest.raises(VBenchError):
+        run(make_cfg("debug=smoke", "model.activation=nope"), tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
 
 
 def test_progress_lines_off_a_terminal_inside_an_epoch(run_vbench):

@@ -14,7 +14,8 @@ from .splits import stratified_split
 
 @register_dataset("digits")
 def read_digits(cfg) -> RawData:
-    table = np.loadtxt(gzip.open(_digits_file(), "rt"), delimiter=",")  # as load_digits reads it
+    with gzip.open(_digits_file(), "rt") as f:
+        table = np.loadtxt(f, delimiter=",")  # as load_digits reads it
     # Pixels are counts 0..16; scale to the 0..255 range every other reader returns.
     images = np.rint(table[:, :-1].reshape(-1, 8, 8) * (255.0 / 16.0)).astype(np.uint8)
     x = torch.from_numpy(images).unsqueeze(1)  # (1797, 1, 8, 8)
