@@ -99,7 +99,7 @@ def run_sklearn(cfg, data: Data, run_dir: Path) -> dict:
     backbone = _backbone(cfg.model, data)
     model = SklearnClassifier(_estimator(cfg.model, t.seed), backbone, data.num_classes,
                               t.eval_batch_size)
-    model.estimator.fit(model.features(data.train.x), data.train.y.cpu().numpy())
+    model.estimator.fit(model.features(data.train.inputs()), data.train.y.cpu().numpy())
     train_time = time.perf_counter() - start
 
     results, test_logits = _evaluate(model, data, t.eval_batch_size, None)

@@ -21,7 +21,6 @@ from .analysis import analyze, keep_initial, load_extra
 from .baselines import is_sklearn, run_sklearn
 from .console import console, epoch_progress, print_summary
 from .data import load_data
-from .data.batches import num_batches
 from .device import autocast_dtype, configure_determinism, resolve_device
 from .features import cache_features, uses_feature_cache
 from .freeze import apply_freeze
@@ -29,7 +28,7 @@ from .metrics import classification_metrics, per_class_accuracy
 from .models import InputSpec, build_model
 from .optim import build_optimizer, build_scheduler
 from .resume import config_fingerprint, finished_metrics, resume_state
-from .train import EarlyStopping, StepRecipe, predict, train_one_epoch
+from .train import EarlyStopping, StepRecipe, optimizer_steps, predict, train_one_epoch
 from .validate import MONITORS, validate
 
 
@@ -73,7 +72,8 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     apply_freeze(model, cfg.freeze)
     optimizer = build_optimizer(cfg.optimizer, model)
     scheduler, per_step = build_scheduler(cfg.scheduler, optimizer, t.epochs,
-                                          num_batches(data.train, t.batch_size))
+                                          optimizer_steps(data.train, t.batch_size,
+                                                          t.get("accumulate", 1)))
 
     # A frozen backbone without augmentation runs once; only its head trains (features.py).
     start = time.perf_counter()
@@ -85,7 +85,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
                                                         enabled=amp_dtype == torch.float16),
                         scheduler if per_step else None, amp_dtype, t.label_smoothing,
                         t.grad_clip, t.channels_last and fit_data.train.x.ndim == 4,
-                        data.augment)
+                        data.augment, t.get("accumulate", 1))
     trained = torch.compile(trainee) if t.compile else trainee  # shares the parameters
     title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
              f"val images, {device}, up to {t.epochs} epochs")

@@ -1,0 +1,55 @@
+"""Scaling the data path: uint8 splits normalized per batch, a last training batch of one
+dropped, gradient accumulation."""
+
+import pytest
+import torch
+
+from conftest import make_cfg
+from vbench.data import load_data
+from vbench.train import StepRecipe, optimizer_steps, train_one_epoch
+
+
+def digits_train(*overrides):
+    return load_data(make_cfg(*overrides).dataset, torch.device("cpu")).train
+
+
+def test_a_last_training_batch_of_one_is_dropped_never_in_evaluation():
+    split = digits_train().subset(slice(0, 161))  # 161 = 2 * 80 + 1
+    train = [len(y) for _, y in split.batches(80, torch.Generator().manual_seed(0),
+                                               drop_single=True)]
+    assert train == [80, 80] and split.drawn(80, drop_single=True) == 160
+    assert [len(y) for _, y in split.batches(80)] == [80, 80, 1]  # evaluation sees every image
+    assert [len(y) for _, y in split.batches(1, drop_single=True)] == [1] * 161  # batch 1 is asked
+
+
+def test_smoke_run_with_a_batch_size_that_leaves_one_image_trains_batchnorm(run_vbench):
+    # debug=smoke on digits keeps 80 train images: batch 79 leaves one, which BatchNorm refuses.
+    metrics, _ = run_vbench("debug=smoke", "model=cnn", "trainer.batch_size=79")
+    assert metrics["status"] == "completed" and metrics["sizes"]["train"] == 80
+
+
+def _mlp_after_one_epoch(split, batch_size: int, accumulate: int) -> list[torch.Tensor]:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(),
+                                torch.nn.Linear(32, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=0.2, total_steps=optimizer_steps(split, batch_size, accumulate))
+    recipe = StepRecipe(optimizer, torch.amp.GradScaler("cpu", enabled=False), scheduler, None,
+                        accumulate=accumulate)
+    train_one_epoch(model, split, batch_size, recipe, torch.Generator().manual_seed(1))
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("images", [1294, 1290])  # a trailing partial group, and full groups
+def test_accumulating_two_batches_equals_one_batch_twice_the_size(images):
+    split = digits_train().subset(slice(0, images))
+    assert optimizer_steps(split, 16, accumulate=2) == optimizer_steps(split, 32)
+    for a, b in zip(_mlp_after_one_epoch(split, 16, 2), _mlp_after_one_epoch(split, 32, 1)):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_accumulate_with_a_per_step_scheduler_runs(run_vbench):
+    # OneCycleLR raises when stepped past its total: it must count optimizer steps.
+    metrics, _ = run_vbench("trainer.epochs=2", "trainer.accumulate=3", "scheduler=onecycle")
+    assert metrics["status"] == "completed" and metrics["best"]["test"]["accuracy"] > 0.5
