@@ -53,3 +53,39 @@ def test_accumulate_with_a_per_step_scheduler_runs(run_vbench):
     # OneCycleLR raises when stepped past its total: it must count optimizer steps.
     metrics, _ = run_vbench("trainer.epochs=2", "trainer.accumulate=3", "scheduler=onecycle")
     assert metrics["status"] == "completed" and metrics["best"]["test"]["accuracy"] > 0.5
+
+
+def _adam_steps(run_dir) -> int:
+    from vbench import files
+
+    state = files.load_torch(run_dir / "checkpoints/last.pt")["optimizer"]["state"]
+    return int(next(iter(state.values()))["step"])
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_train_one_run(tmp_path, run_vbench):
+    """README: `torchrun --nproc_per_node=2 -m vbench ...` is one job of two gloo ranks."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    overrides = ["trainer.device=cpu", "trainer.epochs=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node=2", "-m", "vbench", *overrides,
+                           "trainer.batch_size=32"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = list((tmp_path / "outputs/runs").iterdir())
+    assert len(runs) == 1  # both ranks agreed on one directory
+    assert done.stdout.count("run directory:") == 1  # and only rank 0 printed
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    single, single_dir = run_vbench(*overrides, "trainer.batch_size=64")
+    assert metrics["status"] == "completed" and metrics["world_size"] == 2
+    assert single["world_size"] == 1 and set(single) == set(metrics)
+    assert metrics["sizes"] == single["sizes"]  # val/test over the whole splits
+    assert _adam_steps(runs[0]) == _adam_steps(single_dir)  # 2 x 32 per step == 64
+    accuracy = metrics["best"]["test"]["accuracy"]
+    assert abs(accuracy - single["best"]["test"]["accuracy"]) < 0.05
+    assert len((runs[0] / "history.csv").read_text().splitlines()) == 3

@@ -82,6 +82,10 @@ def _app(cfg: DictConfig) -> float:
 
 
 def main() -> None:
+    from . import distributed
+
+    if distributed.launched():  # torchrun: one run directory for all ranks (distributed.py)
+        sys.argv = distributed.agree_on_run_dir(sys.argv)
     _app()
     from .report import SweepSummary
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from . import files
+from . import distributed, files
 from .analysis import analyze, keep_initial, load_extra
 from .baselines import is_sklearn, run_sklearn
 from .console import console, epoch_progress, print_summary
@@ -43,25 +43,30 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     try:
         return _run(cfg, run_dir)
     except KeyboardInterrupt:
-        _write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
+        if distributed.is_main():
+            _write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
         raise
     except Exception as e:
-        _write_unfinished(cfg, run_dir, "failed", f"{type(e).__name__}: {e}")
+        if distributed.is_main():
+            _write_unfinished(cfg, run_dir, "failed", f"{type(e).__name__}: {e}")
         raise
+    finally:
+        distributed.close()
 
 
 def _run(cfg: DictConfig, run_dir: Path) -> dict:
     validate(cfg)
     resumed = resume_state(cfg, run_dir)  # a foreign or corrupt last.pt fails before any work
     t = cfg.trainer
-    device = resolve_device(t.device)
+    device = distributed.device_for(resolve_device(t.device))
     amp_dtype = autocast_dtype(t.precision, device)
     configure_determinism(t.deterministic, device)
     torch.manual_seed(t.seed)  # weight init; batch order has its own generator below
 
     data = load_data(cfg.dataset, device)
     if is_sklearn(cfg.model):  # scikit-learn baselines: one fit, no epochs (baselines.py)
-        return run_sklearn(cfg, data, run_dir)
+        return distributed.broadcast(run_sklearn(cfg, data, run_dir)  # rank 0's alone
+                                     if distributed.is_main() else None)
     extra = load_extra(cfg, data, device)  # before training, so a shape mismatch fails now
     spec = InputSpec(data.in_channels, data.image_size, data.num_classes,
                      tuple(data.mean), tuple(data.std))
@@ -73,7 +78,8 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     optimizer = build_optimizer(cfg.optimizer, model)
     scheduler, per_step = build_scheduler(cfg.scheduler, optimizer, t.epochs,
                                           optimizer_steps(data.train, t.batch_size,
-                                                          t.get("accumulate", 1)))
+                                                          t.get("accumulate", 1),
+                                                          distributed.world_size()))
 
     # A frozen backbone without augmentation runs once; only its head trains (features.py).
     start = time.perf_counter()
@@ -85,14 +91,17 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
                                                         enabled=amp_dtype == torch.float16),
                         scheduler if per_step else None, amp_dtype, t.label_smoothing,
                         t.grad_clip, t.channels_last and fit_data.train.x.ndim == 4,
-                        data.augment, t.get("accumulate", 1))
-    trained = torch.compile(trainee) if t.compile else trainee  # shares the parameters
+                        data.augment, t.get("accumulate", 1), distributed.shard())
+    trained = distributed.wrap(trainee, device)  # DDP under torchrun
+    trained = torch.compile(trained) if t.compile else trained  # shares the parameters
     title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
              f"val images, {device}, up to {t.epochs} epochs")
     with epoch_progress(t.epochs, title) as report:
         history, status, stopper = _fit(cfg, trained, fit_data, recipe, scheduler, run_dir,
                                         report, resumed)
     train_time = cache_s + sum(row["epoch_s"] for row in history)  # resumed epochs count too
+    if not distributed.is_main():  # evaluation and every file are rank 0's
+        return distributed.broadcast(None)
 
     # Final = the weights after the last epoch; best = the epoch the val metric chose.
     final, _ = _evaluate(model, data, t.eval_batch_size, amp_dtype)
@@ -110,7 +119,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
                            best_test_logits, amp_dtype, initial, extra))
     files.write_json(run_dir / "metrics.json", metrics)
     print_summary(metrics, run_dir)
-    return metrics
+    return distributed.broadcast(metrics)
 
 
 def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resumed):
@@ -141,33 +150,39 @@ def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resum
             break
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = train_one_epoch(model, data.train, t.batch_size, recipe,
-                                                generator)
+        train_loss, train_acc = distributed.mean_over_ranks(
+            *train_one_epoch(model, data.train, t.batch_size, recipe, generator))
         if scheduler is not None and recipe.per_step_scheduler is None:
             scheduler.step()
-        val = classification_metrics(predict(model, data.val, t.eval_batch_size, amp_dtype),
-                                     data.val.y)
+        val = None
+        if distributed.is_main():  # the whole val split, once; one decision for every rank
+            val = classification_metrics(
+                predict(distributed.unwrap(model), data.val, t.eval_batch_size, amp_dtype),
+                data.val.y)
+        val = distributed.broadcast(val)
         row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                "val_loss": val["loss"], "val_acc": val["accuracy"], "lr": lr,
                "epoch_s": time.perf_counter() - start}
         history.append(row)
         report(row)
-        _write_history(history, run_dir / "history.csv")
+        if distributed.is_main():
+            _write_history(history, run_dir / "history.csv")
         if not math.isfinite(train_loss):
             console.print(f"diverged: the training loss is {train_loss} at epoch {epoch}",
                           highlight=False)
             status = "diverged"
             break
-        if stopper.update(row[t.monitor], epoch):
+        if stopper.update(row[t.monitor], epoch) and distributed.is_main():
             files.save_torch(run_dir / "checkpoints/best.pt",
                              {"model": _state(model), "epoch": epoch, t.monitor: stopper.best})
-        files.save_torch(run_dir / "checkpoints/last.pt", {
-            "model": _state(model), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "epoch": epoch, "early_stopping": vars(stopper).copy(), "history": history,
-            "rng": {"torch": torch.get_rng_state(), "batches": generator.get_state()},
-            "config": config_fingerprint(cfg),
-        })
+        if distributed.is_main():
+            files.save_torch(run_dir / "checkpoints/last.pt", {
+                "model": _state(model), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "epoch": epoch, "early_stopping": vars(stopper).copy(), "history": history,
+                "rng": {"torch": torch.get_rng_state(), "batches": generator.get_state()},
+                "config": config_fingerprint(cfg),
+            })
         if stopper.should_stop:
             console.print(f"early stopping: {t.monitor} has not improved for {t.patience} epochs; "
                           f"best epoch {stopper.best_epoch}", highlight=False, soft_wrap=True)
@@ -177,8 +192,8 @@ def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resum
 
 
 def _state_module(model):
-    """The model itself, also when it runs through torch.compile."""
-    return getattr(model, "_orig_mod", model)
+    """The model itself, also when it runs through torch.compile or DDP."""
+    return distributed.unwrap(getattr(model, "_orig_mod", model))
 
 
 def _state(model) -> dict:
@@ -196,6 +211,7 @@ def summary(cfg, data, model, amp_dtype, test_logits, **fields) -> dict:
         "model": cfg.model.name,
         "device": str(data.train.x.device),
         "threads": torch.get_num_threads(),  # intra-op threads: parallel launchers lower it
+        "world_size": distributed.world_size(),  # processes of a torchrun job
         "seed": cfg.trainer.seed,
         **fields,
         "per_class_accuracy": (per_class_accuracy(test_logits, data.test.y, data.classes)
