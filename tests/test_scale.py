@@ -89,3 +89,25 @@ def test_torchrun_two_cpu_processes_train_one_run(tmp_path, run_vbench):
     accuracy = metrics["best"]["test"]["accuracy"]
     assert abs(accuracy - single["best"]["test"]["accuracy"]) < 0.05
     assert len((runs[0] / "history.csv").read_text().splitlines()) == 3
+
+
+@pytest.mark.slow
+def test_streaming_imagefolder_matches_the_in_memory_path(run_vbench, tmp_path):
+    from formats import write_imagefolder
+
+    write_imagefolder(tmp_path / "images", splits=("train", "test"), per_class=24)
+    common = ("dataset=imagefolder", f"dataset.root={tmp_path / 'images'}", "model=cnn",
+              "trainer.epochs=2", "trainer.batch_size=16", "dataset.augment=flip_crop",
+              "eval.plots=[samples,misclassified]", "eval.shift_pixels=[0,2]")
+    memory, _ = run_vbench(*common, "dataset.in_memory=true", name="memory")
+    streamed, run_dir = run_vbench(*common, "dataset.in_memory=false", "dataset.num_workers=2",
+                                   name="streamed")
+    assert memory["data"]["in_memory"] and not streamed["data"]["in_memory"]
+    assert streamed["data"]["normalization"] == "seeded sample of 65 train images"
+    assert set(memory) == set(streamed) and memory["sizes"] == streamed["sizes"]
+    assert memory["classes"] == streamed["classes"]
+    for which in ("best", "final"):  # the same images, batches and augmentation
+        for split in ("val", "test"):
+            for key, value in memory[which][split].items():
+                assert streamed[which][split][key] == pytest.approx(value, abs=1e-4)
+    assert (run_dir / "plots/misclassified.png").is_file()

@@ -136,7 +136,7 @@ def shift_probe(model: nn.Module, data: Data, ks: list[int], batch_size: int,
         moves = [(0, 0)] if k == 0 else [(k, 0), (-k, 0), (0, k), (0, -k)]
         accuracy = confidence = 0.0
         for dx, dy in moves:
-            shifted = Split(shift_images(test.x, dx, dy), y, test.mean, test.std)
+            shifted = Split(shift_images(test.uint8(), dx, dy), y, test.mean, test.std)
             probs = predict(model, shifted, batch_size, amp_dtype).softmax(1)
             accuracy += (probs.argmax(1) == y).float().mean().item() / len(moves)
             confidence += probs.max(1).values.mean().item() / len(moves)

@@ -212,6 +212,7 @@ def summary(cfg, data, model, amp_dtype, test_logits, **fields) -> dict:
         "device": str(data.train.x.device),
         "threads": torch.get_num_threads(),  # intra-op threads: parallel launchers lower it
         "world_size": distributed.world_size(),  # processes of a torchrun job
+        "data": {"in_memory": data.in_memory, "normalization": data.normalization},
         "seed": cfg.trainer.seed,
         **fields,
         "per_class_accuracy": (per_class_accuracy(test_logits, data.test.y, data.classes)
