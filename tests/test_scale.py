@@ -111,3 +111,20 @@ def test_streaming_imagefolder_matches_the_in_memory_path(run_vbench, tmp_path):
             for key, value in memory[which][split].items():
                 assert streamed[which][split][key] == pytest.approx(value, abs=1e-4)
     assert (run_dir / "plots/misclassified.png").is_file()
+
+
+def test_slurm_ddp_launcher_asks_one_gpu_per_process():
+    """README: hydra/launcher=slurm_ddp composes (no cluster here: its config is checked)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    done = subprocess.run([sys.executable, "-m", "vbench", "hydra/launcher=slurm_ddp",
+                           "hydra.launcher.partition=gpu", "hydra.launcher.tasks_per_node=4",
+                           "--cfg", "hydra", "--resolve", "-p", "hydra.launcher"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    launcher = yaml.safe_load(done.stdout)
+    assert launcher["tasks_per_node"] == launcher["gpus_per_node"] == 4
+    assert launcher["partition"] == "gpu" and launcher["_target_"].endswith("SlurmLauncher")

@@ -25,7 +25,13 @@ STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S-%f"
 
 
 def launched() -> bool:
-    """Started by torchrun (or SLURM's srun through submitit, which sets the same variables)."""
+    """Started by torchrun, or as one of several tasks of a SLURM job (hydra/launcher=
+    slurm_ddp), whose variables submitit turns into torchrun's."""
+    if "RANK" not in os.environ and int(os.environ.get("SLURM_NTASKS", 1)) > 1 \
+            and "SUBMITIT_FOLDER" in os.environ:
+        from submitit.helpers import TorchDistributedEnvironment
+
+        TorchDistributedEnvironment().export()  # RANK, WORLD_SIZE, LOCAL_RANK, MASTER_*
     return "WORLD_SIZE" in os.environ and "RANK" in os.environ and "MASTER_ADDR" in os.environ
 
 
