@@ -128,3 +128,18 @@ def test_slurm_ddp_launcher_asks_one_gpu_per_process():
     launcher = yaml.safe_load(done.stdout)
     assert launcher["tasks_per_node"] == launcher["gpus_per_node"] == 4
     assert launcher["partition"] == "gpu" and launcher["_target_"].endswith("SlurmLauncher")
+
+
+def test_in_memory_auto_streams_when_the_images_exceed_the_budget(tmp_path, monkeypatch):
+    from formats import write_imagefolder
+    from vbench.data import stream
+    from vbench.errors import VBenchError
+
+    write_imagefolder(tmp_path, per_class=4)
+    base = ("dataset=imagefolder", f"dataset.root={tmp_path}", "dataset.num_workers=0")
+    assert not load_data(make_cfg(*base).dataset, torch.device("cpu")).train.streamed
+    monkeypatch.setattr(stream, "available_bytes", lambda: 1000)  # 12 RGB 32 px images: 36 kB
+    data = load_data(make_cfg(*base).dataset, torch.device("cpu"))
+    assert data.train.streamed and not data.in_memory and data.in_channels == 3
+    with pytest.raises(VBenchError, match="dataset.in_memory='maybe' is not valid"):
+        load_data(make_cfg(*base, "dataset.in_memory=maybe").dataset, torch.device("cpu"))

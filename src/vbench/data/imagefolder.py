@@ -38,22 +38,12 @@ def read_imagefolder(cfg) -> RawData:
               for name in ("train", "val", "test") if (root / name).is_dir()}
     sources = [path for paths, _ in splits.values() for path in paths]
     options = {"image_size": cfg.image_size, "in_channels": cfg.in_channels}
-    channels = cfg.in_channels or _auto_channels(splits["train"][0], cfg)
-    if not keeps_in_memory(cfg, len(sources) * channels * cfg.image_size ** 2):
-        def stream(name):  # decoded batch by batch in DataLoader workers (stream.py)
-            if name not in splits:
-                return None, None
-            paths, labels = splits[name]
-            load = partial(load_image, size=cfg.image_size, channels=channels, cfg=cfg)
-            return (FileImages(paths, (channels, cfg.image_size, cfg.image_size), load,
-                               cfg.num_workers),
-                    torch.tensor(labels, dtype=torch.int64))
-
-        (train_x, train_y), (val_x, val_y), (test_x, test_y) = map(stream, ("train", "val", "test"))
-        return RawData(train_x, train_y, test_x, test_y, classes=classes, val_x=val_x,
-                       val_y=val_y)
+    # The budget check assumes RGB when in_channels is auto: no header read on a cache hit.
+    if not keeps_in_memory(cfg, len(sources) * (cfg.in_channels or 3) * cfg.image_size ** 2):
+        return _streamed(cfg, splits, classes)
 
     def decode() -> RawData:
+        channels = cfg.in_channels or _auto_channels(splits["train"][0], cfg)
         x = {name: _decode(paths, cfg.image_size, channels, cfg)
              for name, (paths, _) in splits.items()}
         y = {name: torch.tensor(labels, dtype=torch.int64) for name, (_, labels) in splits.items()}
@@ -61,6 +51,17 @@ def read_imagefolder(cfg) -> RawData:
                        val_x=x.get("val"), val_y=y.get("val"))
 
     return cached(cfg, sources, options, decode)
+
+
+def _streamed(cfg, splits: dict, classes: list[str]) -> RawData:
+    """Splits whose images stay in their files, decoded per batch in workers (stream.py)."""
+    channels = cfg.in_channels or _auto_channels(splits["train"][0], cfg)
+    load = partial(load_image, size=cfg.image_size, channels=channels, cfg=cfg)
+    x = {name: FileImages(paths, (channels, cfg.image_size, cfg.image_size), load,
+                          cfg.num_workers) for name, (paths, _) in splits.items()}
+    y = {name: torch.tensor(labels, dtype=torch.int64) for name, (_, labels) in splits.items()}
+    return RawData(x["train"], y["train"], x.get("test"), y.get("test"), classes=classes,
+                   val_x=x.get("val"), val_y=y.get("val"))
 
 
 def _classes(train: Path, cfg) -> list[str]:
