@@ -42,10 +42,11 @@ def test_extra_dataset_is_normalized_with_the_training_statistics():
     own = load_data(make_cfg("dataset=fake", "dataset.image_size=8", "dataset.in_channels=1",
                              "dataset.test_size=100").dataset, torch.device("cpu"))
     # The same pixels, un-normalized either way, with the model's (digits') stats for extra.
-    assert torch.allclose(extra.x * digits.std[0] + digits.mean[0],
-                          own.test.x * own.std[0] + own.mean[0], atol=1e-5)
+    assert torch.equal(extra.x, own.test.x)  # the same uint8 pixels
+    assert torch.allclose(extra.inputs() * digits.std[0] + digits.mean[0],
+                          own.test.inputs() * own.std[0] + own.mean[0], atol=1e-5)
     assert torch.equal(extra.y, own.test.y)
-    assert not torch.allclose(extra.x, own.test.x)
+    assert not torch.allclose(extra.inputs(), own.test.inputs())
 
 
 def test_extra_dataset_of_another_shape_fails_before_training(run_vbench, tmp_path):
@@ -68,14 +69,13 @@ def test_bad_eval_values_are_refused(run_vbench, override, message):
 
 
 def test_shift_images_moves_content_and_fills_with_black():
-    x = torch.arange(9.0).view(1, 1, 3, 3)
-    fill = torch.tensor([-1.0])
-    right = shift_images(x, 1, 0, fill)
-    assert right[0, 0].tolist() == [[-1, 0, 1], [-1, 3, 4], [-1, 6, 7]]
-    up = shift_images(x, 0, -1, fill)
-    assert up[0, 0].tolist() == [[3, 4, 5], [6, 7, 8], [-1, -1, -1]]
-    assert (shift_images(x, 5, 0, fill) == -1).all()  # shifted out entirely
-    assert torch.equal(shift_images(x, 0, 0, fill), x)
+    x = torch.arange(1, 10, dtype=torch.uint8).view(1, 1, 3, 3)  # uint8, as splits hold them
+    right = shift_images(x, 1, 0)
+    assert right[0, 0].tolist() == [[0, 1, 2], [0, 4, 5], [0, 7, 8]]
+    up = shift_images(x, 0, -1)
+    assert up[0, 0].tolist() == [[4, 5, 6], [7, 8, 9], [0, 0, 0]]
+    assert (shift_images(x, 5, 0) == 0).all()  # shifted out entirely
+    assert torch.equal(shift_images(x, 0, 0), x)
 
 
 def test_mnist_model_evaluated_on_fashion_mnist(run_vbench, tmp_path):

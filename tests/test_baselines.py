@@ -13,9 +13,9 @@ from vbench.data import load_data
 def test_logreg_matches_scikit_learn_fitted_directly(run_vbench):
     metrics, run_dir = run_vbench("model=logreg")
     data = load_data(make_cfg().dataset, torch.device("cpu"))
-    direct = LogisticRegression(C=1.0, max_iter=1000).fit(data.train.x.flatten(1).numpy(),
+    direct = LogisticRegression(C=1.0, max_iter=1000).fit(data.train.inputs().flatten(1).numpy(),
                                                            data.train.y.numpy())
-    expected = accuracy_score(data.test.y.numpy(), direct.predict(data.test.x.flatten(1).numpy()))
+    expected = accuracy_score(data.test.y.numpy(), direct.predict(data.test.inputs().flatten(1).numpy()))
     assert metrics["best"]["test"]["accuracy"] == pytest.approx(expected, abs=1e-12)
     assert metrics["best"] == metrics["final"] and metrics["epochs_run"] == 1
     assert METRIC_KEYS <= set(metrics) and metrics["status"] == "completed"

@@ -259,16 +259,21 @@ def test_normalization_options(tmp_path):
     write_cifar10(tmp_path)
     base = ("dataset=cifar10", f"dataset.root={tmp_path}", "dataset.val_size=50")
     computed = load(*base)
-    assert computed.train.x.mean(dim=(0, 2, 3)).abs().max() < 1e-4  # per channel, on train
-    assert (computed.train.x.std(dim=(0, 2, 3)) - 1).abs().max() < 1e-3
+    assert computed.train.x.dtype == torch.uint8  # normalized per batch, as drawn
+    train = computed.train.inputs()
+    assert train.mean(dim=(0, 2, 3)).abs().max() < 1e-4  # per channel, on train
+    assert (train.std(dim=(0, 2, 3)) - 1).abs().max() < 1e-3
 
     off = load(*base, "dataset.normalize=false")
-    assert off.train.x.min() >= 0 and off.train.x.max() <= 1 and off.mean == [0.0] * 3
+    pixels = off.train.inputs()
+    assert pixels.min() >= 0 and pixels.max() <= 1 and off.mean == [0.0] * 3
 
     given = load(*base, "dataset.mean=[0.5,0.4,0.3]", "dataset.std=[0.2,0.25,0.5]")
     mean, std = torch.tensor([0.5, 0.4, 0.3]), torch.tensor([0.2, 0.25, 0.5])
-    assert torch.allclose(given.test.x, (off.test.x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1),
-                          atol=1e-5)
+    expected = (off.test.inputs() - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    assert torch.allclose(given.test.inputs(), expected, atol=1e-5)
+    batched = torch.cat([x for x, _ in given.test.batches(7)])  # per batch == all at once
+    assert torch.equal(batched, given.test.inputs())
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -293,21 +298,21 @@ def generator(seed=0) -> torch.Generator:
 
 @pytest.mark.parametrize("kind", ["flip_crop", "rotate"])
 def test_augment_keeps_shape_changes_pixels_and_is_seeded(kind):
-    x = torch.randn(64, 3, 32, 32)
-    augment = build_augment(kind, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25])
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)  # raw batches, as drawn
+    augment = build_augment(kind)
     out = augment(x, generator(0))
-    assert out.shape == x.shape and out.dtype == x.dtype
-    assert not torch.equal(out, x)
+    assert out.shape == x.shape
+    assert out.dtype == (torch.uint8 if kind == "flip_crop" else torch.float32)
+    assert not torch.equal(out.float(), x.float())
     assert torch.equal(out, augment(x, generator(0)))
     assert not torch.equal(out, augment(x, generator(1)))
-    assert build_augment("none", [0.5], [0.25]) is None
+    assert build_augment("none") is None
 
 
 def test_flip_crop_is_a_shifted_window_of_the_padded_image():
     x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).view(2, 1, 6, 6) + 1
-    fill = torch.tensor([-7.0]).view(1, 1, 1, 1)
-    out = random_crop(x, 2, fill, generator(3))
-    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), value=-7.0)
+    out = random_crop(x, 2, generator(3))
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), value=0.0)  # black
     for image, source in zip(out, padded):
         windows = source.unfold(1, 6, 1).unfold(2, 6, 1)  # (1, 5, 5, 6, 6): every offset
         assert any(torch.equal(image[0], windows[0, i, j]) for i in range(5) for j in range(5))
@@ -317,13 +322,12 @@ def test_flip_crop_is_a_shifted_window_of_the_padded_image():
 
 
 def test_rotation_turns_the_image_and_fills_corners_with_black():
-    x = torch.zeros(256, 1, 28, 28)
-    x[:, :, :, 14:] = 1.0  # right half bright: a rotation tilts the edge
-    black = torch.tensor([-2.0]).view(1, 1, 1, 1)
-    out = random_rotate(x, 10.0, black, generator(0))
-    assert out[:, 0, 13:15, 10].abs().max() < 1e-5  # the centre row keeps its halves
+    x = torch.full((256, 1, 28, 28), 100, dtype=torch.uint8)
+    x[:, :, :, 14:] = 255  # right half bright: a rotation tilts the edge
+    out = random_rotate(x, 10.0, generator(0))
+    assert (out[:, 0, 13:15, 10] - 100).abs().max() < 1e-3  # the centre row keeps its halves
     corners = out[:, 0, [0, 0, -1, -1], [0, -1, 0, -1]]
-    assert (corners < 0).float().mean() > 0.5  # rotated-in corners are (partly) black
+    assert (corners < 100).float().mean() > 0.5  # rotated-in corners are (partly) black
 
 
 def test_training_loop_applies_augment_to_every_batch():
@@ -340,3 +344,20 @@ def test_training_loop_applies_augment_to_every_batch():
     recipe = StepRecipe(optimizer, scaler, None, None, augment=spy)
     train_one_epoch(model, split, 256, recipe, generator())
     assert len(seen) == len(list(batches(split, 256))) and seen[0] == (256, 1, 8, 8)
+
+
+def test_augmenting_raw_pixels_equals_augmenting_normalized_images():
+    """Flip/crop/rotate before normalization give what they gave after it (black padding
+    normalized): the uint8 path changes no numbers beyond float rounding."""
+    split = load("dataset=fake", "dataset.train_size=64").train
+    for kind in ("flip_crop", "rotate"):
+        augment = build_augment(kind)
+        raw = split.inputs(augment(split.x, generator(5)))
+        black = (-split.mean / split.std).view(1, -1, 1, 1)
+        normalized = split.inputs()
+        if kind == "flip_crop":  # one generator, drawn flips first then offsets, as augment
+            g = generator(5)
+            old = random_crop(random_flip(normalized - black, g), 4, g)
+        else:
+            old = random_rotate(normalized - black, 10.0, generator(5))
+        assert torch.allclose(raw, old + black, atol=1e-5)

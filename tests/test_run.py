@@ -128,7 +128,8 @@ def test_digits_split_is_stratified_disjoint_and_normalized_on_train():
     assert sizes == (1294, 144, 359)  # test 20% of 1797, val 10% of the rest
     for split in (data.train, data.val, data.test):  # every class present in every split
         assert torch.bincount(split.y, minlength=10).min() > 0
-    assert data.train.x.mean().abs() < 1e-4 and (data.train.x.std() - 1).abs() < 1e-3
+    train = data.train.inputs()
+    assert train.mean().abs() < 1e-4 and (train.std() - 1).abs() < 1e-3
 
 
 def test_stratified_split_is_disjoint_seeded_and_proportional():

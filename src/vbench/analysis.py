@@ -121,39 +121,31 @@ def analyze(cfg: DictConfig, run_dir: Path, model: nn.Module, data: Data, histor
 def shift_probe(model: nn.Module, data: Data, ks: list[int], batch_size: int,
                 amp_dtype) -> dict[str, dict]:
     """Test accuracy and mean max-softmax confidence with the images translated by k pixels,
-    averaged over the four axis directions. Uncovered pixels are black (the normalized value
-    of a 0 pixel), as a camera shift would leave them."""
-    x, y = data.test.x, data.test.y
-    black = torch.tensor([-m / s for m, s in zip(data.mean, data.std)], device=x.device)
+    averaged over the four axis directions. Uncovered pixels are black (0 before
+    normalization), as a camera shift would leave them."""
+    test, y = data.test, data.test.y
     results = {}
     for k in ks:
         moves = [(0, 0)] if k == 0 else [(k, 0), (-k, 0), (0, k), (0, -k)]
         accuracy = confidence = 0.0
         for dx, dy in moves:
-            probs = predict(model, Split(shift_images(x, dx, dy, black), y), batch_size,
-                            amp_dtype).softmax(1)
+            shifted = Split(shift_images(test.uint8(), dx, dy), y, test.mean, test.std)
+            probs = predict(model, shifted, batch_size, amp_dtype).softmax(1)
             accuracy += (probs.argmax(1) == y).float().mean().item() / len(moves)
             confidence += probs.max(1).values.mean().item() / len(moves)
         results[str(k)] = {"accuracy": accuracy, "confidence": confidence}
     return results
 
 
-def shift_images(x: torch.Tensor, dx: int, dy: int, fill: torch.Tensor) -> torch.Tensor:
+def shift_images(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     """(N, C, H, W) images moved right by dx and down by dy (negative: left/up), new pixels
-    set to the per-channel `fill`."""
+    black (0)."""
     h, w = x.shape[-2:]
-    out = fill.view(1, -1, 1, 1).expand_as(x).clone()
+    out = torch.zeros_like(x)
     dx, dy = max(-w, min(w, dx)), max(-h, min(h, dy))
     out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
         x[..., max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
     return out
-
-
-def to_pixels(x: torch.Tensor, data: Data) -> np.ndarray:
-    """Normalized images back to [0, 1] pixels for display."""
-    mean = torch.tensor(data.mean, device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(data.std, device=x.device).view(1, -1, 1, 1)
-    return (x.float() * std + mean).clamp(0, 1).cpu().numpy()
 
 
 def _plot_dataset(data: Data, out: Path) -> None:
@@ -161,13 +153,13 @@ def _plot_dataset(data: Data, out: Path) -> None:
     y = data.train.y.cpu().numpy()
     per_class = 8
     picks = np.concatenate([np.flatnonzero(y == c)[:per_class] for c in range(data.num_classes)])
-    plots.plot_samples(to_pixels(data.train.x[picks], data), y[picks], data.classes,
+    plots.plot_samples(data.train.pixels(picks).cpu().numpy(), y[picks], data.classes,
                        out / "samples.png", per_class)
     splits = {"train": data.train, "val": data.val, "test": data.test}
     counts = {name: np.bincount(s.y.cpu().numpy(), minlength=data.num_classes)
               for name, s in splits.items() if s is not None}
     plots.plot_class_distribution(counts, data.classes, out / "class_distribution.png")
-    means = np.stack([to_pixels(data.train.x[data.train.y == c], data).mean(0)
+    means = np.stack([data.train.pixels(data.train.y == c).mean(0).cpu().numpy()
                       if (y == c).any() else np.zeros(data.train.x.shape[1:])
                       for c in range(data.num_classes)])
     plots.plot_mean_images(means, data.classes, out / "mean_images.png")
@@ -180,7 +172,7 @@ def _plot_misclassified(data: Data, logits: torch.Tensor, count: int, path: Path
     # The most confident mistakes are the informative ones (label noise, look-alike classes).
     wrong = wrong[confidence[wrong].argsort(descending=True)]
     shown = wrong[:count]
-    plots.plot_misclassified(to_pixels(data.test.x[shown], data),
+    plots.plot_misclassified(data.test.pixels(shown).cpu().numpy(),
                              data.test.y[shown].cpu().numpy(), pred[shown].cpu().numpy(),
                              confidence[shown].cpu().numpy(), data.classes,
                              (len(wrong), len(data.test)), path)
@@ -194,7 +186,7 @@ def _plot_tsne(cfg, model, initial, split: Split, classes, amp_dtype, path: Path
     g = torch.Generator().manual_seed(cfg.trainer.seed)
     n = min(cfg.eval.tsne_samples, len(split))
     idx = torch.randperm(len(split), generator=g)[:n].to(split.y.device)
-    sample = Split(split.x[idx], split.y[idx])
+    sample = split.subset(idx)
     panels = []
     for name, m in (("untrained initialisation", initial), ("trained (best checkpoint)", model)):
         if m is None:

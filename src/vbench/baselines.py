@@ -104,7 +104,7 @@ def _spec(data: Data) -> InputSpec:
 def _fit(cfg, data: Data, backbone) -> SklearnClassifier:
     model = SklearnClassifier(_estimator(cfg.model, cfg.trainer.seed), backbone,
                               data.num_classes, cfg.trainer.eval_batch_size)
-    model.estimator.fit(model.features(data.train.x), data.train.y.cpu().numpy())
+    model.estimator.fit(model.features(data.train.inputs()), data.train.y.cpu().numpy())
     return model
 
 

@@ -138,6 +138,7 @@ def _claimed(run_dir, cfg):
 def main() -> None:
     from hydra._internal.utils import get_args_parser
 
+    from . import distributed
     from .errors import VBenchError
     from .preflight import check_command_line, full_errors
 
@@ -146,6 +147,8 @@ def main() -> None:
 
         print(version_text())
         return
+    if distributed.launched():  # torchrun: one run directory for all ranks (distributed.py)
+        sys.argv = distributed.agree_on_run_dir(sys.argv)
     args = get_args_parser().parse_args()
     with contextlib.ExitStack() as held:
         if not (args.hydra_help or args.info or args.shell_completion or args.experimental_rerun):
@@ -156,7 +159,7 @@ def main() -> None:
 
                     print(help_text(cfg, dict(cfg.hydra.runtime.choices)), end="")
                     return
-                if not args.cfg:
+                if not args.cfg and distributed.is_main():
                     held.enter_context(_claim_output_dir(cfg, args.multirun))
             except VBenchError as e:
                 if full_errors():

@@ -12,6 +12,7 @@ from importlib import metadata
 
 import torch
 
+from . import distributed
 from .data import Data, Split
 from .metrics import classification_metrics, per_class_accuracy
 from .resume import config_fingerprint
@@ -69,6 +70,8 @@ def summary(cfg, data: Data, best: Evaluation | None, final: Evaluation, amp_dty
         "model": cfg.model.name,
         "device": str(data.train.x.device),
         "threads": torch.get_num_threads(),  # intra-op threads: parallel launchers lower it
+        "world_size": distributed.world_size(),  # processes of a torchrun job
+        "data": {"in_memory": data.in_memory, "normalization": data.normalization},
         "seed": cfg.trainer.seed,
         "name": cfg.run.name,  # run.name and run.tags: the user's labels
         "tags": list(cfg.run.tags),

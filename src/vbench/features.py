@@ -15,7 +15,7 @@ from torch import nn
 
 from .console import console, track
 from .data import Data, Split
-from .data.batches import batches, num_batches
+from .data.batches import num_batches
 from .device import autocast
 from .freeze import head_name
 
@@ -47,13 +47,14 @@ class HeadOnFeatures(nn.Module):
 
 @torch.no_grad()
 def extract(model: nn.Module, split: Split, batch_size: int, amp_dtype) -> torch.Tensor:
-    """The input of `model`'s head for every image of `split`, in order, as float32."""
+    """The input of `model`'s head for every image of `split`, in order, as float32 (the
+    feature cache's splits hold these floats, used as they are)."""
     model.eval()
     captured = []
     hook = model.get_submodule(head_name(model)).register_forward_hook(
         lambda module, args, output: captured.append(args[0].float()))
     try:
-        for x, _ in track(batches(split, batch_size), num_batches(split, batch_size),
+        for x, _ in track(split.batches(batch_size), num_batches(split, batch_size),
                           "extracting features"):
             with autocast(x.device, amp_dtype):
                 model(x)
@@ -84,6 +85,6 @@ def cache_features(model: nn.Module, data: Data, batch_size: int, amp_dtype):
 @torch.no_grad()
 def _head_is_last_step(model: nn.Module, head: HeadOnFeatures, split: Split) -> bool:
     """On a few images, in float32: does head(features) give the whole model's logits?"""
-    probe = Split(split.x[:8], split.y[:8])
-    logits = model.eval()(probe.x)
+    probe = split.subset(slice(0, 8))
+    logits = model.eval()(probe.inputs())
     return torch.allclose(head(extract(model, probe, 8, None)), logits, rtol=1e-3, atol=1e-4)

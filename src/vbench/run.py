@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from . import files, model_card
+from . import distributed, files, model_card
 from .analysis import analyze, keep_initial, load_extra
 from .baselines import is_sklearn, run_sklearn
 from .checkpoint import describe
@@ -35,41 +35,54 @@ from .resume import finished_metrics, resume_state
 from .rundir import exclusive, remove_stale_temps
 from .schema import MONITORS, validate
 from .timing import Phases
-from .train import EarlyStopping, StepRecipe, predict, train_one_epoch
+from .train import EarlyStopping, StepRecipe, optimizer_steps, predict, train_one_epoch
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Train and evaluate one configuration; returns what metrics.json holds."""
     run_dir = Path(run_dir)
     validate(cfg)  # bad input changes nothing on disk, a finished run's files included
-    # One writer (a second process stops here); all it prints, and the error that ends it,
-    # also in vbench.log.
-    with exclusive(run_dir), run_log(run_dir, cfg.trainer.log_every_s):
+    main = distributed.is_main()  # under torchrun, rank 0 alone touches the run directory
+    with _owned(run_dir, cfg.trainer.log_every_s) if main else contextlib.nullcontext():
         done = finished_metrics(cfg, run_dir)  # refuses a finished run of another config
         if done is not None:
             console.print(f"already finished ({done['status']}): {run_dir}; trainer.resume=false "
                           "trains it again", highlight=False, soft_wrap=True)
             return done
-        remove_stale_temps(run_dir)
+        if main:
+            remove_stale_temps(run_dir)
         loggers = Loggers()  # experiment trackers, started once the config is known to be valid
         try:
             return _run(cfg, run_dir, loggers)
         except KeyboardInterrupt:
-            _write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
+            if main:
+                _write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
             loggers.close("interrupted")
             raise
         except Exception as e:
-            _write_unfinished(cfg, run_dir, "failed", f"{type(e).__name__}: {e}")
+            if main:
+                _write_unfinished(cfg, run_dir, "failed", f"{type(e).__name__}: {e}")
             loggers.close("failed")
             raise
+        finally:
+            distributed.close()
+
+
+@contextlib.contextmanager
+def _owned(run_dir: Path, log_every_s):
+    """One writer (a second process stops here at once); everything the run prints, and the
+    error that ends it, also goes to vbench.log."""
+    with exclusive(run_dir), run_log(run_dir, log_every_s):
+        yield
 
 
 def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
     phases = Phases()
     resumed = resume_state(cfg, run_dir)  # a foreign or corrupt last.pt fails before any work
-    loggers.start(cfg, run_dir)  # a logger whose package is missing fails here
+    if distributed.is_main():
+        loggers.start(cfg, run_dir)  # a logger whose package is missing fails here
     t = cfg.trainer
-    device = resolve_device(t.device)
+    device = distributed.device_for(resolve_device(t.device))
     amp_dtype = autocast_dtype(t.precision, device)
     configure_determinism(t.deterministic, device)
     torch.manual_seed(t.seed)  # weight init; batch order has its own generator below
@@ -77,7 +90,9 @@ def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
     data = load_data(cfg.dataset, device)
     phases.lap("data")
     if is_sklearn(cfg.model):  # scikit-learn baselines: one fit, no epochs (baselines.py)
-        return loggers.finish(run_sklearn(cfg, data, run_dir, describe(cfg, data)), run_dir)
+        metrics = (run_sklearn(cfg, data, run_dir, describe(cfg, data))  # rank 0's alone
+                   if distributed.is_main() else None)
+        return distributed.broadcast(loggers.finish(metrics, run_dir))
     extra = load_extra(cfg, data, device)  # before training, so a shape mismatch fails now
     spec = InputSpec(data.in_channels, data.image_size, data.num_classes,
                      tuple(data.mean), tuple(data.std))
@@ -88,7 +103,9 @@ def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
     apply_freeze(model, cfg.freeze)
     optimizer = build_optimizer(cfg.optimizer, model)
     scheduler, per_step = build_scheduler(cfg.scheduler, optimizer, t.epochs,
-                                          num_batches(data.train, t.batch_size))
+                                          optimizer_steps(data.train, t.batch_size,
+                                                          t.accumulate,
+                                                          distributed.world_size()))
 
     phases.lap("setup")  # the model, and torch._dynamo, which the first optimizer imports
     # A frozen backbone without augmentation runs once; only its head trains (features.py).
@@ -101,8 +118,9 @@ def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
                                                         enabled=amp_dtype == torch.float16),
                         scheduler if per_step else None, amp_dtype, t.label_smoothing,
                         t.grad_clip, t.channels_last and fit_data.train.x.ndim == 4,
-                        data.augment)
-    trained = torch.compile(trainee) if t.compile else trainee  # shares the parameters
+                        data.augment, t.accumulate, distributed.shard())
+    trained = distributed.wrap(trainee, device)  # DDP under torchrun
+    trained = torch.compile(trained) if t.compile else trained  # shares the parameters
     title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
              f"val images, {device}, up to {t.epochs} epochs")
     with epoch_progress(t.epochs, title, num_batches(fit_data.train, t.batch_size)) as report:
@@ -110,6 +128,8 @@ def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
                                         report, resumed, loggers.log_epoch, describe(cfg, data))
     train_time = cache_s + sum(row["epoch_s"] for row in history)  # resumed epochs count too
     phases.lap("training")
+    if not distributed.is_main():  # evaluation and every file are rank 0's
+        return distributed.broadcast(None)
 
     # Final = the weights after the last epoch; best = the epoch the val metric chose (the
     # same weights, evaluated once, when the last epoch was the best).
@@ -134,7 +154,7 @@ def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
     model_card.write(run_dir, cfg, metrics)
     files.write_json(run_dir / "metrics.json", metrics)
     print_summary(metrics, run_dir)
-    return loggers.finish(metrics, run_dir)
+    return distributed.broadcast(loggers.finish(metrics, run_dir))
 
 
 def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resumed, log_epoch,
@@ -170,34 +190,41 @@ def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resum
             break
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = train_one_epoch(model, data.train, t.batch_size, recipe,
-                                                generator, report.batch)
+        train_loss, train_acc = distributed.mean_over_ranks(
+            *train_one_epoch(model, data.train, t.batch_size, recipe, generator, report.batch))
         if scheduler is not None and recipe.per_step_scheduler is None:
             scheduler.step()
-        val = classification_metrics(predict(model, data.val, t.eval_batch_size, amp_dtype),
-                                     data.val.y)
+        val = None
+        if distributed.is_main():  # the whole val split, once; one decision for every rank
+            val = classification_metrics(
+                predict(distributed.unwrap(model), data.val, t.eval_batch_size, amp_dtype),
+                data.val.y)
+        val = distributed.broadcast(val)
         row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                "val_loss": val["loss"], "val_acc": val["accuracy"], "lr": lr,
                "epoch_s": time.perf_counter() - start}
         history.append(row)
         report(row)
         log_epoch(row)
-        _write_history(history, run_dir / "history.csv")
+        if distributed.is_main():
+            _write_history(history, run_dir / "history.csv")
         if not math.isfinite(train_loss):
             console.print(f"diverged: the training loss is {train_loss} at epoch {epoch}",
                           highlight=False)
             status = "diverged"
             break
-        if stopper.update(row[t.monitor], epoch):
+        if stopper.update(row[t.monitor], epoch) and distributed.is_main():
             files.save_torch(run_dir / "checkpoints/best.pt",
-                             {"model": _state(model), "epoch": epoch, t.monitor: stopper.best, **about})
-        files.save_torch(run_dir / "checkpoints/last.pt", {
-            "model": _state(model), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "epoch": epoch, "early_stopping": vars(stopper).copy(), "history": history,
-            "rng": {"torch": torch.get_rng_state(), "batches": generator.get_state()},
-            **about,  # its "config" is the fingerprint resume compares
-        })
+                             {"model": _state(model), "epoch": epoch, t.monitor: stopper.best,
+                              **about})
+        if distributed.is_main():
+            files.save_torch(run_dir / "checkpoints/last.pt", {
+                "model": _state(model), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "epoch": epoch, "early_stopping": vars(stopper).copy(), "history": history,
+                "rng": {"torch": torch.get_rng_state(), "batches": generator.get_state()},
+                **about,  # its "config" is the fingerprint resume compares
+            })
         if stopper.should_stop:
             console.print(f"early stopping: {t.monitor} has not improved for {t.patience} epochs; "
                           f"best epoch {stopper.best_epoch}", highlight=False, soft_wrap=True)
@@ -207,8 +234,8 @@ def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resum
 
 
 def _state_module(model):
-    """The model itself, also when it runs through torch.compile."""
-    return getattr(model, "_orig_mod", model)
+    """The model itself, also when it runs through torch.compile or DDP."""
+    return distributed.unwrap(getattr(model, "_orig_mod", model))
 
 
 def _state(model) -> dict:

@@ -107,7 +107,9 @@ def required(doc: str, rule: Rule | None = None):
 @dataclass
 class Trainer:
     epochs: int = key(30, "maximum number of passes over the training split", COUNT)
-    batch_size: int = key(64, "training batch size", COUNT)
+    batch_size: int = key(64, "training batch size (per process under torchrun)", COUNT)
+    accumulate: int = key(1, "gradient accumulation: one optimizer step every N batches, an "
+                          "effective batch of N x batch_size", COUNT)
     eval_batch_size: int = key(1024, "batch size for validation, test and inference timing", COUNT)
     device: str = key("auto", "auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps",
                       Rule(lambda v: v in ("auto", "cpu", "cuda", "mps")
@@ -254,6 +256,11 @@ class ImageFolder(Dataset):
                           "once", at_least(2, "an integer"))
     in_channels: int | None = key(None, "1 (grey) or 3 (RGB); null = 1 when all training "
                                      "images are grey", CHANNELS)
+    in_memory: Any = key("auto", "auto: decode once into memory when it fits half the free RAM "
+                         "(GPU memory on CUDA), else stream; true: always in memory; false: "
+                         "stream", one_of("auto", True, False))
+    num_workers: int | None = key(None, "processes decoding streamed batches; null = the cores "
+                                  "available", at_least(0, "an integer"))
 
 
 @dataclass

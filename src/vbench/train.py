@@ -1,5 +1,6 @@
 """The inner loop, batched prediction and early stopping. No callback framework."""
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .console import track
-from .data.batches import batches, num_batches
+from .data.batches import num_batches
 from .data.registry import Split
 from .device import autocast
 from .freeze import keep_frozen_in_eval
@@ -21,47 +22,81 @@ class StepRecipe:
 
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler  # a no-op unless training in float16
-    per_step_scheduler: object | None  # stepped after every batch (onecycle, warmup_cosine)
+    per_step_scheduler: object | None  # stepped after every optimizer step (onecycle, ...)
     amp_dtype: torch.dtype | None
     label_smoothing: float = 0.0
     grad_clip: float | None = None
     channels_last: bool = False
     augment: Callable | None = None  # augment(x, generator): on-device, training batches only
+    accumulate: int = 1  # batches per optimizer step (gradient accumulation)
+    shard: tuple[int, int] = (0, 1)  # (rank, world size): this process's share of each epoch
+
+
+def optimizer_steps(split: Split, batch_size: int, accumulate: int = 1,
+                    world: int = 1) -> int:
+    """Optimizer steps per epoch: the batches one rank draws, grouped by `accumulate`; a
+    trailing partial group steps too."""
+    batches = -(-split.drawn(batch_size, drop_single=True, world=world) // batch_size)
+    return -(-batches // accumulate)
 
 
 def train_one_epoch(model: nn.Module, split: Split, batch_size: int, recipe: StepRecipe,
                     generator: torch.Generator,
                     on_batch: Callable[[int], None] | None = None) -> tuple[float, float]:
-    """One pass over `split` in a fresh random order; returns (mean loss, accuracy).
-    `on_batch(images)` follows every step (the progress bar)."""
+    """One pass over `split` in a fresh random order; returns (mean loss, accuracy) over the
+    images this process drew. `on_batch(images)` follows every batch (the progress bar).
+
+    Each optimizer step sees a group of `recipe.accumulate` batches; every batch's mean loss is
+    weighted by its share of the group's images, so the step's gradient is the mean over the
+    group: K batches of B give the step one batch of K*B gives."""
     model.train()
     keep_frozen_in_eval(model)
     device = split.x.device
+    drawn = split.drawn(batch_size, drop_single=True, world=recipe.shard[1])
+    group_images = batch_size * recipe.accumulate
     # Sums stay on the device: one sync per epoch instead of one per batch.
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    for x, y in batches(split, batch_size, generator):
-        if recipe.augment is not None:
-            x = recipe.augment(x, generator)
+    batches = split.batches(batch_size, generator, recipe.augment, drop_single=True,
+                            shard=recipe.shard)
+    for i, (x, y) in enumerate(batches):
+        first, seen = i % recipe.accumulate == 0, i * batch_size + len(y)
+        last = seen % group_images == 0 or seen == drawn
         if recipe.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, recipe.amp_dtype):
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
-        recipe.optimizer.zero_grad(set_to_none=True)
-        recipe.scaler.scale(loss).backward()
-        if recipe.grad_clip is not None:
-            recipe.scaler.unscale_(recipe.optimizer)  # clip the true gradients, not scaled ones
-            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        recipe.scaler.step(recipe.optimizer)
-        recipe.scaler.update()
-        if recipe.per_step_scheduler is not None:
-            recipe.per_step_scheduler.step()
+        if first:
+            recipe.optimizer.zero_grad(set_to_none=True)
+        group = min(group_images, drawn - (i // recipe.accumulate) * group_images)
+        # DDP averages gradients in the backward of a group's last batch only.
+        with _syncing(model, last):
+            with autocast(device, recipe.amp_dtype):
+                logits = model(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+            recipe.scaler.scale(loss * (len(y) / group)).backward()
+        if last:
+            _step(model, recipe)
         loss_sum += loss.detach().float() * len(y)
         correct += (logits.argmax(1) == y).sum()
         if on_batch is not None:
             on_batch(len(y))
-    return loss_sum.item() / len(split), correct.item() / len(split)
+    return loss_sum.item() / drawn, correct.item() / drawn
+
+
+def _syncing(model: nn.Module, sync: bool):
+    """DistributedDataParallel's no_sync() on accumulating batches; otherwise nothing."""
+    if sync or not hasattr(model, "no_sync"):
+        return contextlib.nullcontext()
+    return model.no_sync()
+
+
+def _step(model: nn.Module, recipe: StepRecipe) -> None:
+    if recipe.grad_clip is not None:
+        recipe.scaler.unscale_(recipe.optimizer)  # clip the true gradients, not scaled ones
+        nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+    recipe.scaler.step(recipe.optimizer)
+    recipe.scaler.update()
+    if recipe.per_step_scheduler is not None:
+        recipe.per_step_scheduler.step()
 
 
 @torch.no_grad()
@@ -69,7 +104,7 @@ def predict(model: nn.Module, split: Split, batch_size: int, amp_dtype) -> torch
     """Float32 logits for every image of `split`, in order."""
     model.eval()
     out = []
-    for x, _ in track(batches(split, batch_size), num_batches(split, batch_size), "predicting"):
+    for x, _ in track(split.batches(batch_size), num_batches(split, batch_size), "predicting"):
         with autocast(x.device, amp_dtype):
             out.append(model(x).float())
     return torch.cat(out)

@@ -5,8 +5,10 @@ RandomCrop(padding=4) for CIFAR/SVHN, RandomRotation(10) for digits; but applied
 normalized tensors already on the training device, with random numbers from the run's batch
 generator, so a run is reproducible and no time goes to per-sample PIL work.
 
-Pixels that enter the image from outside (crop padding, rotated-in corners) are black, as with
-torchvision, where padding happens before Normalize: black is (0 - mean) / std per channel.
+They run on the raw batch as it is drawn, before normalization (Split.batches): flips and
+crops on the uint8 images themselves, rotation in float on the [0, 255] scale. Pixels that
+enter the image from outside (crop padding, rotated-in corners) are black, 0, as with
+torchvision, where padding happens before Normalize.
 """
 
 import math
@@ -24,31 +26,28 @@ MAX_DEGREES = 10.0  # rotation range, as RandomRotation(10)
 
 @dataclass
 class Augment:
-    """A callable `(x, generator) -> x` for one training batch."""
+    """A callable `(x, generator) -> x` for one raw training batch (uint8 or pixel-scale
+    float, black = 0); the result is normalized afterwards."""
 
     kind: str
-    black: torch.Tensor  # (C,) the normalized value of a black pixel
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.kind == "flip_crop":
-            return random_crop(random_flip(x, generator), PAD, self._black(x), generator)
+            return random_crop(random_flip(x, generator), PAD, generator)
         if self.kind == "rotate":
-            return random_rotate(x, MAX_DEGREES, self._black(x), generator)
+            return random_rotate(x, MAX_DEGREES, generator)
         if self.kind == "none":
             return x
         raise choices_error("dataset.augment", self.kind, AUGMENTS)
 
-    def _black(self, x: torch.Tensor) -> torch.Tensor:
-        return self.black.to(device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
 
-
-def build_augment(kind: str, mean: list[float], std: list[float]) -> Augment | None:
+def build_augment(kind: str) -> Augment | None:
     """None for `none`, so the training loop does no work at all."""
     if kind not in AUGMENTS:
         raise choices_error("dataset.augment", kind, AUGMENTS)
     if kind == "none":
         return None
-    return Augment(kind, -torch.tensor(mean) / torch.tensor(std))
+    return Augment(kind)
 
 
 def _uniform(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -61,11 +60,10 @@ def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(flip, x.flip(3), x)
 
 
-def random_crop(x: torch.Tensor, pad: int, fill: torch.Tensor,
-                generator: torch.Generator) -> torch.Tensor:
-    """Pad by `pad` pixels of `fill`, then cut each image back to its size at a random offset."""
+def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Pad by `pad` black pixels, then cut each image back to its size at a random offset."""
     n, c, h, w = x.shape
-    padded = fill.expand(n, c, h + 2 * pad, w + 2 * pad).clone()
+    padded = x.new_zeros(n, c, h + 2 * pad, w + 2 * pad)
     padded[:, :, pad:pad + h, pad:pad + w] = x
     # One offset per image in [0, 2 * pad], inclusive, as RandomCrop draws them.
     top = (_uniform(n, generator) * (2 * pad + 1)).long().view(n, 1, 1)
@@ -77,13 +75,14 @@ def random_crop(x: torch.Tensor, pad: int, fill: torch.Tensor,
     return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
 
 
-def random_rotate(x: torch.Tensor, max_degrees: float, fill: torch.Tensor,
+def random_rotate(x: torch.Tensor, max_degrees: float,
                   generator: torch.Generator) -> torch.Tensor:
-    """Rotate each image about its centre by an angle uniform in [-max_degrees, max_degrees]."""
+    """Rotate each image about its centre by an angle uniform in [-max_degrees, max_degrees];
+    float out (grid_sample interpolates), corners black."""
+    x = x.float()
     angle = (_uniform(len(x), generator) * 2 - 1) * math.radians(max_degrees)
     cos, sin, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1),
                          torch.stack([sin, cos, zero], 1)], 1).to(x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    # grid_sample fills with zeros; shift so that zero is black, then shift back.
-    return F.grid_sample(x - fill, grid, align_corners=False) + fill
+    return F.grid_sample(x, grid, align_corners=False)  # zeros outside: black

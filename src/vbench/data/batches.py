@@ -1,5 +1,6 @@
 """Mini-batches straight from tensors already on the device: one randperm per epoch and
-index slicing. No Dataset/DataLoader, no workers, no per-sample Python."""
+index slicing. No Dataset/DataLoader, no workers, no per-sample Python. The work is
+Split.batches'; these are the names the training loop and the evaluators import."""
 
 import torch
 
@@ -7,17 +8,10 @@ from .registry import Split
 
 
 def batches(split: Split, batch_size: int, generator: torch.Generator | None = None):
-    """Yield (x, y) batches; shuffled when a generator is given, in order otherwise."""
-    n = len(split)
-    if generator is None:
-        for start in range(0, n, batch_size):
-            yield split.x[start:start + batch_size], split.y[start:start + batch_size]
-        return
-    order = torch.randperm(n, generator=generator, device=generator.device)
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
-        yield split.x[idx], split.y[idx]
+    """Yield normalized (x, y) batches; shuffled when a generator is given, in order otherwise."""
+    yield from split.batches(batch_size, generator)
 
 
-def num_batches(split: Split, batch_size: int) -> int:
-    return -(-len(split) // batch_size)
+def num_batches(split: Split, batch_size: int, drop_single: bool = False) -> int:
+    """Batches per pass; `drop_single`: without a last batch of one image (training)."""
+    return -(-split.drawn(batch_size, drop_single) // batch_size)

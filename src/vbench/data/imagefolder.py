@@ -2,10 +2,13 @@
 and `<root>/test/<class>/...` with the same class folders.
 
 Every image is decoded once with PIL, centre-cropped to a square and resized to
-`dataset.image_size`, then kept (and cached) as one uint8 tensor like the other datasets.
+`dataset.image_size`, then kept (and cached) as one uint8 tensor like the other datasets;
+or, when the decoded images would not fit (`dataset.in_memory`, stream.py), decoded again for
+every batch in DataLoader worker processes.
 """
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ from PIL import Image, ImageOps
 from ..errors import VBenchError, choices_error
 from .registry import RawData, register_dataset
 from .source import cached, data_root, missing_error, reading
+from .stream import FileImages, keeps_in_memory
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
@@ -34,6 +38,9 @@ def read_imagefolder(cfg) -> RawData:
               for name in ("train", "val", "test") if (root / name).is_dir()}
     sources = [path for paths, _ in splits.values() for path in paths]
     options = {"image_size": cfg.image_size, "in_channels": cfg.in_channels}
+    # The budget check assumes RGB when in_channels is auto: no header read on a cache hit.
+    if not keeps_in_memory(cfg, len(sources) * (cfg.in_channels or 3) * cfg.image_size ** 2):
+        return _streamed(cfg, splits, classes)
 
     def decode() -> RawData:
         channels = cfg.in_channels or _auto_channels(splits["train"][0], cfg)
@@ -44,6 +51,17 @@ def read_imagefolder(cfg) -> RawData:
                        val_x=x.get("val"), val_y=y.get("val"))
 
     return cached(cfg, sources, options, decode)
+
+
+def _streamed(cfg, splits: dict, classes: list[str]) -> RawData:
+    """Splits whose images stay in their files, decoded per batch in workers (stream.py)."""
+    channels = cfg.in_channels or _auto_channels(splits["train"][0], cfg)
+    load = partial(load_image, size=cfg.image_size, channels=channels, cfg=cfg)
+    x = {name: FileImages(paths, (channels, cfg.image_size, cfg.image_size), load,
+                          cfg.num_workers) for name, (paths, _) in splits.items()}
+    y = {name: torch.tensor(labels, dtype=torch.int64) for name, (_, labels) in splits.items()}
+    return RawData(x["train"], y["train"], x.get("test"), y.get("test"), classes=classes,
+                   val_x=x.get("val"), val_y=y.get("val"))
 
 
 def _classes(train: Path, cfg) -> list[str]:
@@ -85,15 +103,17 @@ def _auto_channels(paths: list[Path], cfg) -> int:
     return 1
 
 
-def _decode(paths: list[Path], size: int, channels: int, cfg) -> torch.Tensor:
-    def load(path: Path) -> np.ndarray:
-        with reading(path, cfg), Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-            # Centre-crop to a square, then resize: no distortion of the aspect ratio.
-            image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
-            return np.asarray(image, dtype=np.uint8).reshape(size, size, channels)
+def load_image(path: Path, size: int, channels: int, cfg) -> np.ndarray:
+    """One image as uint8 (size, size, channels)."""
+    with reading(path, cfg), Image.open(path) as image:
+        image = image.convert("L" if channels == 1 else "RGB")
+        # Centre-crop to a square, then resize: no distortion of the aspect ratio.
+        image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
+        return np.asarray(image, dtype=np.uint8).reshape(size, size, channels)
 
+
+def _decode(paths: list[Path], size: int, channels: int, cfg) -> torch.Tensor:
     # PIL releases the GIL while decoding, so threads decode in parallel.
     with ThreadPoolExecutor() as pool:
-        images = np.stack(list(pool.map(load, paths)))
+        images = np.stack(list(pool.map(lambda p: load_image(p, size, channels, cfg), paths)))
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)

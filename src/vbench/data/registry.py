@@ -4,6 +4,10 @@ A reader is `fn(cfg) -> RawData`: uint8 images (N, C, H, W) and int64 labels for
 pool and, where the dataset has them, official test and val splits. Everything after that (smoke
 subsets, the stratified val split, normalization, device placement) is shared here, so every
 dataset behaves the same way.
+
+Splits stay uint8 on the training device (a quarter of the bytes of float32) and every batch is
+converted and normalized as it is drawn (`Split.batches`), after the on-device augmentation,
+which works in the [0, 255] pixel scale where black is 0.
 """
 
 import importlib
@@ -16,9 +20,10 @@ import torch
 from ..errors import VBenchError, choices_error
 from .augment import AUGMENTS, Augment, build_augment
 from .splits import stratified_split, stratified_subset
+from .stream import FileImages, stats_sample
 
 _READERS: dict[str, Callable] = {}
-_SHARED_MODULES = {"registry", "splits", "batches", "augment", "source"}
+_SHARED_MODULES = {"registry", "splits", "batches", "augment", "source", "stream"}
 
 
 @dataclass
@@ -34,11 +39,81 @@ class RawData:
 
 @dataclass
 class Split:
-    x: torch.Tensor  # float (N, C, H, W), normalized, on the training device
-    y: torch.Tensor  # int64 (N,), on the training device
+    """Images and labels on the training device. `x` holds uint8 images (N, C, H, W), which the
+    model sees normalized per batch, or float inputs used as they are (cached features, images
+    already normalized) when `mean` is None."""
+
+    x: torch.Tensor
+    y: torch.Tensor  # int64 (N,)
+    mean: torch.Tensor | None = None  # (C,) per-channel mean and std in the [0, 1] pixel scale
+    std: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def subset(self, index) -> "Split":
+        """The images at `index` (a slice, indices or a mask), with the same normalization."""
+        return Split(self.x[index], self.y[index], self.mean, self.std)
+
+    @property
+    def streamed(self) -> bool:
+        """The images stay on disk and are decoded per batch (stream.py)."""
+        return isinstance(self.x, FileImages)
+
+    def uint8(self, index=slice(None)) -> torch.Tensor:
+        """The images at `index` as stored, decoded from their files when streamed."""
+        x = self.x[index]
+        return x.decode() if isinstance(x, FileImages) else x
+
+    def inputs(self, x: torch.Tensor | None = None) -> torch.Tensor:
+        """Model inputs: `x` (default: all of this split's images; uint8 or pixel-scale float)
+        as normalized float32, exactly (x / 255 - mean) / std."""
+        x = self.uint8() if x is None else x
+        if self.mean is None:
+            return x
+        shape = (1, -1, 1, 1)
+        return (x.to(torch.float32).div_(255.0).sub_(self.mean.view(shape))
+                .div_(self.std.view(shape)))
+
+    def pixels(self, index=slice(None)) -> torch.Tensor:
+        """Float images in [0, 1] for display."""
+        return self.uint8(index).float().div(255.0)
+
+    def drawn(self, batch_size: int, drop_single: bool = False, world: int = 1) -> int:
+        """How many images one pass (of one of `world` ranks) draws: its share, less a last
+        batch of one image when `drop_single` (training: BatchNorm cannot normalize one image;
+        as DataLoader's drop_last, but only for that batch)."""
+        n = -(-len(self) // world)  # ranks get equal shares: DistributedSampler pads the same way
+        if drop_single and batch_size > 1 and n > 1 and n % batch_size == 1:
+            return n - 1
+        return n
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None,
+                augment: Callable | None = None, drop_single: bool = False,
+                shard: tuple[int, int] = (0, 1)):
+        """Yield (inputs, labels) batches: shuffled when a generator is given, in order
+        otherwise; `augment(x, generator)` sees each raw batch first. `drop_single` drops a
+        last batch of one image (see `drawn`). `shard=(rank, world)`: this rank's images of the
+        permutation every rank draws alike, padded by wrapping round to equal shares."""
+        n = len(self)
+        rank, world = shard
+        order = (None if generator is None
+                 else torch.randperm(n, generator=generator, device=generator.device))
+        if world > 1:
+            order = torch.arange(n, device=self.y.device) if order is None else order
+            order = order.repeat(2)[:-(-n // world) * world][rank::world]
+        indices = [slice(start, start + batch_size) if order is None else
+                   order[start:start + batch_size]
+                   for start in range(0, self.drawn(batch_size, drop_single, world), batch_size)]
+        if self.streamed:  # decoded ahead by the workers, in this order
+            raw = self.x.stream([range(len(self))[i] if isinstance(i, slice) else i
+                                 for i in indices])
+        else:
+            raw = (self.x[i] for i in indices)
+        for index, x in zip(indices, raw):
+            if augment is not None:
+                x = augment(x, generator)
+            yield self.inputs(x), self.y[index]
 
 
 @dataclass
@@ -51,6 +126,12 @@ class Data:
     mean: list[float]
     std: list[float]
     augment: Augment | None = None  # applied to training batches only
+    normalization: str = "train split"  # where mean/std come from (metrics.json)
+
+    @property
+    def in_memory(self) -> bool:
+        """False when the images stream from their files (stream.py)."""
+        return not self.train.streamed
 
     @property
     def in_channels(self) -> int:
@@ -114,13 +195,12 @@ def load_data(cfg, device: torch.device, stats: tuple[list, list] | None = None)
         keep = stratified_subset(raw.val_y, cfg.subset_per_class, cfg.max_samples, seed, "val")
         val_x, val_y = raw.val_x[keep], raw.val_y[keep]
 
-    mean, std = _normalization(cfg, train_x) if stats is None else stats
+    mean, std, stats_from = (_normalization(cfg, train_x, seed) if stats is None
+                             else (*stats, "the trained model's data"))
 
     def to_split(x, y) -> Split:
-        x = x.to(device=device, dtype=torch.float32).div_(255.0)
-        m = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-        s = torch.tensor(std, device=device).view(1, -1, 1, 1)
-        return Split(x.sub_(m).div_(s), y.to(device))
+        return Split(x.to(device), y.to(device), torch.tensor(mean, device=device),
+                     torch.tensor(std, device=device))
 
     test = None
     if raw.test_x is not None:
@@ -134,7 +214,8 @@ def load_data(cfg, device: torch.device, stats: tuple[list, list] | None = None)
         classes=list(raw.classes),
         mean=mean,
         std=std,
-        augment=build_augment(cfg.get("augment", "none"), mean, std),
+        augment=build_augment(cfg.get("augment", "none")),
+        normalization=stats_from,
     )
 
 
@@ -152,19 +233,23 @@ def _check_options(cfg) -> None:
         raise VBenchError(f"dataset.std={list(std)} is not valid; every value must be > 0")
 
 
-def _normalization(cfg, train_x: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-channel (mean, std) in the [0, 1] pixel scale: given, computed, or none."""
+def _normalization(cfg, train_x, seed: int) -> tuple[list[float], list[float], str]:
+    """Per-channel (mean, std) in the [0, 1] pixel scale, given, computed, or none; and where
+    they come from (metrics.json says it)."""
     channels = train_x.shape[1]
     if not cfg.normalize:
-        return [0.0] * channels, [1.0] * channels
+        return [0.0] * channels, [1.0] * channels, "off"
     if cfg.get("mean") is None:
         # Statistics come from the train split only: val and test must not leak into training.
-        return _channel_stats(train_x)
+        if isinstance(train_x, FileImages):  # streamed: a seeded sample stands for it
+            sample = stats_sample(train_x, seed)
+            return *_channel_stats(sample), f"seeded sample of {len(sample)} train images"
+        return *_channel_stats(train_x), "train split"
     mean, std = [float(m) for m in cfg.mean], [float(s) for s in cfg.std]
     if not len(mean) == len(std) == channels:
         raise VBenchError(f"dataset.mean={mean} and dataset.std={std} need one value per image "
                           f"channel ({channels})")
-    return mean, std
+    return mean, std, "dataset.mean/std"
 
 
 def _channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
