@@ -161,7 +161,7 @@ def test_a_crafted_cifar_batch_never_runs_its_code(tmp_path):
     result = vbench("dataset=cifar10", f"dataset.root={tmp_path / 'data'}", "debug=smoke",
                     "hydra.run.dir=run", cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert f"{batch} is not a cifar10 file: it names posix.system" in result.stderr
+    assert f"{batch} is not a CIFAR batch file: it names posix.system" in result.stderr
     assert not planted.exists()
 
 

@@ -131,23 +131,23 @@ def vbench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_multirun_writes_its_summary_and_vbench_report_reproduces_it(tmp_path):
-    # A 2x2 sweep plus two jobs that fail validation: they must not stop the other jobs, are
-    # listed as failed, and make the command exit non-zero once the summary is written.
-    result = vbench(str(VBENCH), "-m", "debug=smoke", "model.depth=1,2",
-                    "model.activation=relu,gelu,nope", "eval.plots=[]", "hydra.sweep.dir=sweep",
-                    cwd=tmp_path)
+    # Two jobs that fail at run time (MNIST's files are not there; a bad value would be refused
+    # before any job): they must not stop the other jobs, are listed as failed, and make the
+    # command exit non-zero once the summary is written.
+    result = vbench(str(VBENCH), "-m", "debug=smoke", "model.depth=1,2", "dataset=digits,mnist",
+                    "eval.plots=[]", "hydra.sweep.dir=sweep", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
-    assert "vbench: error: model.activation='nope' is not valid" in result.stderr
+    assert "vbench: error: dataset=mnist: data not found" in result.stderr
     assert "2 job(s) of the sweep did not finish" in result.stderr
     sweep = tmp_path / "sweep"
     rows = read_csv(sweep / "summary.csv")
     by_overrides = {r["overrides"].removeprefix("debug=smoke ").removesuffix(" eval.plots=[]"): r
                     for r in rows}
-    assert set(by_overrides) == {f"model.depth={d} model.activation={a}" for d in (1, 2)
-                                 for a in ("relu", "gelu", "nope")}
+    assert set(by_overrides) == {f"model.depth={d} dataset={ds}" for d in (1, 2)
+                                 for ds in ("digits", "mnist")}
     for overrides, row in by_overrides.items():
-        if overrides.endswith("nope"):
-            assert row["status"] == "failed" and "model.activation" in row["error"]
+        if overrides.endswith("mnist"):
+            assert row["status"] == "failed" and "data not found" in row["error"]
             continue
         metrics = json.loads((sweep / row["run"] / "metrics.json").read_text())
         assert row["status"] == "completed"
@@ -163,7 +163,7 @@ def test_multirun_writes_its_summary_and_vbench_report_reproduces_it(tmp_path):
     report = vbench(sys.executable, "-m", "vbench.report", "sweep", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert {n: (sweep / n).read_text() for n in written} == written
-    assert "model.depth=2 model.activation=gelu" in report.stdout
+    assert "model.depth=2 dataset=digits" in report.stdout
 
 
 def test_report_module_does_not_import_torch():

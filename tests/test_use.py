@@ -127,20 +127,19 @@ def test_predict_json_with_a_baseline(runs, tmp_path, capsys):
 def test_predict_matches_the_model_on_the_test_images(runs, tmp_path):
     """A test image written as PNG and predicted gets the class the run's model gives it."""
     from vbench.checkpoint import load_run_model
-    from vbench.commands import _as_uint8
     from vbench.data import load_data
     from vbench.predict import predict_files
 
     loaded = load_run_model(runs["cnn"])
     data = load_data(loaded.cfg.dataset, torch.device("cpu"))
-    pixels = _as_uint8(data.test.x[:20], loaded.mean, loaded.std)
+    pixels = data.test.uint8(slice(0, 20))
     paths = []
     for i, image in enumerate(pixels):
         paths.append(tmp_path / f"{i}.png")
         Image.fromarray(image[0].numpy()).save(paths[-1])
     got = [p.top[0][0] for p in predict_files(loaded, paths, 1, 8, torch.device("cpu"))]
     with torch.no_grad():
-        expected = loaded.model(data.test.x[:20]).argmax(1).tolist()
+        expected = loaded.model(data.test.inputs(pixels)).argmax(1).tolist()
     assert got == [loaded.classes[i] for i in expected]
 
 

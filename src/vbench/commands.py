@@ -217,15 +217,6 @@ def _export(args) -> None:
     out = args.out or args.run_dir / "export" / f"model{FORMATS[args.format]}"
     data = load_data(run.cfg.dataset, torch.device("cpu"), stats=(run.mean, run.std))
     split = data.test if data.test is not None else data.val
-    diff = export(run, args.format, out, _as_uint8(split.x, run.mean, run.std))
+    diff = export(run, args.format, out, split.uint8())  # the images as read: raw uint8
     print(f"exported {out} ({args.format}); max |logit difference| to PyTorch on "
           f"{len(split)} test images: {diff:.3g} (tolerance {TOLERANCE})")
-
-
-def _as_uint8(x, mean, std):
-    """The stored images back as the uint8 pixels they were read as (normalization undone)."""
-    import torch
-
-    m = torch.tensor(mean).view(1, -1, 1, 1)
-    s = torch.tensor(std).view(1, -1, 1, 1)
-    return (x.cpu() * s + m).mul(255).round().clamp(0, 255).to(torch.uint8)

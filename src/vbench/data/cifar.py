@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import VBenchError
 from .registry import RawData, register_dataset
 from .source import cached, data_root, download, missing_error, reading
 
@@ -73,16 +74,24 @@ _CIFAR_GLOBALS = {
 class _CifarUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) not in _CIFAR_GLOBALS:
-            raise pickle.UnpicklingError(f"it names {module}.{name}, which no CIFAR file holds")
+            raise _Foreign(f"it names {module}.{name}, which no CIFAR file holds")
         return super().find_class(module, name)
+
+
+class _Foreign(pickle.UnpicklingError):
+    """A pickle that is no CIFAR file (a damaged one raises pickle's own errors)."""
 
 
 def _unpickle(path: Path) -> dict:
     # latin1 maps the Python 2 byte strings of the official files losslessly.
-    with open(path, "rb") as f:
-        batch = _CifarUnpickler(f, encoding="latin1").load()
-    if not isinstance(batch, dict):
-        raise pickle.UnpicklingError(f"it holds a {type(batch).__name__}, not a dict")
+    try:
+        with open(path, "rb") as f:
+            batch = _CifarUnpickler(f, encoding="latin1").load()
+        if not isinstance(batch, dict):
+            raise _Foreign(f"it holds a {type(batch).__name__}, not a dict")
+    except _Foreign as e:
+        raise VBenchError(f"{path} is not a CIFAR batch file: {e}; replace it with the "
+                          "official file") from None
     return batch
 
 

@@ -10,7 +10,6 @@ options, so a changed or replaced source file is decoded again.
 import contextlib
 import hashlib
 import json
-import pickle
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -50,9 +49,6 @@ def reading(path: Path, cfg):
         yield
     except VBenchError:
         raise
-    except pickle.UnpicklingError as e:
-        raise VBenchError(f"dataset={cfg.name}: {path} is not a {cfg.name} file: {e}; replace "
-                          "it with the official file") from e
     except Exception as e:
         fix = "delete it and run with dataset.download=true" if _downloadable(cfg) else "replace it"
         raise VBenchError(f"dataset={cfg.name}: cannot read {path} ({type(e).__name__}: {e}); "
