@@ -2,7 +2,6 @@
 
 import json
 import os
-import pickle
 import re
 import tempfile
 import zipfile
@@ -69,13 +68,15 @@ def why_unreadable(error: Exception) -> str:
     # torch's own message advises retrying with weights_only=False, which would run the file's
     # code: say what is wrong instead.
     text = str(error)
-    if isinstance(error, pickle.UnpicklingError):
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-        return (f"it is a pickle that calls {found.group(1)}, which a weights file never needs"
-                if found else "it is not a torch weights file")
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if found:
+        return f"it is a pickle that calls {found.group(1)}, which a weights file never needs"
     if "zip archive" in text or isinstance(error, (EOFError, zipfile.BadZipFile)):
         return "it is truncated or not a torch zip file"
-    return f"{type(error).__name__}: {text.splitlines()[0][:160] if text else ''}"
+    if "safetensor" in type(error).__name__.lower():
+        return f"a bad .safetensors file ({text.splitlines()[0][:160] if text else 'no detail'})"
+    # Random bytes fail anywhere in the unpickler (UnpicklingError, IndexError, ValueError, ...)
+    return "it is not a torch weights file"
 
 
 def load_torch(path: Path, map_location="cpu"):
