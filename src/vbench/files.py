@@ -65,8 +65,8 @@ def save_torch(path: Path, obj) -> None:
 
 def why_unreadable(error: Exception) -> str:
     """Why torch.load (weights_only=True) or safetensors refused a file, in a few words."""
-    # torch's own message advises switching its weights-only safeguard off, which would run the file's
-    # code: say what is wrong instead.
+    # torch's own message advises switching its weights-only safeguard off, which would run
+    # the file's code: say what is wrong instead.
     text = str(error)
     found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
     if found:
