@@ -8,6 +8,7 @@ import shlex
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -99,9 +100,6 @@ def _continue_command(hydra_cfg, multirun: bool) -> str:
 def _claim_output_dir(cfg, multirun: bool):
     """Before Hydra writes .hydra/ into it: the lock of an explicitly named run directory (one
     with a timestamp is new anyway), or at least a check that the output folder can be made."""
-    import contextlib
-    from pathlib import Path
-
     from .errors import VBenchError
 
     target = cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir
