@@ -35,3 +35,21 @@ def png_ok(path: Path) -> bool:
     """A real, non-trivial PNG file."""
     data = path.read_bytes()
     return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def start_paused(command: list[str], point: str, cwd: Path, env: dict | None = None):
+    """Start `command` (a vbench run) that waits at `point` (vbench/pause.py) and return the
+    process once it waits there: a signal sent now arrives at that point on any machine."""
+    import os
+    import subprocess
+
+    env = {**(os.environ if env is None else env), "VBENCH_PAUSE_AT": point}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:  # ends when the process does
+        if line.startswith(f"vbench: paused at {point} "):
+            return proc
+        seen.append(line)
+    raise AssertionError(f"never paused at {point} (exit {proc.wait()}): {''.join(seen)[-2000:]}")

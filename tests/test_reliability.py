@@ -9,16 +9,15 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from conftest import start_paused
 from formats import write_cifar10, write_mnist
 
 VBENCH = Path(sys.executable).with_name("vbench")
-# A wide MLP: its checkpoints (with Adam's state) take long enough to write that a test can
-# kill the process in the middle of one.
+# A wide MLP with Adam: checkpoints of some size; kills land at pause points (start()).
 WIDE = ["model.width=1024", "model.depth=3", "trainer.epochs=6", "eval.plots=[]",
         "trainer.device=cpu", "trainer.precision=32"]
 
@@ -29,23 +28,9 @@ def vbench(*args, cwd, timeout=600) -> subprocess.CompletedProcess:
                           timeout=timeout, check=False)
 
 
-def start(*args, cwd) -> subprocess.Popen:
-    return subprocess.Popen([str(VBENCH), *args], cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def wait_until(condition, proc, what: str, timeout=180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        if condition():
-            return
-        time.sleep(0.001)
-    raise AssertionError(f"never saw {what} (exit {proc.poll()})")
-
-
-def epochs_done(run_dir: Path) -> int:
-    history = run_dir / "history.csv"
-    return max(0, len(history.read_text().splitlines()) - 1) if history.exists() else 0
+def start(*args, cwd, at: str) -> subprocess.Popen:
+    """A run that waits at the pause point `at` (vbench/pause.py) until it is signalled."""
+    return start_paused([str(VBENCH), *args], at, cwd)
 
 
 def results(run_dir: Path) -> tuple[dict, list[str]]:
@@ -65,18 +50,10 @@ def uninterrupted(tmp_path_factory):
     return results(cwd / "run")
 
 
-def _during_checkpoint_write(run_dir: Path):
-    checkpoints = run_dir / "checkpoints"
-    return lambda: checkpoints.is_dir() and any(p.suffix == ".tmp" for p in checkpoints.iterdir())
-
-
-KILL_POINTS = {
-    "in_epoch_1": lambda run_dir: lambda: (run_dir / ".lock").exists() and epochs_done(run_dir) == 0
-    and time.sleep(0.5 + 1.5 * os.urandom(1)[0] / 255) is None,
-    "in_a_middle_epoch": lambda run_dir: lambda: epochs_done(run_dir) >= 3
-    and time.sleep(0.3 * os.urandom(1)[0] / 255) is None,
-    "during_a_checkpoint_write": _during_checkpoint_write,
-}
+# Where a SIGKILL lands: before any checkpoint exists, after a middle epoch's files, and
+# halfway through writing a checkpoint (its temp file written, not yet renamed).
+KILL_POINTS = {"in_epoch_1": "start", "in_a_middle_epoch": "epoch:3",
+               "during_a_checkpoint_write": "checkpoint-write"}
 
 
 @pytest.mark.slow
@@ -84,8 +61,7 @@ KILL_POINTS = {
 def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_numbers(tmp_path, uninterrupted,
                                                                        point):
     run_dir = tmp_path / "run"
-    proc = start(*WIDE, "hydra.run.dir=run", cwd=tmp_path)
-    wait_until(KILL_POINTS[point](run_dir), proc, point)
+    proc = start(*WIDE, "hydra.run.dir=run", cwd=tmp_path, at=KILL_POINTS[point])
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run_dir / "metrics.json").exists()  # died mid-run: nothing claims completion
@@ -97,13 +73,12 @@ def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_numbers(tmp_path, 
 
 
 def test_a_second_process_into_the_same_run_dir_stops_at_once(tmp_path):
-    first = start(*WIDE, "trainer.epochs=50", "hydra.run.dir=run", cwd=tmp_path)
+    first = start(*WIDE, "hydra.run.dir=run", cwd=tmp_path, at="epoch:1")
     try:
-        wait_until(lambda: epochs_done(tmp_path / "run") >= 1, first, "the first epoch")
         config_before = (tmp_path / "run/.hydra/config.yaml").read_text()
-        started = time.monotonic()
-        second = vbench("debug=smoke", "hydra.run.dir=run", cwd=tmp_path)
-        assert second.returncode == 2 and time.monotonic() - started < 30
+        # the first waits forever: a second that waited for the lock would time out here
+        second = vbench("debug=smoke", "hydra.run.dir=run", cwd=tmp_path, timeout=300)
+        assert second.returncode == 2
         assert second.stderr == (f"vbench: error: {tmp_path / 'run'} is in use by another vbench "
                                  f"process (pid {first.pid}); wait for it to end, or choose "
                                  "another hydra.run.dir\n")
@@ -127,10 +102,7 @@ def test_a_finished_run_of_another_config_is_refused_and_left_as_it_was(tmp_path
 
 def test_an_interrupt_before_the_first_checkpoint_prints_a_command_that_works(tmp_path):
     # batches of 2: the first epoch lasts far longer than the start-up
-    proc = start(*WIDE, "trainer.epochs=1", "trainer.batch_size=2", "hydra.run.dir=my run",
-                 cwd=tmp_path)
-    wait_until(lambda: (tmp_path / "my run/.hydra/config.yaml").exists(), proc, "the run start")
-    time.sleep(1)  # Hydra calls the task function, which installs the SIGTERM handler, next
+    proc = start(*WIDE, "trainer.epochs=1", "hydra.run.dir=my run", cwd=tmp_path, at="start")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 130
     message = proc.stderr.read()

@@ -5,12 +5,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import make_cfg
+from conftest import make_cfg, start_paused
 from vbench.errors import VBenchError
 from vbench.run import run
 
@@ -21,19 +20,9 @@ SLOW_ENOUGH = ["model=cnn", "model.dropout=0.3", "trainer.epochs=8", "trainer.ba
                "trainer.precision=32"]
 
 
-def start(*args, cwd):
-    return subprocess.Popen([str(VBENCH), *args], cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_epochs(run_dir: Path, n: int, proc) -> None:
-    history = run_dir / "history.csv"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if history.exists() and len(history.read_text().splitlines()) > n:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"the run did not reach epoch {n}: {proc.poll()} {proc.stderr.read()}")
+def start(*args, cwd, after_epoch: int):
+    """A run that waits once epoch `after_epoch` is on disk (VBENCH_PAUSE_AT)."""
+    return start_paused([str(VBENCH), *args], f"epoch:{after_epoch}", cwd)
 
 
 def same_results(a: dict, b: dict) -> None:
@@ -51,8 +40,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_numbers(tmp_path):
                            capture_output=True, text=True, check=False)
     assert whole.returncode == 0, whole.stderr
 
-    proc = start(*SLOW_ENOUGH, "hydra.run.dir=killed", cwd=tmp_path)
-    wait_for_epochs(tmp_path / "killed", 3, proc)
+    proc = start(*SLOW_ENOUGH, "hydra.run.dir=killed", cwd=tmp_path, after_epoch=3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "killed/metrics.json").exists()  # died mid-run, nothing claimed
@@ -69,8 +57,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_numbers(tmp_path):
 
 
 def test_sigterm_marks_interrupted_and_the_same_command_continues(tmp_path):
-    proc = start(*SLOW_ENOUGH, "hydra.run.dir=run", cwd=tmp_path)
-    wait_for_epochs(tmp_path / "run", 2, proc)
+    proc = start(*SLOW_ENOUGH, "hydra.run.dir=run", cwd=tmp_path, after_epoch=2)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 130
     assert "continue with: vbench " in proc.stderr.read()

@@ -70,7 +70,7 @@ def _app(cfg: DictConfig) -> float:
         err_console.print(f"vbench: error: {e}", markup=False, highlight=False, soft_wrap=True)
         return math.nan  # a failed trial to a sweeper (optuna records NaN as failed)
     except KeyboardInterrupt as e:
-        err_console.print(f"vbench: interrupted ({e or 'SIGINT'}); continue with: "
+        err_console.print(f"vbench: interrupted ({str(e) or 'SIGINT'}); continue with: "
                           f"{_continue_command(hydra_cfg, multirun)}",
                           markup=False, highlight=False, soft_wrap=True)
         sys.exit(130)

@@ -131,8 +131,15 @@ def mean_over_ranks(*values: float) -> tuple[float, ...]:
     return tuple((t / world_size()).tolist())
 
 
-def close() -> None:
+def close(finished: bool) -> None:
+    """Tear the process group down. After a run that finished, every rank first waits at a
+    barrier: a rank that destroyed its group while another still sent rank 0's last broadcast
+    could leave gloo's worker threads holding work at exit (SIGABRT, "terminate called without
+    an active exception", and torchrun reports a finished run failed). After a failure there
+    is no barrier: the other ranks may be gone, and torchrun stops the group anyway."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()

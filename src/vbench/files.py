@@ -7,8 +7,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from .pause import pause_at
 
-def _atomic(path: Path, write) -> None:
+
+def _atomic(path: Path, write, pause_point: str | None = None) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -20,6 +22,8 @@ def _atomic(path: Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if pause_point:
+            pause_at(pause_point)
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:  # a full disk, a file system gone read-only
         # torch.save reports a full disk as a RuntimeError of its zip writer
@@ -60,7 +64,7 @@ def write_json(path: Path, obj) -> None:
 def save_torch(path: Path, obj) -> None:
     import torch
 
-    _atomic(path, lambda f: torch.save(obj, f))
+    _atomic(path, lambda f: torch.save(obj, f), "checkpoint-write")
 
 
 def why_unreadable(error: Exception) -> str:

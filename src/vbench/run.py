@@ -31,6 +31,7 @@ from .loggers import Loggers
 from .metrics import classification_metrics
 from .models import InputSpec, build_model
 from .optim import build_optimizer, build_scheduler
+from .pause import pause_at
 from .resume import finished_metrics, resume_state
 from .rundir import exclusive, remove_stale_temps
 from .schema import MONITORS, validate
@@ -53,19 +54,22 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             remove_stale_temps(run_dir)
         loggers = Loggers()  # experiment trackers, started once the config is known to be valid
         try:
-            return _run(cfg, run_dir, loggers)
+            pause_at("start")
+            metrics = _run(cfg, run_dir, loggers)
         except KeyboardInterrupt:
             if main:
                 _write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
             loggers.close("interrupted")
+            distributed.close(finished=False)
             raise
         except Exception as e:
             if main:
                 _write_unfinished(cfg, run_dir, "failed", f"{type(e).__name__}: {e}")
             loggers.close("failed")
+            distributed.close(finished=False)
             raise
-        finally:
-            distributed.close()
+        distributed.close(finished=True)
+        return metrics
 
 
 @contextlib.contextmanager
@@ -225,6 +229,7 @@ def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resum
                 "rng": {"torch": torch.get_rng_state(), "batches": generator.get_state()},
                 **about,  # its "config" is the fingerprint resume compares
             })
+        pause_at(f"epoch:{epoch}")
         if stopper.should_stop:
             console.print(f"early stopping: {t.monitor} has not improved for {t.patience} epochs; "
                           f"best epoch {stopper.best_epoch}", highlight=False, soft_wrap=True)
