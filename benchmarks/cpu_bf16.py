@@ -28,7 +28,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 import torch  # noqa: E402
 from hydra import compose, initialize_config_module  # noqa: E402
 
-from vbench.device import _cpu_has_bf16  # noqa: E402
+from vbench.core.device import _cpu_has_bf16  # noqa: E402
 from vbench.models import InputSpec, build_model  # noqa: E402
 
 MODELS = ("simple_cnn", "convnet", "cnn", "resnet18")
@@ -63,9 +63,8 @@ def step_ms(arch: str, bf16: bool, steps: int) -> float:
 
 def whole_runs(args) -> None:
     from formats import write_cifar10
-
-    from vbench.console import console
-    from vbench.run import run
+    from vbench.core.console import console
+    from vbench.training.run import run
 
     console.quiet = True  # the table below is the output
 

@@ -47,8 +47,8 @@ def fake_cifar(train: int, test: int):
 def vbench_images_per_s(arch, variant, args, tmp: Path) -> float:
     from hydra import compose, initialize_config_module
 
-    from vbench.console import console
-    from vbench.run import run
+    from vbench.core.console import console
+    from vbench.training.run import run
 
     console.quiet = True  # the table below is the output
 
@@ -146,7 +146,7 @@ def main() -> None:
               "(--device cpu --tiny runs the same code paths on the CPU)")
         return
     if args.device == "cpu":
-        from vbench.device import _cpu_has_bf16
+        from vbench.core.device import _cpu_has_bf16
 
         if not _cpu_has_bf16():  # vbench refuses emulated bf16 on CPU: compare float32 only
             variants = [v for v in variants if not VARIANTS[v][0]]

@@ -34,7 +34,7 @@ def main() -> None:
     accuracy = {c: float((y_pred[y_true == i] == i).mean()) for i, c in enumerate(classes)}
 
     start = time.perf_counter()
-    from vbench import plots
+    from vbench.reports import plots
 
     import_s = time.perf_counter() - start
     rounds = []
@@ -48,7 +48,7 @@ def main() -> None:
             plots.plot_per_class(accuracy, "bench", out / "per_class.png")
             rounds.append(time.perf_counter() - start)
     print(f"default four plots, {args.classes} classes, {args.epochs} epochs")
-    print(f"  import vbench.plots: {import_s:.3f} s")
+    print(f"  import vbench.reports.plots: {import_s:.3f} s")
     print(f"  first round (matplotlib import + four figures): {rounds[0]:.3f} s")
     for i, s in enumerate(rounds[1:], 2):
         print(f"  round {i} (four figures): {s:.3f} s")

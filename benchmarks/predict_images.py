@@ -16,9 +16,9 @@ import torch
 from hydra import compose, initialize_config_module
 from PIL import Image
 
-from vbench.checkpoint import load_run_model
-from vbench.predict import image_files, predict_files
-from vbench.run import run
+from vbench.inference.predict import image_files, predict_files
+from vbench.training.checkpoint import load_run_model
+from vbench.training.run import run
 
 
 def main(n: int = 2000) -> None:

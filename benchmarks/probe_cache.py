@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_module
 
-from vbench.run import run
+from vbench.training.run import run
 
 
 def probe(cached: bool, epochs: int, device: str, out: Path) -> tuple[dict, float]:

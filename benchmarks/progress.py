@@ -23,12 +23,11 @@ def main() -> None:
     from hydra import compose, initialize_config_module
     from rich.console import Console
 
-    from vbench import console as console_module
+    from vbench.core import console as console_module
     from vbench.data import load_data
-    from vbench.data.batches import num_batches
     from vbench.models import InputSpec, build_model
-    from vbench.optim import build_optimizer
-    from vbench.train import StepRecipe, train_one_epoch
+    from vbench.training.loop import StepRecipe, train_one_epoch
+    from vbench.training.optim import build_optimizer
 
     with initialize_config_module("vbench.conf", version_base="1.3"):
         cfg = compose("config", overrides=["trainer.device=cpu"])
@@ -39,7 +38,7 @@ def main() -> None:
     recipe = StepRecipe(build_optimizer(cfg.optimizer, model),
                         torch.amp.GradScaler("cpu", enabled=False), None, None)
     generator = torch.Generator().manual_seed(0)
-    batches = num_batches(data.train, cfg.trainer.batch_size)
+    batches = data.train.num_batches(cfg.trainer.batch_size, drop_single=True)
     terminal = Console(file=io.StringIO(), force_terminal=True, width=120)
     times = {"no callback": [], "live bars (terminal)": [], "lines every 30 s (log)": []}
 

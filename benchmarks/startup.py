@@ -45,7 +45,7 @@ def timed(command: list[str], cwd: Path) -> float:
 def vbench(cwd: Path, *overrides: str) -> tuple[float, list[dict]]:
     """Wall time of one `vbench` process and the metrics.json of each of its runs."""
     cwd.mkdir(parents=True)
-    wall = timed([sys.executable, "-m", "vbench.cli", *overrides], cwd)
+    wall = timed([sys.executable, "-m", "vbench.commands.cli", *overrides], cwd)
     runs = sorted(cwd.glob("outputs/**/metrics.json"))
     return wall, [json.loads(path.read_text()) for path in runs]
 

@@ -15,9 +15,9 @@ import torch
 from omegaconf import OmegaConf
 
 from vbench.data import load_data
-from vbench.evaluate import evaluate
+from vbench.evaluation.evaluate import evaluate
 from vbench.models import InputSpec, build_model
-from vbench.train import predict
+from vbench.training.loop import predict
 
 
 def main() -> None:

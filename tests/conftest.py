@@ -19,7 +19,7 @@ def make_cfg(*overrides: str):
 @pytest.fixture
 def run_vbench(tmp_path):
     """run_vbench(*overrides) -> (metrics dict, run dir): one real run under tmp_path."""
-    from vbench.run import run
+    from vbench.training.run import run
 
     def _run(*overrides: str, name: str = "run"):
         run_dir = tmp_path / name
@@ -38,7 +38,7 @@ def png_ok(path: Path) -> bool:
 
 
 def start_paused(command: list[str], point: str, cwd: Path, env: dict | None = None):
-    """Start `command` (a vbench run) that waits at `point` (vbench/pause.py) and return the
+    """Start `command` (a vbench run) that waits at `point` (vbench/core/pause.py) and return the
     process once it waits there: a signal sent now arrives at that point on any machine."""
     import os
     import subprocess

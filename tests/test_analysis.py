@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import make_cfg, png_ok
-from vbench.analysis import load_extra, shift_images
+from vbench.core.errors import VBenchError
 from vbench.data import load_data
-from vbench.errors import VBenchError
+from vbench.reports.analysis import load_extra, shift_images
 
 # A fake dataset shaped like digits (8x8 grey, 10 classes): the cross-domain target in tests.
 FAKE_AS_DIGITS = "{name:fake,image_size:8,in_channels:1,num_classes:10,test_size:100}"

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from conftest import make_cfg
-from vbench.errors import VBenchError
+from vbench.core.errors import VBenchError
 
 
 def test_run_log_holds_everything_printed(run_vbench):
@@ -19,7 +19,7 @@ def test_run_log_holds_everything_printed(run_vbench):
 
 
 def test_run_log_records_the_error_that_ends_a_run(tmp_path):
-    from vbench.run import run
+    from vbench.training.run import run
 
     # A valid config whose data is missing: the run starts, then fails.
     with pytest.raises(VBenchError):
@@ -49,9 +49,9 @@ def test_live_bars_on_a_terminal(monkeypatch):
     import torch
     from rich.console import Console
 
-    from vbench import console as console_module
+    from vbench.core import console as console_module
     from vbench.data.registry import Split
-    from vbench.train import StepRecipe, train_one_epoch
+    from vbench.training.loop import StepRecipe, train_one_epoch
 
     screen = io.StringIO()
     monkeypatch.setattr(console_module, "console",

@@ -20,15 +20,14 @@ from formats import (
     write_mnist,
     write_svhn,
 )
+from vbench.core.errors import VBenchError
 from vbench.data import idx, load_data
 from vbench.data.augment import build_augment, random_crop, random_flip, random_rotate
-from vbench.data.batches import batches
 from vbench.data.cifar import read_cifar10, read_cifar100
 from vbench.data.idx import read_fashion_mnist, read_mnist
 from vbench.data.svhn import read_svhn
-from vbench.errors import VBenchError
-from vbench.run import run
-from vbench.train import StepRecipe, train_one_epoch
+from vbench.training.loop import StepRecipe, train_one_epoch
+from vbench.training.run import run
 
 CPU = torch.device("cpu")
 
@@ -92,10 +91,10 @@ def test_each_dataset_trains_end_to_end(run_vbench, tmp_path, name):
 def test_augmented_run_evaluates_on_plain_images(run_vbench, tmp_path):
     """The best checkpoint, scored on the un-augmented test split, gives metrics.json's
     numbers exactly: augmentation touched training batches only."""
-    from vbench.files import load_torch
-    from vbench.metrics import classification_metrics
+    from vbench.core.files import load_torch
+    from vbench.evaluation.metrics import classification_metrics
+    from vbench.evaluation.predict import predict
     from vbench.models import InputSpec, build_model
-    from vbench.train import predict
 
     write_mnist(tmp_path / "data")
     overrides = ("dataset=mnist", f"dataset.root={tmp_path / 'data'}", "dataset.val_size=50",
@@ -342,7 +341,7 @@ def test_training_loop_applies_augment_to_every_batch():
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     recipe = StepRecipe(optimizer, scaler, None, None, augment=spy)
     train_one_epoch(model, split, 256, recipe, generator())
-    assert len(seen) == len(list(batches(split, 256))) and seen[0] == (256, 1, 8, 8)
+    assert len(seen) == len(list(split.batches(256))) and seen[0] == (256, 1, 8, 8)
 
 
 def test_augmenting_raw_pixels_equals_augmenting_normalized_images():

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from conftest import make_cfg
-from vbench.errors import VBenchError
-from vbench.run import run
+from vbench.core.errors import VBenchError
+from vbench.training.run import run
 
 BAD = [
     ("optimizer.lr=-1", "optimizer.lr=-1", "> 0"),

@@ -11,7 +11,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from formats import write_cifar10, write_mnist
 from test_cli import vbench
-from vbench.run import run
+from vbench.training.run import run
 
 PRESETS = sorted(p.stem for p in (Path(__file__).parents[1] / "src/vbench/conf/experiment")
                  .glob("*.yaml"))

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from conftest import make_cfg
-from vbench.files import load_torch
-from vbench.freeze import apply_freeze, head_name, stem_names
+from vbench.core.files import load_torch
 from vbench.models import InputSpec, build_model
-from vbench.train import keep_frozen_in_eval
+from vbench.models.freeze import apply_freeze, head_name, stem_names
+from vbench.training.loop import keep_frozen_in_eval
 
 SPEC = InputSpec(in_channels=3, image_size=16, num_classes=10)
 
@@ -73,7 +73,7 @@ def test_policy_freezes_exactly_its_parameters_and_they_do_not_move(policy):
 
 
 def test_freeze_policy_choices_are_listed():
-    from vbench.errors import VBenchError
+    from vbench.core.errors import VBenchError
 
     cfg = make_cfg("freeze.policy=head").freeze
     with pytest.raises(VBenchError, match="freeze.policy='head'.*none, stem, layers, backbone"):
@@ -88,7 +88,7 @@ PROBE = ["model=resnet18", "model.input_size=null", "freeze=backbone", "dataset=
 @pytest.mark.slow
 def test_frozen_backbone_trains_through_the_cache_with_the_uncached_numbers(run_vbench,
                                                                              monkeypatch):
-    import vbench.run
+    import vbench.training.run
 
     calls = []
     real = vbench.run.cache_features
@@ -105,8 +105,8 @@ def test_frozen_backbone_trains_through_the_cache_with_the_uncached_numbers(run_
 
     # best.pt is the full model's state_dict and scores what metrics.json says.
     from vbench.data import load_data
-    from vbench.metrics import classification_metrics
-    from vbench.train import predict
+    from vbench.evaluation.metrics import classification_metrics
+    from vbench.evaluation.predict import predict
 
     cfg = make_cfg(*PROBE)
     data = load_data(cfg.dataset, torch.device("cpu"))
@@ -117,7 +117,7 @@ def test_frozen_backbone_trains_through_the_cache_with_the_uncached_numbers(run_
 
 
 def test_cache_only_without_augmentation_and_only_for_a_frozen_backbone():
-    from vbench.features import uses_feature_cache
+    from vbench.training.features import uses_feature_cache
 
     assert uses_feature_cache(make_cfg("freeze=backbone"))
     assert not uses_feature_cache(make_cfg("freeze=backbone", "dataset.augment=flip_crop"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from test_report import VBENCH, vbench
-from vbench.errors import VBenchError
+from vbench.core.errors import VBenchError
 
 
 def read_history(run_dir: Path) -> list[dict]:

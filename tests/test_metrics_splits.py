@@ -14,8 +14,8 @@ from sklearn.model_selection import train_test_split
 from conftest import make_cfg
 from vbench.data.digits import read_digits
 from vbench.data.splits import shuffle_split, stratified_split, stratified_subset
-from vbench.metrics import classification_metrics, per_class_accuracy
-from vbench.metrics import confusion_matrix as torch_confusion
+from vbench.evaluation.metrics import classification_metrics, per_class_accuracy
+from vbench.evaluation.metrics import confusion_matrix as torch_confusion
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -81,7 +81,7 @@ def test_digits_read_without_sklearn_equal_load_digits():
 
 
 def test_a_run_imports_neither_sklearn_nor_timm_nor_torchvision():
-    code = ("import sys, vbench.run, vbench.cli;"
+    code = ("import sys, vbench.training.run, vbench.commands.cli;"
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'sklearn', 'scipy', 'timm', 'torchvision', 'matplotlib'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

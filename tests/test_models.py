@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from conftest import make_cfg
-from vbench.baselines import SKLEARN_ARCHS
-from vbench.errors import VBenchError
+from vbench.core.errors import VBenchError
 from vbench.models import InputSpec, build_model
-from vbench.run import run
+from vbench.models.sklearn import SKLEARN_ARCHS
+from vbench.training.run import run
 
 CONF = Path(__file__).parents[1] / "src/vbench/conf/model"
 OPTIONS = sorted(p.stem for p in CONF.glob("*.yaml"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from formats import CIFAR10_NAMES
-from vbench import plots
+from vbench.reports import plots
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
            "Bag", "Ankle boot"]

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from conftest import make_cfg
-from vbench.files import load_torch
+from vbench.core.files import load_torch
 from vbench.models import InputSpec, build_model
-from vbench.optim import build_optimizer
+from vbench.training.optim import build_optimizer
 
 CONF = Path(__file__).parents[1] / "src/vbench/conf"
 QUICK = ["dataset.subset_per_class=30", "trainer.epochs=4"]

@@ -29,7 +29,7 @@ def vbench(*args, cwd, timeout=600) -> subprocess.CompletedProcess:
 
 
 def start(*args, cwd, at: str) -> subprocess.Popen:
-    """A run that waits at the pause point `at` (vbench/pause.py) until it is signalled."""
+    """A run that waits at the pause point `at` (vbench/core/pause.py) until it is signalled."""
     return start_paused([str(VBENCH), *args], at, cwd)
 
 
@@ -153,7 +153,7 @@ def test_unreadable_weights_are_one_line_and_never_run_code(tmp_path, content):
         path.write_bytes(path.read_bytes()[:500])
     else:
         path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
-    from vbench.errors import VBenchError
+    from vbench.core.errors import VBenchError
     from vbench.models.zoo import load_weights
 
     with pytest.raises(VBenchError) as err:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from test_report import sweep  # noqa: F401 - the fixture: 4 finished, 1 failed, 1 missing job
-from vbench.report import main
-from vbench.report_html import write_html_report
+from vbench.reports.html import write_html_report
+from vbench.reports.leaderboard import main
 
 
 def add_plots_and_config(run_dir: Path, depth: int) -> None:

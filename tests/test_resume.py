@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import make_cfg, start_paused
-from vbench.errors import VBenchError
-from vbench.run import run
+from vbench.core.errors import VBenchError
+from vbench.training.run import run
 
 VBENCH = Path(sys.executable).with_name("vbench")
 # Dropout and BatchNorm: resume must restore the RNG and the running statistics too.

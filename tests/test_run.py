@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from conftest import make_cfg, png_ok
+from vbench.core.files import load_torch
 from vbench.data import load_data
 from vbench.data.splits import stratified_split
-from vbench.files import load_torch
-from vbench.metrics import classification_metrics
+from vbench.evaluation.metrics import classification_metrics
+from vbench.evaluation.predict import predict
 from vbench.models import InputSpec, build_model
-from vbench.train import predict
 
 METRIC_KEYS = {"status", "dataset", "model", "device", "seed", "params", "epochs_run",
                "best_epoch", "train_time_s", "best", "final", "per_class_accuracy",

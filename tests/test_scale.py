@@ -6,7 +6,7 @@ import torch
 
 from conftest import make_cfg
 from vbench.data import load_data
-from vbench.train import StepRecipe, optimizer_steps, train_one_epoch
+from vbench.training.loop import StepRecipe, optimizer_steps, train_one_epoch
 
 
 def digits_train(*overrides):
@@ -56,7 +56,7 @@ def test_accumulate_with_a_per_step_scheduler_runs(run_vbench):
 
 
 def _adam_steps(run_dir) -> int:
-    from vbench import files
+    from vbench.core import files
 
     state = files.load_torch(run_dir / "checkpoints/last.pt")["optimizer"]["state"]
     return int(next(iter(state.values()))["step"])
@@ -133,8 +133,8 @@ def test_slurm_ddp_launcher_asks_one_gpu_per_process():
 
 def test_in_memory_auto_streams_when_the_images_exceed_the_budget(tmp_path, monkeypatch):
     from formats import write_imagefolder
+    from vbench.core.errors import VBenchError
     from vbench.data import stream
-    from vbench.errors import VBenchError
 
     write_imagefolder(tmp_path, per_class=4)
     base = ("dataset=imagefolder", f"dataset.root={tmp_path}", "dataset.num_workers=0")

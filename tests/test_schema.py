@@ -10,7 +10,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import make_cfg
-from vbench import cli, schema
+from vbench.commands import cli
+from vbench.core import schema
 
 GROUP_NAMES = list(schema.GROUPS)
 
@@ -53,7 +54,7 @@ def test_root_sections_are_typed_and_documented():
 def test_vocabularies_agree_with_what_implements_them():
     from vbench.data.augment import AUGMENTS
     from vbench.models.layers import ACTIVATIONS
-    from vbench.optim import OPTIMIZERS
+    from vbench.training.optim import OPTIMIZERS
 
     assert set(schema.ACTIVATIONS) == set(ACTIVATIONS)
     assert set(schema.OPTIMIZERS) == set(OPTIMIZERS)

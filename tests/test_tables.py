@@ -10,8 +10,8 @@ import pytest
 from rich.console import Console
 
 from test_report import fake_run
-from vbench.console import summary_table
-from vbench.report import leaderboard_tables, main, summarize
+from vbench.core.console import summary_table
+from vbench.reports.leaderboard import leaderboard_tables, main, summarize
 
 WIDTHS = [80, 100, 160]
 LONG = ["model=resnet18", "optimizer=sgd", "scheduler=onecycle", "dataset=fashion_mnist",

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from conftest import make_cfg
-from vbench.commands import eval_main, evaluate_run, export_main, predict_main
-from vbench.run import run
+from vbench.commands.use import eval_main, evaluate_run, export_main, predict_main
+from vbench.training.run import run
 
 SMOKE = ["debug=smoke"]
 BIN = Path(sys.executable).parent
@@ -126,9 +126,9 @@ def test_predict_json_with_a_baseline(runs, tmp_path, capsys):
 
 def test_predict_matches_the_model_on_the_test_images(runs, tmp_path):
     """A test image written as PNG and predicted gets the class the run's model gives it."""
-    from vbench.checkpoint import load_run_model
     from vbench.data import load_data
-    from vbench.predict import predict_files
+    from vbench.inference.predict import predict_files
+    from vbench.training.checkpoint import load_run_model
 
     loaded = load_run_model(runs["cnn"])
     data = load_data(loaded.cfg.dataset, torch.device("cpu"))

@@ -1,5 +1,5 @@
 """`python -m vbench`, the form torchrun starts: `torchrun --nproc_per_node=2 -m vbench ...`."""
 
-from .cli import main
+from .commands.cli import main
 
 main()

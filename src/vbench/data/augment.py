@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import choices_error
-from ..schema import AUGMENTS
+from ..core.errors import choices_error
+from ..core.schema import AUGMENTS
 
 PAD = 4  # pixels of padding for the random crop, as RandomCrop(32, padding=4)
 MAX_DEGREES = 10.0  # rotation range, as RandomRotation(10)

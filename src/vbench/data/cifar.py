@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import VBenchError
+from ..core.errors import VBenchError
 from .registry import RawData, register_dataset
 from .source import cached, data_root, download, missing_error, reading
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import VBenchError
+from ..core.errors import VBenchError
 from .registry import RawData, register_dataset
 from .splits import stratified_split
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..errors import VBenchError, choices_error
+from ..core.errors import VBenchError, choices_error
 from .registry import RawData, register_dataset
 from .source import cached, data_root, missing_error, reading
 from .stream import FileImages, keeps_in_memory

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import VBenchError, choices_error
+from ..core.errors import VBenchError, choices_error
 from .augment import AUGMENTS, Augment, build_augment
 from .splits import stratified_split, stratified_subset
 from .stream import FileImages, stats_sample
@@ -87,6 +87,11 @@ class Split:
         if drop_single and batch_size > 1 and n > 1 and n % batch_size == 1:
             return n - 1
         return n
+
+    def num_batches(self, batch_size: int, drop_single: bool = False, world: int = 1) -> int:
+        """Batches in one pass of `batches` with the same arguments: what the loop draws and
+        the progress bar counts."""
+        return -(-self.drawn(batch_size, drop_single, world) // batch_size)
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None,
                 augment: Callable | None = None, drop_single: bool = False,

@@ -13,8 +13,8 @@ import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .. import files
-from ..errors import VBenchError
+from ..core import files
+from ..core.errors import VBenchError
 from .registry import RawData
 
 CACHE_DIR = ".vbench_cache"

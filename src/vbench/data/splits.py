@@ -8,7 +8,7 @@ tests/test_splits.py compares the two on many label vectors."""
 import numpy as np
 import torch
 
-from ..errors import VBenchError
+from ..core.errors import VBenchError
 
 
 def stratified_subset(y: torch.Tensor, per_class: int | None, max_samples: int | None,

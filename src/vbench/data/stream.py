@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import VBenchError
+from ..core.errors import VBenchError
 
 MEMORY_FRACTION = 0.5  # of the memory available: room for the model, activations, the OS
 STATS_SAMPLE = 4096  # train images decoded (seeded) for the normalization statistics

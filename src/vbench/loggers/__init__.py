@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ..errors import VBenchError
+from ..core.errors import VBenchError
 from .base import Backend, RunInfo, warn
 
 # logger option -> (module in this package, class, the pip package it needs)

@@ -85,7 +85,7 @@ def plots(run_dir: Path) -> list[Path]:
 
 
 def warn(backend: str, what: str, error: Exception) -> None:
-    from ..console import err_console
+    from ..core.console import err_console
 
     detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
     err_console.print(f"vbench: warning: logger {backend} {what}: {type(error).__name__}: "

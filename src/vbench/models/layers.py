@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from ..errors import choices_error
+from ..core.errors import choices_error
 
 # The seeds' activation study (seed 001) plus SiLU. LeakyReLU uses seed 001's slope of 0.1.
 ACTIVATIONS = {

@@ -3,7 +3,7 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import choices_error
+from ..core.errors import choices_error
 
 _BUILDERS: dict[str, Callable] = {}
 _SHARED_MODULES = {"registry", "layers", "zoo"}

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import files
-from ..errors import VBenchError
-from ..freeze import head_name
+from ..core import files
+from ..core.errors import VBenchError
+from .freeze import head_name
 from .registry import InputSpec
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..errors import VBenchError
+from ..core.errors import VBenchError
 from .registry import InputSpec, register_model
 from .zoo import InputAdapter, attach_adapter, load_weights, unknown_name_error
 

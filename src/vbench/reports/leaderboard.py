@@ -175,7 +175,7 @@ def group_rows(rows: list[dict]) -> list[dict]:
 def write_summary(rows: list[dict], histories: dict[str, list[dict]], out: Path,
                   metric: str = DEFAULT_SORT) -> None:
     """summary.csv (one row per run), summary.md (runs, then seed groups) and three plots."""
-    from . import files
+    from ..core import files
 
     out.mkdir(parents=True, exist_ok=True)
     rows = sort_rows(rows, metric)
@@ -290,7 +290,7 @@ def leaderboard_tables(rows: list[dict], metric: str, title: str, width: int,
     lines, after them; none with `hide_failed`). Narrow terminals drop, in this order: tags,
     ms/img, train s, status, final test, params, macro-F1, dataset; the run label wraps; the
     rank, best val and best test always show in full."""
-    from .console import Column, fitted_table
+    from ..core.console import Column, fitted_table
 
     finished = [r for r in rows if r["status"] not in BAD_STATUSES]
     failed = [r for r in rows if r["status"] in BAD_STATUSES]
@@ -334,7 +334,7 @@ def print_leaderboard(rows: list[dict], metric: str, title: str,
                       hide_failed: bool = False) -> None:
     from rich.console import Console
 
-    from .console import console
+    from ..core.console import console
 
     # Logs and pipes have no width to respect: do not fold the table into 80 columns there.
     out = console if console.is_terminal else Console(width=max(console.width, 160))
@@ -368,12 +368,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vbench-report: error: {e}", file=sys.stderr)
         return 2
     print_leaderboard(rows, args.sort, f"vbench: {len(rows)} runs", args.hide_failed)
-    from .console import console
+    from ..core.console import console
 
     console.print(f"summary written to {out}/summary.csv, summary.md", highlight=False,
                   soft_wrap=True)
     if args.html:
-        from .report_html import write_html_report
+        from .html import write_html_report
 
         page = write_html_report(args.paths, out / "report.html", args.sort)
         console.print(f"report written to {page}", highlight=False, soft_wrap=True)
@@ -398,7 +398,7 @@ class SweepSummary(Callback):
             return  # no job started: nothing to summarize
         print_leaderboard(rows, DEFAULT_SORT, f"sweep {sweep_dir}: {len(rows)} jobs")
         SweepSummary.failed_jobs = [r["run"] for r in rows if r["status"] in BAD_STATUSES]
-        from .report_html import write_html_report
+        from .html import write_html_report
 
         write_html_report([sweep_dir], sweep_dir / "report.html")
 

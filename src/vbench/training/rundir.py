@@ -13,7 +13,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from .errors import VBenchError
+from ..core.errors import VBenchError
 
 _HELD: dict[Path, int] = {}  # run dir -> how many times this process entered its lock
 

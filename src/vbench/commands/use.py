@@ -14,14 +14,14 @@ EVAL_KEYS = ("dataset", "trainer.device", "trainer.eval_batch_size", "trainer.pr
 
 
 def _fail(prog: str, message: str) -> None:
-    from .console import err_console
+    from ..core.console import err_console
 
     err_console.print(f"{prog}: error: {message}", markup=False, highlight=False, soft_wrap=True)
     sys.exit(2)
 
 
 def _guarded(prog: str, work) -> None:
-    from .errors import VBenchError
+    from ..core.errors import VBenchError
 
     try:
         work()
@@ -53,14 +53,15 @@ def evaluate_run(run_dir: Path, overrides: list[str], which: str = "best") -> di
     """{split name: metrics} of the run's checkpoint; writes eval/ and prints the table."""
     from omegaconf import OmegaConf
 
-    from . import files, model_card, plots
-    from .checkpoint import load_run_model
-    from .console import print_summary
-    from .data import load_data
-    from .device import autocast_dtype, resolve_device
-    from .errors import VBenchError
-    from .evaluate import timed_predict
-    from .metrics import classification_metrics
+    from ..core import files
+    from ..core.console import print_summary
+    from ..core.device import autocast_dtype, resolve_device
+    from ..core.errors import VBenchError
+    from ..data import load_data
+    from ..evaluation.evaluate import timed_predict
+    from ..evaluation.metrics import classification_metrics
+    from ..reports import model_card, plots
+    from ..training.checkpoint import load_run_model
 
     run = load_run_model(run_dir, which)
     cfg = _with_overrides(run.cfg, overrides)
@@ -108,7 +109,7 @@ def _with_overrides(cfg, overrides: list[str]):
     package's config by Hydra, so a dataset option resolves exactly as it does in a run."""
     from omegaconf import OmegaConf
 
-    from .errors import VBenchError
+    from ..core.errors import VBenchError
 
     if not overrides:
         return cfg
@@ -166,10 +167,10 @@ def _predict(args) -> None:
     import csv
     import io
 
-    from . import files
-    from .checkpoint import load_run_model
-    from .device import resolve_device
-    from .predict import image_files, predict_files
+    from ..core import files
+    from ..core.device import resolve_device
+    from ..inference.predict import image_files, predict_files
+    from ..training.checkpoint import load_run_model
 
     run = load_run_model(args.run_dir, args.checkpoint)
     paths = image_files(args.paths)
@@ -209,9 +210,9 @@ def export_main(argv: list[str] | None = None) -> None:
 def _export(args) -> None:
     import torch
 
-    from .checkpoint import load_run_model
-    from .data import load_data
-    from .export import FORMATS, TOLERANCE, export
+    from ..data import load_data
+    from ..inference.export import FORMATS, TOLERANCE, export
+    from ..training.checkpoint import load_run_model
 
     run = load_run_model(args.run_dir, args.checkpoint)
     out = args.out or args.run_dir / "export" / f"model{FORMATS[args.format]}"

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from . import files
-from .errors import VBenchError
+from ..core import files
+from ..core.errors import VBenchError
 
 FINISHED = ("completed", "early_stopped", "diverged")
-from .schema import RESUME_MODES  # noqa: F401  (declared once, in the schema)
+from ..core.schema import RESUME_MODES  # noqa: F401  (declared once, in the schema)
 
 
 def config_fingerprint(cfg: DictConfig) -> dict:

@@ -4,7 +4,7 @@ test), the per-class extremes, how to reproduce it, and the versions; vbench-eva
 import shlex
 from pathlib import Path
 
-from . import files
+from ..core import files
 
 NAMES = ("loss", "accuracy", "macro_f1", "weighted_f1")
 

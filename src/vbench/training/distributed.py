@@ -78,7 +78,7 @@ def agree_on_run_dir(argv: list[str]) -> list[str]:
     os.environ[STAMP_ENV] = broadcast(datetime.now().strftime(STAMP_FORMAT))
     if not is_main():
         argv = [*argv, "hydra.output_subdir=null"]
-        from .console import console, err_console
+        from ..core.console import console, err_console
 
         console.quiet = err_console.quiet = True  # one voice: rank 0's
     return argv

@@ -9,11 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .console import track
-from .data.batches import num_batches
-from .data.registry import Split
-from .device import autocast
-from .freeze import keep_frozen_in_eval
+from ..core.device import autocast
+from ..data.registry import Split
+from ..models.freeze import keep_frozen_in_eval
 
 
 @dataclass
@@ -36,8 +34,7 @@ def optimizer_steps(split: Split, batch_size: int, accumulate: int = 1,
                     world: int = 1) -> int:
     """Optimizer steps per epoch: the batches one rank draws, grouped by `accumulate`; a
     trailing partial group steps too."""
-    batches = -(-split.drawn(batch_size, drop_single=True, world=world) // batch_size)
-    return -(-batches // accumulate)
+    return -(-split.num_batches(batch_size, drop_single=True, world=world) // accumulate)
 
 
 def train_one_epoch(model: nn.Module, split: Split, batch_size: int, recipe: StepRecipe,
@@ -97,17 +94,6 @@ def _step(model: nn.Module, recipe: StepRecipe) -> None:
     recipe.scaler.update()
     if recipe.per_step_scheduler is not None:
         recipe.per_step_scheduler.step()
-
-
-@torch.no_grad()
-def predict(model: nn.Module, split: Split, batch_size: int, amp_dtype) -> torch.Tensor:
-    """Float32 logits for every image of `split`, in order."""
-    model.eval()
-    out = []
-    for x, _ in track(split.batches(batch_size), num_batches(split, batch_size), "predicting"):
-        with autocast(x.device, amp_dtype):
-            out.append(model(x).float())
-    return torch.cat(out)
 
 
 @dataclass

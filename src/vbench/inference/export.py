@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import files
-from .checkpoint import RunModel, build_run_model
-from .errors import VBenchError
+from ..core import files
+from ..core.errors import VBenchError
+from ..training.checkpoint import RunModel, build_run_model
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
 TOLERANCE = 1e-3  # max |exported - PyTorch| of the logits, float32 on CPU

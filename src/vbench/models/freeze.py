@@ -10,8 +10,8 @@ Every model, ours or torchvision's or timm's, is split the same way, from its mo
 
 from torch import nn
 
-from .errors import VBenchError, choices_error
-from .schema import FREEZE_POLICIES as POLICIES
+from ..core.errors import VBenchError, choices_error
+from ..core.schema import FREEZE_POLICIES as POLICIES
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 

@@ -23,15 +23,16 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from . import files, model_card
-from .console import print_summary
-from .data import Data, Split, load_data
-from .errors import choices_error
-from .evaluate import evaluate, summary
-from .features import extract
+from ..core import files
+from ..core.console import print_summary
+from ..core.errors import choices_error
+from ..data import Data, Split, load_data
+from ..evaluation.evaluate import evaluate, summary
+from ..evaluation.predict import extract
+from ..reports import model_card
+from ..reports.plots import plot_confusion
+from . import InputSpec, build_model
 from .freeze import head_name
-from .models import InputSpec, build_model
-from .plots import plot_confusion
 
 SKLEARN_ARCHS = ("logreg", "random_forest")
 
@@ -52,7 +53,8 @@ class SklearnClassifier(nn.Module):
     def features(self, x: torch.Tensor) -> np.ndarray:
         if self.backbone is None:
             return x.flatten(1).cpu().numpy()
-        feats = extract(self.backbone, Split(x, torch.zeros(len(x))), self.batch_size, None)
+        feats = extract(self.backbone, self.backbone.get_submodule(head_name(self.backbone)),
+                        Split(x, torch.zeros(len(x))), self.batch_size, None)
         if feats.dim() == 4:  # a conv map before the head (squeezenet): pool it, as seed 000
             feats = feats.mean(dim=(2, 3))
         return feats.flatten(1).cpu().numpy()

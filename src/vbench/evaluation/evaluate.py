@@ -12,11 +12,11 @@ from importlib import metadata
 
 import torch
 
-from . import distributed
-from .data import Data, Split
+from ..data import Data, Split
+from ..training import distributed
+from ..training.resume import config_fingerprint
 from .metrics import classification_metrics, per_class_accuracy
-from .resume import config_fingerprint
-from .train import predict
+from .predict import predict
 
 
 @dataclass

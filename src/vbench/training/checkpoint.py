@@ -11,10 +11,10 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import files
-from .baselines import is_sklearn, load_baseline
-from .errors import VBenchError
-from .models import InputSpec, build_model
+from ..core import files
+from ..core.errors import VBenchError
+from ..models import InputSpec, build_model
+from ..models.sklearn import is_sklearn, load_baseline
 from .resume import config_fingerprint
 
 CHECKPOINTS = {"best": "best.pt", "final": "last.pt"}

@@ -13,11 +13,10 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from .console import console, track
-from .data import Data, Split
-from .data.batches import num_batches
-from .device import autocast
-from .freeze import head_name
+from ..core.console import console
+from ..data import Data, Split
+from ..evaluation.predict import extract
+from ..models.freeze import head_name
 
 
 def uses_feature_cache(cfg) -> bool:
@@ -45,29 +44,11 @@ class HeadOnFeatures(nn.Module):
         return self.full.load_state_dict(state_dict, *args, **kwargs)
 
 
-@torch.no_grad()
-def extract(model: nn.Module, split: Split, batch_size: int, amp_dtype) -> torch.Tensor:
-    """The input of `model`'s head for every image of `split`, in order, as float32 (the
-    feature cache's splits hold these floats, used as they are)."""
-    model.eval()
-    captured = []
-    hook = model.get_submodule(head_name(model)).register_forward_hook(
-        lambda module, args, output: captured.append(args[0].float()))
-    try:
-        for x, _ in track(split.batches(batch_size), num_batches(split, batch_size),
-                          "extracting features"):
-            with autocast(x.device, amp_dtype):
-                model(x)
-    finally:
-        hook.remove()
-    return torch.cat(captured)
-
-
 def cache_features(model: nn.Module, data: Data, batch_size: int, amp_dtype):
     """(HeadOnFeatures, Data of features) to train on; (model, data) unchanged when the head
     is not the last step of the model's forward (head-on-features would not be its logits)."""
     def to_features(split):
-        return None if split is None else Split(extract(model, split, batch_size, amp_dtype),
+        return None if split is None else Split(extract(model, head.head, split, batch_size, amp_dtype),
                                                 split.y)
 
     head = HeadOnFeatures(model)
@@ -87,4 +68,4 @@ def _head_is_last_step(model: nn.Module, head: HeadOnFeatures, split: Split) -> 
     """On a few images, in float32: does head(features) give the whole model's logits?"""
     probe = split.subset(slice(0, 8))
     logits = model.eval()(probe.inputs())
-    return torch.allclose(head(extract(model, probe, 8, None)), logits, rtol=1e-3, atol=1e-4)
+    return torch.allclose(head(extract(model, head.head, probe, 8, None)), logits, rtol=1e-3, atol=1e-4)

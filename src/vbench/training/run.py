@@ -15,28 +15,30 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from . import distributed, files, model_card
-from .analysis import analyze, keep_initial, load_extra
-from .baselines import is_sklearn, run_sklearn
+from ..core import files
+from ..core.console import console, epoch_progress, print_summary, run_log
+from ..core.device import autocast_dtype, configure_determinism, resolve_device
+from ..core.errors import VBenchError
+from ..core.pause import pause_at
+from ..core.schema import MONITORS, validate
+from ..data import load_data
+from ..evaluation.evaluate import evaluate, summary, versions
+from ..evaluation.metrics import classification_metrics
+from ..evaluation.predict import predict
+from ..loggers import Loggers
+from ..models import InputSpec, build_model
+from ..models.freeze import apply_freeze
+from ..models.sklearn import is_sklearn, run_sklearn
+from ..reports import model_card
+from ..reports.analysis import analyze, keep_initial, load_extra
+from . import distributed
 from .checkpoint import describe
-from .console import console, epoch_progress, print_summary, run_log
-from .data import load_data
-from .data.batches import num_batches
-from .device import autocast_dtype, configure_determinism, resolve_device
-from .errors import VBenchError
-from .evaluate import evaluate, summary, versions
 from .features import cache_features, uses_feature_cache
-from .freeze import apply_freeze
-from .loggers import Loggers
-from .metrics import classification_metrics
-from .models import InputSpec, build_model
+from .loop import EarlyStopping, StepRecipe, optimizer_steps, train_one_epoch
 from .optim import build_optimizer, build_scheduler
-from .pause import pause_at
 from .resume import finished_metrics, resume_state
 from .rundir import exclusive, remove_stale_temps
-from .schema import MONITORS, validate
 from .timing import Phases
-from .train import EarlyStopping, StepRecipe, optimizer_steps, predict, train_one_epoch
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
@@ -127,7 +129,7 @@ def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
     trained = torch.compile(trained) if t.compile else trained  # shares the parameters
     title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
              f"val images, {device}, up to {t.epochs} epochs")
-    with epoch_progress(t.epochs, title, num_batches(fit_data.train, t.batch_size)) as report:
+    with epoch_progress(t.epochs, title, fit_data.train.num_batches(t.batch_size, drop_single=True, world=distributed.world_size())) as report:
         history, status, stopper = _fit(cfg, trained, fit_data, recipe, scheduler, run_dir,
                                         report, resumed, loggers.log_epoch, describe(cfg, data))
     train_time = cache_s + sum(row["epoch_s"] for row in history)  # resumed epochs count too

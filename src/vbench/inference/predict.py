@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import RunModel
-from .errors import VBenchError
+from ..core.errors import VBenchError
+from ..training.checkpoint import RunModel
 
 
 @dataclass

@@ -12,7 +12,7 @@ from importlib import metadata
 
 from omegaconf import DictConfig, OmegaConf
 
-from .schema import GROUPS, SECTIONS, option_names
+from ..core.schema import GROUPS, SECTIONS, option_names
 
 # Groups a user chooses from, in the order a run is described; `variant` holds the arms of the
 # experiment presets (chosen by the presets' sweeps, not by hand), so it is only counted.

@@ -15,8 +15,8 @@ import os
 import shlex
 from pathlib import Path
 
-from . import files
-from .report import (
+from ..core import files
+from .leaderboard import (
     BAD_STATUSES,
     METRICS,
     find_runs,
@@ -219,7 +219,7 @@ def _flat_config(run_dir: Path) -> dict:
         return {}
     from omegaconf import OmegaConf
 
-    from .loggers.base import flatten
+    from ..loggers.base import flatten
 
     config = flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
     return {k: v for k, v in config.items() if not k.startswith("logger.")}

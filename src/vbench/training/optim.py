@@ -2,7 +2,7 @@
 
 import torch
 
-from .errors import VBenchError, choices_error
+from ..core.errors import VBenchError, choices_error
 
 OPTIMIZERS = {
     "sgd": torch.optim.SGD,
@@ -10,7 +10,7 @@ OPTIMIZERS = {
     "adamw": torch.optim.AdamW,
     "rmsprop": torch.optim.RMSprop,
 }
-from .schema import SCHEDULERS
+from ..core.schema import SCHEDULERS
 
 _VBENCH_KEYS = {"name", "no_decay_bias_norm"}  # optimizer keys that are not torch arguments
 

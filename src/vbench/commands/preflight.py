@@ -19,8 +19,8 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from .errors import VBenchError
-from .schema import GROUPS, declared_keys, validate
+from ..core.errors import VBenchError
+from ..core.schema import GROUPS, declared_keys, validate
 
 _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 

@@ -12,12 +12,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from ..core.errors import VBenchError, choices_error
+from ..core.schema import load_option, option_names
+from ..data import Data, Split, load_data
+from ..evaluation.metrics import classification_metrics, per_class_accuracy
+from ..evaluation.predict import predict
 from . import plots
-from .data import Data, Split, load_data
-from .errors import VBenchError, choices_error
-from .metrics import classification_metrics, per_class_accuracy
-from .schema import load_option, option_names
-from .train import predict
 
 # Keys an eval.extra dataset takes from the training dataset's config unless the entry sets
 # them: where the files lie, and how much a smoke run keeps.

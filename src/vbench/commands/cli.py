@@ -13,7 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from . import names  # noqa: F401  (registers the run-directory name resolver of config.yaml)
+from ..training import names  # noqa: F401  (registers the run-directory name resolver of config.yaml)
 
 
 def _interrupt(signum, frame):
@@ -39,8 +39,8 @@ def _app(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from .console import err_console
-    from .errors import VBenchError
+    from ..core.console import err_console
+    from ..core.errors import VBenchError
 
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
@@ -55,7 +55,7 @@ def _app(cfg: DictConfig) -> float:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
-        from .run import run
+        from ..training.run import run
 
         if threads:
             import torch
@@ -100,7 +100,7 @@ def _continue_command(hydra_cfg, multirun: bool) -> str:
 def _claim_output_dir(cfg, multirun: bool):
     """Before Hydra writes .hydra/ into it: the lock of an explicitly named run directory (one
     with a timestamp is new anyway), or at least a check that the output folder can be made."""
-    from .errors import VBenchError
+    from ..core.errors import VBenchError
 
     target = cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir
     named = "hydra.sweep.dir" if multirun else "hydra.run.dir"
@@ -125,8 +125,8 @@ def _claimed(run_dir, cfg):
     both before Hydra overwrites the directory's .hydra/config.yaml."""
     from omegaconf import OmegaConf
 
-    from .resume import finished_metrics
-    from .rundir import exclusive
+    from ..training.resume import finished_metrics
+    from ..training.rundir import exclusive
 
     with exclusive(run_dir):
         finished_metrics(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), run_dir)
@@ -136,8 +136,8 @@ def _claimed(run_dir, cfg):
 def main() -> None:
     from hydra._internal.utils import get_args_parser
 
-    from . import distributed
-    from .errors import VBenchError
+    from ..core.errors import VBenchError
+    from ..training import distributed
     from .preflight import check_command_line, full_errors
 
     if "--version" in sys.argv[1:]:  # Hydra's own --version would print Hydra's version
@@ -164,10 +164,10 @@ def main() -> None:
                     raise
                 _refuse(e)
         _app()
-    from .report import SweepSummary
+    from ..reports.leaderboard import SweepSummary
 
     if SweepSummary.failed_jobs:
-        from .console import err_console
+        from ..core.console import err_console
 
         err_console.print(f"vbench: {len(SweepSummary.failed_jobs)} job(s) of the sweep did not "
                           f"finish: {', '.join(SweepSummary.failed_jobs)}", highlight=False,
@@ -177,7 +177,7 @@ def main() -> None:
 
 def _refuse(error: Exception) -> None:
     """A user's mistake: one line, exit 2 (Hydra itself would print several and exit 1)."""
-    from .console import err_console
+    from ..core.console import err_console
 
     err_console.print(f"vbench: error: {error}", markup=False, highlight=False, soft_wrap=True)
     sys.exit(2)

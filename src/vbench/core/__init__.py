@@ -1,0 +1,1 @@
+"""The bottom layer: the config schema, atomic files, the console, errors, devices."""

@@ -1,0 +1,1 @@
+"""Batched prediction and the classification metrics of a model on a split."""

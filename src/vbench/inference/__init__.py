@@ -1,0 +1,1 @@
+"""Using a trained model: classify image files, export to ONNX/TorchScript/safetensors."""
