@@ -4,6 +4,6 @@ Adding a model is one file here (a builder `fn(cfg, spec) -> nn.Module`) plus on
 conf/model/ whose `arch` names it.
 """
 
-from .registry import InputSpec, build_model, model_names, register_model
+from .registry import InputSpec, build_model, count_params, model_names, register_model
 
-__all__ = ["InputSpec", "build_model", "model_names", "register_model"]
+__all__ = ["InputSpec", "build_model", "count_params", "model_names", "register_model"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from ..core.errors import choices_error
 
 _BUILDERS: dict[str, Callable] = {}
-_SHARED_MODULES = {"registry", "layers", "zoo"}
+_SHARED_MODULES = {"registry", "layers", "zoo", "freeze", "sklearn"}  # no builders inside
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,22 @@ class InputSpec:
     # pretrained weights use them to re-normalize to their own statistics. None = not normalized.
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+
+    @classmethod
+    def of(cls, data) -> "InputSpec":
+        """The spec of a loaded dataset (data.Data)."""
+        return cls(data.in_channels, data.image_size, data.num_classes, tuple(data.mean),
+                   tuple(data.std))
+
+
+def count_params(model) -> dict[str, int]:
+    """{"total", "trainable"}: the one way vbench counts a model's parameters (metrics.json,
+    the leaderboards). A model that is not all tensors (a scikit-learn baseline) counts itself
+    with a `param_counts()` method."""
+    if hasattr(model, "param_counts"):
+        return model.param_counts()
+    return {"total": sum(p.numel() for p in model.parameters()),
+            "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
 
 
 def register_model(arch: str):

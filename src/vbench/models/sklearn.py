@@ -1,7 +1,7 @@
 """scikit-learn baselines as models (seed 000): logistic regression and random forest, fitted
 once on the train split's flattened (normalized) pixels, or on the features of a frozen
-torchvision backbone (`model.backbone=squeezenet1_0`). They write the same metrics.json as the
-networks, so they sit in the same leaderboard:
+torchvision backbone (`model.backbone=squeezenet1_0`). A run ends for them as for the networks
+(training/finish.py), so they sit in the same leaderboard:
 
 - one fit, no epochs: epochs_run = best_epoch = 1 and best = final; no history.csv,
   plots/confusion.png as usual;
@@ -15,7 +15,6 @@ networks, so they sit in the same leaderboard:
   the frozen backbone's parameters.
 """
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +22,11 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from ..core import files
-from ..core.console import print_summary
 from ..core.errors import choices_error
 from ..data import Data, Split, load_data
-from ..evaluation.evaluate import evaluate, summary
 from ..evaluation.predict import extract
-from ..reports import model_card
-from ..reports.plots import plot_confusion
-from . import InputSpec, build_model
 from .freeze import head_name
+from .registry import InputSpec, build_model
 
 SKLEARN_ARCHS = ("logreg", "random_forest")
 
@@ -59,6 +53,21 @@ class SklearnClassifier(nn.Module):
             feats = feats.mean(dim=(2, 3))
         return feats.flatten(1).cpu().numpy()
 
+    def param_counts(self) -> dict[str, int]:
+        """trainable: the fitted estimator's numbers; total adds the frozen backbone's (less
+        its own, unused classifier head)."""
+        size, frozen = _estimator_size(self.estimator), 0
+        if self.backbone is not None:
+            head = self.backbone.get_submodule(head_name(self.backbone))
+            frozen = _numel(self.backbone) - _numel(head)
+        return {"total": size + frozen, "trainable": size}
+
+    def checkpoint_state(self) -> dict:
+        """What best.pt/last.pt hold of a baseline: the backbone's weights and logistic
+        regression's arrays; never a pickled estimator."""
+        return {"model": self.backbone.state_dict() if self.backbone is not None else {},
+                "estimator": _estimator_state(self.estimator)}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         proba = np.full((len(x), self.num_classes), 1e-12)
         proba[:, self.estimator.classes_] = self.estimator.predict_proba(self.features(x))
@@ -77,7 +86,7 @@ def _estimator(cfg, seed: int):
     raise choices_error("model.arch", cfg.arch, SKLEARN_ARCHS)
 
 
-def count_params(module: nn.Module) -> int:
+def _numel(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
@@ -98,9 +107,9 @@ def _backbone(cfg, spec: InputSpec, device, weights=None) -> nn.Module | None:
     return build_model(zoo_cfg, spec).to(device).requires_grad_(False)
 
 
-def _spec(data: Data) -> InputSpec:
-    return InputSpec(data.in_channels, data.image_size, data.num_classes,
-                     tuple(data.mean), tuple(data.std))
+def fit_baseline(cfg, data: Data) -> SklearnClassifier:
+    """The baseline of `cfg.model` fitted on data.train, its backbone on the data's device."""
+    return _fit(cfg, data, _backbone(cfg.model, InputSpec.of(data), data.train.x.device))
 
 
 def _fit(cfg, data: Data, backbone) -> SklearnClassifier:
@@ -130,34 +139,3 @@ def load_baseline(cfg, spec: InputSpec, path: Path, state: dict) -> SklearnClass
     estimator.classes_ = arrays["classes"].numpy()
     estimator.n_features_in_ = estimator.coef_.shape[1]
     return SklearnClassifier(estimator, backbone, spec.num_classes, cfg.trainer.eval_batch_size)
-
-
-def run_sklearn(cfg, data: Data, run_dir: Path, about: dict) -> dict:
-    """Fit, evaluate and write the run; `about` (checkpoint.describe) goes into the checkpoint."""
-    t = cfg.trainer
-    start = time.perf_counter()
-    backbone = _backbone(cfg.model, _spec(data), data.train.x.device)
-    model = _fit(cfg, data, backbone)
-    train_time = time.perf_counter() - start
-
-    result = evaluate(model, data, t.eval_batch_size, None)
-    size = _estimator_size(model.estimator)
-    frozen = 0
-    if backbone is not None:  # its own (unused) classifier head does not count
-        frozen = count_params(backbone) - count_params(backbone.get_submodule(head_name(backbone)))
-    metrics = summary(cfg, data, result, result, None, status="completed",
-                      params={"total": size + frozen, "trainable": size}, epochs_run=1,
-                      best_epoch=1, monitor=None, train_time_s=train_time)
-    checkpoint = {"model": backbone.state_dict() if backbone is not None else {},
-                  "estimator": _estimator_state(model.estimator), "epoch": 1,
-                  **about}
-    for name in ("best.pt", "last.pt"):  # one fit: best = final
-        files.save_torch(run_dir / "checkpoints" / name, checkpoint)
-    if result.test_logits is not None:
-        plot_confusion(data.test.y.cpu().numpy(), result.test_logits.argmax(1).cpu().numpy(),
-                       data.classes, f"{cfg.model.name}, test split",
-                       run_dir / "plots/confusion.png")
-    model_card.write(run_dir, cfg, metrics)
-    files.write_json(run_dir / "metrics.json", metrics)
-    print_summary(metrics, run_dir)
-    return metrics

@@ -1,23 +1,99 @@
-"""Self-contained checkpoints: best.pt and last.pt carry what a consumer needs without the
-dataset (the resolved config, class names, normalization, input spec, vbench version), as plain
-types, so `torch.load(..., weights_only=True)` reads them. vbench-eval, -predict and -export
-rebuild a run's model from them.
+"""What a checkpoint holds, defined once: saving best.pt and last.pt, restoring a run from
+last.pt, rebuilding a run's model, and the config fingerprint both carry.
+
+Checkpoints are self-contained: besides the weights they carry what a consumer needs without
+the dataset (the resolved config, class names, normalization, input spec, vbench version), as
+plain types, so `torch.load(..., weights_only=True)` reads them. vbench-eval, -predict and
+-export rebuild a run's model from them; resume continues from last.pt.
 """
+
+from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..core import files
 from ..core.errors import VBenchError
-from ..models import InputSpec, build_model
-from ..models.sklearn import is_sklearn, load_baseline
-from .resume import config_fingerprint
+from . import distributed
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models import InputSpec
+
+# torch and the models are imported where they are used: resume's check of a finished run
+# (config_fingerprint, path_of) runs before any job, where vbench has not imported torch yet.
 
 CHECKPOINTS = {"best": "best.pt", "final": "last.pt"}
+
+
+def config_fingerprint(cfg: DictConfig) -> dict:
+    """Everything that decides the training, as plain data: stored in both checkpoints and in
+    metrics.json, compared by resume before it continues or skips a run."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain["trainer"].pop("resume", None)
+    plain.pop("logger", None)  # where results are also sent changes none of them
+    return plain
+
+
+def path_of(run_dir: Path, which: str) -> Path:
+    """checkpoints/best.pt ("best") or checkpoints/last.pt ("final") of a run directory."""
+    return Path(run_dir) / "checkpoints" / CHECKPOINTS[which]
+
+
+def weights_of(model) -> dict:
+    """The state_dict of the model itself, also when it runs through torch.compile or DDP."""
+    return distributed.unwrap(getattr(model, "_orig_mod", model)).state_dict()
+
+
+def save_best(run_dir: Path, model, epoch: int, monitor: str, value: float,
+              about: dict) -> None:
+    files.save_torch(path_of(run_dir, "best"),
+                     {"model": weights_of(model), "epoch": epoch, monitor: value, **about})
+
+
+def save_last(run_dir: Path, epoch: int, loop: dict, about: dict) -> None:
+    """last.pt: the weights and every piece of state an exact resume needs. `loop` holds the
+    live objects: model, optimizer, scheduler (or None), stopper, history, generator."""
+    scheduler = loop["scheduler"]
+    files.save_torch(path_of(run_dir, "final"), {
+        "model": weights_of(loop["model"]), "optimizer": loop["optimizer"].state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "epoch": epoch, "early_stopping": vars(loop["stopper"]).copy(),
+        "history": loop["history"],
+        "rng": {"torch": _torch().get_rng_state(), "batches": loop["generator"].get_state()},
+        **about,  # its "config" is the fingerprint resume compares
+    })
+
+
+def restore_last(state: dict, loop: dict) -> tuple[list[dict], int]:
+    """Put last.pt's state back into the live objects of `loop` (as save_last names them);
+    returns (history so far, the epoch to start at)."""
+    distributed.unwrap(getattr(loop["model"], "_orig_mod", loop["model"])).load_state_dict(
+        state["model"])
+    loop["optimizer"].load_state_dict(state["optimizer"])
+    if loop["scheduler"] is not None:
+        loop["scheduler"].load_state_dict(state["scheduler"])
+    _torch().set_rng_state(state["rng"]["torch"])
+    loop["generator"].set_state(state["rng"]["batches"])
+    vars(loop["stopper"]).update(state["early_stopping"])
+    return list(state["history"]), state["epoch"] + 1
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def save_fitted(run_dir: Path, fitted: dict, about: dict) -> None:
+    """A scikit-learn baseline's one fit (models/sklearn.checkpoint_state): best = final."""
+    for which in CHECKPOINTS:
+        files.save_torch(path_of(run_dir, which), {**fitted, "epoch": 1, **about})
 
 
 def describe(cfg: DictConfig, data) -> dict:
@@ -52,6 +128,8 @@ class RunModel:
 
     @property
     def spec(self) -> InputSpec:
+        from ..models import InputSpec
+
         return InputSpec(self.channels, self.size[-1], len(self.classes), tuple(self.mean),
                          tuple(self.std))
 
@@ -66,7 +144,7 @@ def checkpoint_path(run_dir: Path, which: str = "best") -> Path:
     if not (run_dir / "metrics.json").is_file() and not (run_dir / "checkpoints").is_dir():
         raise VBenchError(f"{run_dir} is not a vbench run (no metrics.json or checkpoints/); "
                           "give a run directory such as outputs/runs/<name>")
-    path = run_dir / "checkpoints" / CHECKPOINTS[which]
+    path = path_of(run_dir, which)
     if not path.is_file():
         raise VBenchError(f"{path} does not exist: the run has no {which} checkpoint (it did not "
                           f"finish an epoch{', or no epoch was best' if which == 'best' else ''})"
@@ -85,6 +163,8 @@ def load_run_model(run_dir: Path, which: str = "best") -> RunModel:
     info = state["input"]
     run = RunModel(None, cfg, list(state["classes"]), list(state["mean"]), list(state["std"]),
                    int(info["channels"]), tuple(info["size"]), path)
+    from ..models.sklearn import is_sklearn, load_baseline
+
     if is_sklearn(cfg.model):
         run.model = load_baseline(cfg, run.spec, path, state).eval()
     else:
@@ -96,6 +176,8 @@ def load_run_model(run_dir: Path, which: str = "best") -> RunModel:
 
 def build_run_model(model_cfg: DictConfig, spec: InputSpec, path: Path) -> torch.nn.Module:
     """The run's network, built as the run built it; the caller loads the weights."""
+    from ..models import build_model
+
     model_cfg = model_cfg.copy()
     if model_cfg.get("pretrained"):
         # The pretrained file shaped only the initial weights and the input statistics; the

@@ -7,21 +7,14 @@ the jobs that did not finish, and `hydra.run.dir=<dir> trainer.resume=true` cont
 import json
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ..core import files
 from ..core.errors import VBenchError
+from .checkpoint import config_fingerprint, path_of
 
 FINISHED = ("completed", "early_stopped", "diverged")
 from ..core.schema import RESUME_MODES  # noqa: F401  (declared once, in the schema)
-
-
-def config_fingerprint(cfg: DictConfig) -> dict:
-    """Everything that decides the training, as plain data (stored in last.pt)."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    plain["trainer"].pop("resume", None)
-    plain.pop("logger", None)  # where results are also sent changes none of them
-    return plain
 
 
 def finished_metrics(cfg: DictConfig, run_dir: Path) -> dict | None:
@@ -45,7 +38,7 @@ def finished_metrics(cfg: DictConfig, run_dir: Path) -> dict | None:
 
 def resume_state(cfg: DictConfig, run_dir: Path) -> dict | None:
     """last.pt of an unfinished run of the same config, or None to start at epoch 1."""
-    mode, last = cfg.trainer.resume, Path(run_dir) / "checkpoints/last.pt"
+    mode, last = cfg.trainer.resume, path_of(run_dir, "final")
     if mode is False:
         return None
     if not last.exists():

@@ -1,8 +1,14 @@
-"""run(cfg): seed -> data -> model -> freeze -> optimizer -> epochs -> evaluate best & final -> write.
+"""run(cfg): one configuration trained, evaluated and written, in a few named steps over a
+small state object (`Run`):
+
+    prepare (resume state, trackers, device, data)
+      -> fit: a network over epochs (`_fit_network`), or a scikit-learn baseline once
+      -> evaluate the best and the final weights on val and test
+      -> finish (training/finish.py: metrics.json, figures, model card, summary, trackers)
 
 The run directory gets history.csv (rewritten every epoch), checkpoints/best.pt and last.pt
-(self-contained: checkpoint.py), plots/, model_card.md, and metrics.json, written last: its
-presence with status "completed" (or "early_stopped") means every other file is complete.
+(training/checkpoint.py), plots/, model_card.md, and metrics.json, written last: its presence
+with status "completed" (or "early_stopped") means every other file is complete.
 """
 
 import contextlib
@@ -10,30 +16,32 @@ import csv
 import io
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
+from torch import nn
 
 from ..core import files
-from ..core.console import console, epoch_progress, print_summary, run_log
+from ..core.columns import EPOCH_COLUMNS
+from ..core.console import console, epoch_progress, run_log
 from ..core.device import autocast_dtype, configure_determinism, resolve_device
-from ..core.errors import VBenchError
 from ..core.pause import pause_at
 from ..core.schema import MONITORS, validate
-from ..data import load_data
-from ..evaluation.evaluate import evaluate, summary, versions
+from ..data import Data, load_data
+from ..evaluation.evaluate import Evaluation, evaluate
 from ..evaluation.metrics import classification_metrics
 from ..evaluation.predict import predict
 from ..loggers import Loggers
 from ..models import InputSpec, build_model
 from ..models.freeze import apply_freeze
-from ..models.sklearn import is_sklearn, run_sklearn
-from ..reports import model_card
+from ..models.sklearn import fit_baseline, is_sklearn
 from ..reports.analysis import analyze, keep_initial, load_extra
-from . import distributed
-from .checkpoint import describe
+from ..reports.plots import plot_confusion
+from . import checkpoint, distributed
 from .features import cache_features, uses_feature_cache
+from .finish import Outcome, finish, write_unfinished
 from .loop import EarlyStopping, StepRecipe, optimizer_steps, train_one_epoch
 from .optim import build_optimizer, build_scheduler
 from .resume import finished_metrics, resume_state
@@ -60,13 +68,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             metrics = _run(cfg, run_dir, loggers)
         except KeyboardInterrupt:
             if main:
-                _write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
+                write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
             loggers.close("interrupted")
             distributed.close(finished=False)
             raise
         except Exception as e:
             if main:
-                _write_unfinished(cfg, run_dir, "failed", f"{type(e).__name__}: {e}")
+                write_unfinished(cfg, run_dir, "failed", f"{type(e).__name__}: {e}")
             loggers.close("failed")
             distributed.close(finished=False)
             raise
@@ -83,154 +91,172 @@ def _owned(run_dir: Path, log_every_s):
 
 
 def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
-    phases = Phases()
-    resumed = resume_state(cfg, run_dir)  # a foreign or corrupt last.pt fails before any work
+    run = _prepare(cfg, run_dir, loggers)
+    outcome = _fit_baseline(run) if is_sklearn(cfg.model) else _fit_network(run)
+    # Evaluation and every file are rank 0's; the other ranks get its metrics.
+    return distributed.broadcast(finish(run, outcome) if distributed.is_main() else None)
+
+
+@dataclass
+class Run:
+    """What the steps of one run share."""
+
+    cfg: DictConfig
+    dir: Path
+    loggers: Loggers
+    phases: Phases = field(default_factory=Phases)  # seconds per phase, for metrics.json
+    resumed: dict | None = None  # last.pt of an interrupted run of this config
+    device: torch.device | None = None
+    amp_dtype: torch.dtype | None = None  # autocast's dtype; None: float32
+    data: Data | None = None
+    about: dict | None = None  # checkpoint.describe: what every checkpoint carries
+    world_size: int = 1  # processes of a torchrun job
+
+
+def _prepare(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> Run:
+    run = Run(cfg, run_dir, loggers)
+    run.resumed = resume_state(cfg, run_dir)  # a foreign or corrupt last.pt fails before any work
     if distributed.is_main():
         loggers.start(cfg, run_dir)  # a logger whose package is missing fails here
     t = cfg.trainer
-    device = distributed.device_for(resolve_device(t.device))
-    amp_dtype = autocast_dtype(t.precision, device)
-    configure_determinism(t.deterministic, device)
-    torch.manual_seed(t.seed)  # weight init; batch order has its own generator below
+    run.device = distributed.device_for(resolve_device(t.device))
+    run.amp_dtype = autocast_dtype(t.precision, run.device)
+    configure_determinism(t.deterministic, run.device)
+    torch.manual_seed(t.seed)  # weight init; batch order has its own generator (_epochs)
+    run.data = load_data(cfg.dataset, run.device)
+    run.phases.lap("data")
+    run.about = checkpoint.describe(cfg, run.data)
+    run.world_size = distributed.world_size()
+    return run
 
-    data = load_data(cfg.dataset, device)
-    phases.lap("data")
-    if is_sklearn(cfg.model):  # scikit-learn baselines: one fit, no epochs (baselines.py)
-        metrics = (run_sklearn(cfg, data, run_dir, describe(cfg, data))  # rank 0's alone
-                   if distributed.is_main() else None)
-        return distributed.broadcast(loggers.finish(metrics, run_dir))
-    extra = load_extra(cfg, data, device)  # before training, so a shape mismatch fails now
-    spec = InputSpec(data.in_channels, data.image_size, data.num_classes,
-                     tuple(data.mean), tuple(data.std))
-    model = build_model(cfg.model, spec).to(device)
+
+def _fit_baseline(run: Run) -> Outcome | None:
+    """A scikit-learn baseline: one fit (rank 0's alone), no epochs, best = final."""
+    if not distributed.is_main():
+        return None
+    run.amp_dtype = None  # the estimator computes in numpy: no autocast
+    start = time.perf_counter()
+    model = fit_baseline(run.cfg, run.data)
+    train_time = time.perf_counter() - start
+    run.phases.lap("training")
+    result = evaluate(model, run.data, run.cfg.trainer.eval_batch_size, None)
+    checkpoint.save_fitted(run.dir, model.checkpoint_state(), run.about)
+    return Outcome(model, result, result, "completed", epochs_run=1, best_epoch=1, monitor=None,
+                   train_time_s=train_time, figures=lambda: _confusion_only(run, result))
+
+
+def _confusion_only(run: Run, result: Evaluation) -> dict:
+    if result.test_logits is not None:
+        data = run.data
+        plot_confusion(data.test.y.cpu().numpy(), result.test_logits.argmax(1).cpu().numpy(),
+                       data.classes, f"{run.cfg.model.name}, test split",
+                       run.dir / "plots/confusion.png")
+    return {}
+
+
+def _fit_network(run: Run) -> Outcome | None:
+    """Build the network, train it over epochs, and (rank 0) evaluate its best and final
+    weights; None on the other ranks of a torchrun job."""
+    cfg, data = run.cfg, run.data
+    extra = load_extra(cfg, data, run.device)  # before training, so a shape mismatch fails now
+    model = build_model(cfg.model, InputSpec.of(data)).to(run.device)
     initial = keep_initial(cfg, model)  # the untrained weights, for t-SNE and weight plots
-    if t.channels_last:
+    if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     apply_freeze(model, cfg.freeze)
-    optimizer = build_optimizer(cfg.optimizer, model)
-    scheduler, per_step = build_scheduler(cfg.scheduler, optimizer, t.epochs,
-                                          optimizer_steps(data.train, t.batch_size,
-                                                          t.accumulate,
-                                                          distributed.world_size()))
+    training = _training(run, model)
+    title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
+             f"val images, {run.device}, up to {cfg.trainer.epochs} epochs")
+    batches = training.data.train.num_batches(cfg.trainer.batch_size, drop_single=True,
+                                              world=run.world_size)
+    with epoch_progress(cfg.trainer.epochs, title, batches) as report:
+        history, status, stopper = _epochs(run, training, report)
+    train_time = training.cache_s + sum(row["epoch_s"] for row in history)  # resumed ones too
+    run.phases.lap("training")
+    if not distributed.is_main():
+        return None
+    best, final = _best_and_final(run, model, stopper.best_epoch, len(history))
+    best_logits = best.test_logits if best is not None else None
+    return Outcome(model, best, final, status, len(history), stopper.best_epoch,
+                   cfg.trainer.monitor, train_time,
+                   figures=lambda: analyze(cfg, run.dir, model, data, history, stopper.best_epoch,
+                                           best_logits, run.amp_dtype, initial, extra))
 
-    phases.lap("setup")  # the model, and torch._dynamo, which the first optimizer imports
+
+@dataclass
+class Training:
+    """The network in training and how each of its steps is taken."""
+
+    model: nn.Module  # what the loop calls: the model, inside DDP / torch.compile, or its head
+    data: Data  # what it trains on: the images, or a frozen backbone's cached features
+    recipe: StepRecipe
+    scheduler: object | None  # stepped per epoch unless the recipe steps it per batch
+    cache_s: float  # seconds the feature cache took (training time)
+
+
+def _training(run: Run, model: nn.Module) -> Training:
+    cfg, t = run.cfg, run.cfg.trainer
+    optimizer = build_optimizer(cfg.optimizer, model)
+    steps = optimizer_steps(run.data.train, t.batch_size, t.accumulate, run.world_size)
+    scheduler, per_step = build_scheduler(cfg.scheduler, optimizer, t.epochs, steps)
+    run.phases.lap("setup")  # the model, and torch._dynamo, which the first optimizer imports
     # A frozen backbone without augmentation runs once; only its head trains (features.py).
     start = time.perf_counter()
-    trainee, fit_data = model, data
+    trainee, fit_data = model, run.data
     if uses_feature_cache(cfg):
-        trainee, fit_data = cache_features(model, data, t.eval_batch_size, amp_dtype)
+        trainee, fit_data = cache_features(model, run.data, t.eval_batch_size, run.amp_dtype)
     cache_s = time.perf_counter() - start
-    recipe = StepRecipe(optimizer, torch.amp.GradScaler(device.type,
-                                                        enabled=amp_dtype == torch.float16),
-                        scheduler if per_step else None, amp_dtype, t.label_smoothing,
-                        t.grad_clip, t.channels_last and fit_data.train.x.ndim == 4,
-                        data.augment, t.accumulate, distributed.shard())
-    trained = distributed.wrap(trainee, device)  # DDP under torchrun
+    scaler = torch.amp.GradScaler(run.device.type, enabled=run.amp_dtype == torch.float16)
+    recipe = StepRecipe(optimizer, scaler, scheduler if per_step else None, run.amp_dtype,
+                        t.label_smoothing, t.grad_clip,
+                        t.channels_last and fit_data.train.x.ndim == 4, run.data.augment,
+                        t.accumulate, distributed.shard())
+    trained = distributed.wrap(trainee, run.device)  # DDP under torchrun
     trained = torch.compile(trained) if t.compile else trained  # shares the parameters
-    title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
-             f"val images, {device}, up to {t.epochs} epochs")
-    with epoch_progress(t.epochs, title, fit_data.train.num_batches(t.batch_size, drop_single=True, world=distributed.world_size())) as report:
-        history, status, stopper = _fit(cfg, trained, fit_data, recipe, scheduler, run_dir,
-                                        report, resumed, loggers.log_epoch, describe(cfg, data))
-    train_time = cache_s + sum(row["epoch_s"] for row in history)  # resumed epochs count too
-    phases.lap("training")
-    if not distributed.is_main():  # evaluation and every file are rank 0's
-        return distributed.broadcast(None)
-
-    # Final = the weights after the last epoch; best = the epoch the val metric chose (the
-    # same weights, evaluated once, when the last epoch was the best).
-    final, best = evaluate(model, data, t.eval_batch_size, amp_dtype), None
-    if stopper.best_epoch == len(history):
-        best = final
-    elif stopper.best_epoch:
-        model.load_state_dict(files.load_torch(run_dir / "checkpoints/best.pt")["model"])
-        best = evaluate(model, data, t.eval_batch_size, amp_dtype)
-    metrics = summary(
-        cfg, data, best, final, amp_dtype, status=status,
-        params={"total": sum(p.numel() for p in model.parameters()),
-                "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)},
-        epochs_run=len(history), best_epoch=stopper.best_epoch, monitor=t.monitor,
-        train_time_s=train_time)
-    phases.lap("evaluation")
-    best_test_logits = best.test_logits if best is not None else None
-    metrics.update(analyze(cfg, run_dir, model, data, history, stopper.best_epoch,
-                           best_test_logits, amp_dtype, initial, extra))
-    phases.lap("plots")  # and the eval.extra / eval.shift_pixels probes when asked
-    metrics["timings"] = phases.timings
-    model_card.write(run_dir, cfg, metrics)
-    files.write_json(run_dir / "metrics.json", metrics)
-    print_summary(metrics, run_dir)
-    return distributed.broadcast(loggers.finish(metrics, run_dir))
+    return Training(trained, fit_data, recipe, scheduler, cache_s)
 
 
-def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resumed, log_epoch,
-         about):
+def _epochs(run: Run, training: Training, report):
     """The epoch loop: train, validate, keep the best checkpoint, stop early or on divergence.
-    `resumed` (last.pt of an interrupted run, or None) puts every piece of state back first;
-    each epoch's row goes to the console (`report`) and the experiment trackers (`log_epoch`);
-    `about` (checkpoint.describe) goes into both checkpoints, so they stand on their own."""
-    t = cfg.trainer
-    optimizer, amp_dtype = recipe.optimizer, recipe.amp_dtype
-    generator = torch.Generator(device=data.train.x.device).manual_seed(t.seed)
+    An interrupted run's last.pt (run.resumed) puts every piece of state back first; each
+    epoch's row goes to the console (`report`) and the experiment trackers."""
+    t, main = run.cfg.trainer, distributed.is_main()
+    generator = torch.Generator(device=training.data.train.x.device).manual_seed(t.seed)
     stopper = EarlyStopping(MONITORS[t.monitor], t.patience, t.min_delta)
     history, status, first_epoch = [], "completed", 1
-    if resumed is not None:
-        _state_module(model).load_state_dict(resumed["model"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(resumed["scheduler"])
-        torch.set_rng_state(resumed["rng"]["torch"])
-        generator.set_state(resumed["rng"]["batches"])
-        vars(stopper).update(resumed["early_stopping"])
-        history, first_epoch = list(resumed["history"]), resumed["epoch"] + 1
-        _write_history(history, run_dir / "history.csv")  # a kill may have cut it short
-        console.print(f"resuming after epoch {resumed['epoch']} from {run_dir}/checkpoints/last.pt",
+    live = {"model": training.model, "optimizer": training.recipe.optimizer,
+            "scheduler": training.scheduler, "stopper": stopper, "history": history,
+            "generator": generator}  # what last.pt saves and restores (checkpoint.py)
+    if run.resumed is not None:
+        restored, first_epoch = checkpoint.restore_last(run.resumed, live)
+        history.extend(restored)
+        _write_history(history, run.dir / "history.csv")  # a kill may have cut it short
+        console.print(f"resuming after epoch {first_epoch - 1} from {run.dir}/checkpoints/last.pt",
                       highlight=False, soft_wrap=True)
         if stopper.should_stop:
             status = "early_stopped"
     for row in history:
         report(row)
-        log_epoch(row)
+        run.loggers.log_epoch(row)
     for epoch in range(first_epoch, t.epochs + 1):
         if status != "completed":
             break
-        start = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = distributed.mean_over_ranks(
-            *train_one_epoch(model, data.train, t.batch_size, recipe, generator, report.batch))
-        if scheduler is not None and recipe.per_step_scheduler is None:
-            scheduler.step()
-        val = None
-        if distributed.is_main():  # the whole val split, once; one decision for every rank
-            val = classification_metrics(
-                predict(distributed.unwrap(model), data.val, t.eval_batch_size, amp_dtype),
-                data.val.y)
-        val = distributed.broadcast(val)
-        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-               "val_loss": val["loss"], "val_acc": val["accuracy"], "lr": lr,
-               "epoch_s": time.perf_counter() - start}
+        row = _epoch(run, training, epoch, generator, report)
         history.append(row)
         report(row)
-        log_epoch(row)
-        if distributed.is_main():
-            _write_history(history, run_dir / "history.csv")
-        if not math.isfinite(train_loss):
-            console.print(f"diverged: the training loss is {train_loss} at epoch {epoch}",
+        run.loggers.log_epoch(row)
+        if main:
+            _write_history(history, run.dir / "history.csv")
+        if not math.isfinite(row["train_loss"]):
+            console.print(f"diverged: the training loss is {row['train_loss']} at epoch {epoch}",
                           highlight=False)
             status = "diverged"
             break
-        if stopper.update(row[t.monitor], epoch) and distributed.is_main():
-            files.save_torch(run_dir / "checkpoints/best.pt",
-                             {"model": _state(model), "epoch": epoch, t.monitor: stopper.best,
-                              **about})
-        if distributed.is_main():
-            files.save_torch(run_dir / "checkpoints/last.pt", {
-                "model": _state(model), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "epoch": epoch, "early_stopping": vars(stopper).copy(), "history": history,
-                "rng": {"torch": torch.get_rng_state(), "batches": generator.get_state()},
-                **about,  # its "config" is the fingerprint resume compares
-            })
+        if stopper.update(row[t.monitor], epoch) and main:
+            checkpoint.save_best(run.dir, training.model, epoch, t.monitor, stopper.best,
+                                 run.about)
+        if main:
+            checkpoint.save_last(run.dir, epoch, live, run.about)
         pause_at(f"epoch:{epoch}")
         if stopper.should_stop:
             console.print(f"early stopping: {t.monitor} has not improved for {t.patience} epochs; "
@@ -240,32 +266,43 @@ def _fit(cfg, model, data, recipe: StepRecipe, scheduler, run_dir, report, resum
     return history, status, stopper
 
 
-def _state_module(model):
-    """The model itself, also when it runs through torch.compile or DDP."""
-    return distributed.unwrap(getattr(model, "_orig_mod", model))
+def _epoch(run: Run, training: Training, epoch: int, generator, report) -> dict:
+    """One epoch: a training pass, then the whole val split (rank 0's, shared with every rank,
+    so early stopping and the best epoch are one decision); its history.csv row."""
+    t, recipe = run.cfg.trainer, training.recipe
+    start = time.perf_counter()
+    lr = recipe.optimizer.param_groups[0]["lr"]
+    train_loss, train_acc = distributed.mean_over_ranks(*train_one_epoch(
+        training.model, training.data.train, t.batch_size, recipe, generator, report.batch))
+    if training.scheduler is not None and recipe.per_step_scheduler is None:
+        training.scheduler.step()
+    val = None
+    if distributed.is_main():
+        val_split = training.data.val
+        val = classification_metrics(predict(distributed.unwrap(training.model), val_split,
+                                             t.eval_batch_size, run.amp_dtype), val_split.y)
+    val = distributed.broadcast(val)
+    values = (epoch, train_loss, train_acc, val["loss"], val["accuracy"], lr,
+              time.perf_counter() - start)
+    return dict(zip(EPOCH_COLUMNS, values, strict=True))
 
 
-def _state(model) -> dict:
-    return _state_module(model).state_dict()
+def _best_and_final(run: Run, model: nn.Module, best_epoch: int, epochs_run: int):
+    """Final = the weights after the last epoch; best = the epoch the val metric chose (the
+    same weights, evaluated once, when the last epoch was the best; None when none was)."""
+    batch_size = run.cfg.trainer.eval_batch_size
+    final = evaluate(model, run.data, batch_size, run.amp_dtype)
+    if best_epoch == epochs_run:
+        return final, final
+    if not best_epoch:
+        return None, final
+    model.load_state_dict(files.load_torch(checkpoint.path_of(run.dir, "best"))["model"])
+    return evaluate(model, run.data, batch_size, run.amp_dtype), final
 
 
 def _write_history(history: list[dict], path: Path) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
+    writer = csv.DictWriter(buffer, fieldnames=EPOCH_COLUMNS)
     writer.writeheader()
     writer.writerows(history)
     files.write_text(path, buffer.getvalue())
-
-
-def _write_unfinished(cfg, run_dir: Path, status: str, error: str) -> None:
-    """A run that did not finish says so: metrics.json never claims completion. Best effort:
-    the disk that failed the run may fail this write too, and the first error is the one to
-    report."""
-    with contextlib.suppress(OSError, VBenchError):
-        files.write_json(run_dir / "metrics.json", {
-            "status": status, "error": error,
-            "dataset": cfg.dataset.get("name"), "model": cfg.model.get("name"),
-            "seed": cfg.trainer.get("seed"), "name": cfg.run.name, "tags": list(cfg.run.tags),
-            "versions": versions(),
-        })
-

@@ -1,0 +1,111 @@
+"""How a run ends, for networks and scikit-learn baselines alike: metrics.json (written last,
+atomically: its presence with a finished status means every other file is complete), the
+figures, model_card.md, the console summary and the experiment trackers. A run that did not
+finish says so instead (`write_unfinished`)."""
+
+import contextlib
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from ..core import files
+from ..core.console import print_summary
+from ..core.errors import VBenchError
+from ..evaluation.evaluate import Evaluation
+from ..evaluation.metrics import per_class_accuracy
+from ..reports import model_card
+from .checkpoint import config_fingerprint
+
+
+@dataclass
+class Outcome:
+    """What fitting produced: the model as evaluated, best and final, and what metrics.json
+    says of the fit. `figures()` draws the run's plots and returns what they add to metrics."""
+
+    model: torch.nn.Module
+    best: Evaluation | None  # None: no epoch was best (every val value was NaN)
+    final: Evaluation
+    status: str
+    epochs_run: int
+    best_epoch: int
+    monitor: str | None
+    train_time_s: float
+    figures: Callable[[], dict]
+
+
+def finish(run, outcome: Outcome) -> dict:
+    """Write and show the end of `run` (training/run.Run); returns what metrics.json holds."""
+    from ..models import count_params
+
+    metrics = summary(run, outcome.best, outcome.final, status=outcome.status,
+                      params=count_params(outcome.model), epochs_run=outcome.epochs_run,
+                      best_epoch=outcome.best_epoch, monitor=outcome.monitor,
+                      train_time_s=outcome.train_time_s)
+    run.phases.lap("evaluation")
+    metrics.update(outcome.figures())
+    run.phases.lap("plots")  # and the eval.extra / eval.shift_pixels probes when asked
+    metrics["timings"] = run.phases.timings
+    model_card.write(run.dir, run.cfg, metrics)
+    files.write_json(run.dir / "metrics.json", metrics)
+    print_summary(metrics, run.dir)
+    return run.loggers.finish(metrics, run.dir)
+
+
+def summary(run, best: Evaluation | None, final: Evaluation, **fields) -> dict:
+    """metrics.json: the keys every kind of run shares around `fields`, which differ (status,
+    params, epochs_run, best_epoch, monitor, train_time_s). Per-class accuracy and the timing
+    are the best checkpoint's (the final weights' when no epoch was best)."""
+    cfg, data = run.cfg, run.data
+    chosen = best or final
+    return {
+        "status": fields.pop("status"),
+        "dataset": cfg.dataset.name,
+        "model": cfg.model.name,
+        "device": str(data.train.x.device),
+        "threads": torch.get_num_threads(),  # intra-op threads: parallel launchers lower it
+        "world_size": run.world_size,  # processes of a torchrun job
+        "data": {"in_memory": data.in_memory, "normalization": data.normalization},
+        "seed": cfg.trainer.seed,
+        "name": cfg.run.name,  # run.name and run.tags: the user's labels
+        "tags": list(cfg.run.tags),
+        **fields,
+        "best": best.metrics() if best is not None else None,
+        "final": final.metrics(),
+        "per_class_accuracy": (per_class_accuracy(best.test_logits, data.test.y, data.classes)
+                               if best is not None and best.test_logits is not None else None),
+        "inference_ms_per_image": chosen.inference_ms_per_image,
+        "precision": str(run.amp_dtype or torch.float32).removeprefix("torch."),
+        "sizes": {"train": len(data.train), "val": len(data.val),
+                  "test": len(data.test) if data.test is not None else 0},
+        "classes": data.classes,
+        "config": config_fingerprint(cfg),  # what these numbers belong to (resume.py checks it)
+        "versions": versions(),
+    }
+
+
+def write_unfinished(cfg, run_dir: Path, status: str, error: str) -> None:
+    """A run that did not finish says so: metrics.json never claims completion. Best effort:
+    the disk that failed the run may fail this write too, and the first error is the one to
+    report."""
+    with contextlib.suppress(OSError, VBenchError):
+        files.write_json(run_dir / "metrics.json", {
+            "status": status, "error": error,
+            "dataset": cfg.dataset.get("name"), "model": cfg.model.get("name"),
+            "seed": cfg.trainer.get("seed"), "name": cfg.run.name, "tags": list(cfg.run.tags),
+            "versions": versions(),
+        })
+
+
+def versions() -> dict:
+    def version(package: str) -> str | None:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    names = ("vbench", "torch", "torchvision", "timm", "scikit-learn", "hydra-core")
+    return {**{name: version(name) for name in names}, "python": platform.python_version()}
