@@ -73,7 +73,7 @@ def test_a_missing_package_names_the_extra_before_training(run_vbench, monkeypat
 
 @pytest.mark.slow
 def test_runs_without_loggers_import_no_tracker():
-    code = ("import sys, vbench.run; "
+    code = ("import sys, vbench.training.run; "
             "print(sorted({'mlflow', 'wandb', 'tensorboard'} & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)

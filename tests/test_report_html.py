@@ -1,15 +1,24 @@
 """report.html: its content from hand-made run directories (see test_report.py), and the page
 itself in a real headless Chromium."""
 
+import dataclasses
+import io
+import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
+from rich.console import Console
 
-from test_report import sweep  # noqa: F401 - the fixture: 4 finished, 1 failed, 1 missing job
+from test_report import (
+    fake_run,
+    sweep,  # noqa: F401 - the fixture: 4 finished, 1 failed, 1 missing job
+)
+from vbench.reports import columns
 from vbench.reports.html import write_html_report
-from vbench.reports.leaderboard import main
+from vbench.reports.leaderboard import SweepSummary, leaderboard_tables, main, summarize
 
 
 def add_plots_and_config(run_dir: Path, depth: int) -> None:
@@ -48,6 +57,90 @@ def test_html_report_is_self_contained_and_complete(runs):
     assert "VBenchError: boom" in page and "the job never finished" in page
     assert "<code>vbench model=cnn model.depth=99 trainer.seed=0</code>" in page
     assert "0.8000 ± 0.1000" in page  # the seed group's mean ± std of best test acc
+
+
+def edit_metrics(run_dir: Path, **changes) -> None:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, **changes}))
+
+
+def html_ranking(page: str) -> list[str]:
+    """The run labels of report.html's leaderboard, top to bottom."""
+    table = re.search(r"<table class='sortable leaderboard'>.*?</table>", page).group()
+    return re.findall(r"<a href='#[^']*'>([^<]*)</a>", table)
+
+
+def html_headers(page: str, table: str) -> list[str]:
+    head = re.search(rf"<table class='sortable {table}'>.*?</thead>", page).group()
+    return re.findall(r"<th[^>]*>([^<]+)</th>", head)
+
+
+def test_html_ranks_by_validation_like_every_leaderboard(tmp_path, monkeypatch):
+    # cnn has the better test accuracy, mlp the better validation accuracy: the validation
+    # split picks, so mlp ranks first, in report.html as in the terminal and summary.md.
+    sweep_dir = tmp_path / "sweep"
+    fake_run(sweep_dir / "0_cnn", ["model=cnn"], 0.90)
+    fake_run(sweep_dir / "1_mlp", ["model=mlp"], 0.85)
+    metrics = json.loads((sweep_dir / "1_mlp/metrics.json").read_text())
+    edit_metrics(sweep_dir / "1_mlp", best={**metrics["best"], "val": {
+        **metrics["best"]["val"], "accuracy": 0.99}})
+    page = write_html_report([sweep_dir], tmp_path / "report.html").read_text()
+    assert html_ranking(page) == ["model=mlp", "model=cnn"]
+    assert "sorted by best_val_acc" in page
+
+    # And the page every `vbench -m` writes when the sweep ends.
+    monkeypatch.setattr(SweepSummary, "failed_jobs", [])
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}})
+    SweepSummary().on_multirun_end(config)
+    assert html_ranking((sweep_dir / "report.html").read_text()) == ["model=mlp", "model=cnn"]
+    md = (sweep_dir / "summary.md").read_text()
+    assert md.index("`model=mlp`") < md.index("`model=cnn`")
+
+
+def test_html_names_runs_by_run_name(sweep):  # noqa: F811
+    edit_metrics(sweep / "3_cnn", name="baseline")
+    page = write_html_report([sweep], sweep / "report.html").read_text()
+    assert html_ranking(page)[0] == "baseline"
+    assert "<summary>baseline · " in page  # the run's details too
+    rows, _ = summarize([sweep])
+    assert rows[0]["label"] == "baseline"  # as the terminal leaderboard names it
+
+
+def md_cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+@pytest.fixture
+def renamed_macro_f1():
+    """macro-F1's title, terminal title and format, changed in columns.RUN_COLUMNS alone."""
+    original = list(columns.RUN_COLUMNS)
+    at = next(i for i, c in enumerate(original) if c.key == "macro_f1")
+    columns.RUN_COLUMNS[at] = dataclasses.replace(original[at], title="macro F1 score",
+                                                  short="mF1", spec=".2f")
+    yield
+    columns.RUN_COLUMNS[:] = original
+
+
+def test_one_list_of_columns_drives_every_table(sweep, renamed_macro_f1):  # noqa: F811
+    # Two datasets and a tagged run: every table names the dataset and shows the tags.
+    edit_metrics(sweep / "1_mlp", dataset="svhn", tags=["paper"])
+    rows, _ = summarize([sweep])
+    page = write_html_report([sweep], sweep / "report.html").read_text()
+    md = (sweep / "summary.md").read_text().splitlines()
+    console = Console(width=200, record=True, file=io.StringIO())
+    for item in leaderboard_tables(rows, "best_val_acc", "runs", 200):
+        console.print(item)
+    terminal = console.export_text()
+
+    for headers in (md_cells(md[2]), html_headers(page, "leaderboard")):
+        assert {"dataset", "tags", "macro F1 score"} <= set(headers), headers
+    cells = dict(zip(md_cells(md[2]), md_cells(md[4])))  # 3_cnn, the best
+    assert cells["macro F1 score"] == "0.94" and cells["dataset"] == "digits"
+    assert all(h in terminal for h in ("dataset", "tags", "mF1", "paper", "svhn"))
+    # The seed groups: summary.md's and report.html's show the same metrics.
+    groups_md = md_cells(next(line for line in md if line.startswith("| group")))
+    assert html_headers(page, "groups")[1:] == groups_md[1:]
+    assert "macro F1 score" in groups_md and "params" in groups_md
 
 
 def chromium() -> str | None:

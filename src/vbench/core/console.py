@@ -14,6 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from .columns import SPLIT_METRICS
+
 console = Console()
 err_console = Console(stderr=True)
 _logs: list[Console] = []  # the open vbench.log files of the runs in progress (run_log)
@@ -216,9 +218,9 @@ class Column:
 def fitted_table(columns: list[Column], rows: list[list[str]], width: int, label: int = 0,
                  **table_kwargs):
     """A rich Table that reads at `width` columns. Column `label` identifies the row: it
-    wraps (never narrower than a quarter of the width, or its text) instead of collapsing. Every other cell is a number or
-    a short word that is never cut nor wrapped (cells are plain text, not markup): columns are dropped, highest `drop` first,
-    until the rest fits."""
+    wraps (never narrower than a quarter of the width, or its text) instead of collapsing.
+    Every other cell is a number or a short word that is never cut nor wrapped (cells are
+    plain text, not markup): columns are dropped, highest `drop` first, until the rest fits."""
     def natural(i):
         cells = [Text(row[i]).cell_len for row in rows]
         return max([len(columns[i].header), *cells])
@@ -265,7 +267,7 @@ def summary_table(metrics: dict, width: int) -> Table:
     headers = [Column("metric", "left"), Column("best val"), Column("best test"),
                Column("final val", drop=2), Column("final test", drop=1)]
     rows = []
-    for name in ("loss", "accuracy", "macro_f1", "weighted_f1"):
+    for name in SPLIT_METRICS:
         cells = []
         for ckpt, split in columns:
             values = (metrics.get(ckpt) or {}).get(split)
@@ -292,15 +294,17 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
 def _print_probes(metrics: dict) -> None:
     """The cross-domain and translation-shift results, when the run asked for them."""
     if metrics.get("extra"):
-        names = ("loss", "accuracy", "macro_f1", "weighted_f1")
         rows = []
         own = (metrics.get("best") or {}).get("test")
         if own:
-            rows.append([f"{metrics['dataset']} (trained on)", *(f"{own[n]:.4f}" for n in names)])
+            rows.append([f"{metrics['dataset']} (trained on)",
+                         *(f"{own[n]:.4f}" for n in SPLIT_METRICS)])
         for name, values in metrics["extra"].items():
-            rows.append([name, *(f"{values[n]:.4f}" for n in names)])
-        columns = [Column("dataset", "left"), Column("loss", drop=1), Column("accuracy"),
-                   Column("macro_f1", drop=2), Column("weighted_f1", drop=3)]
+            rows.append([name, *(f"{values[n]:.4f}" for n in SPLIT_METRICS)])
+        # Accuracy, the headline, always shows; narrow terminals drop the others, the last first.
+        columns = [Column("dataset", "left"),
+                   *(Column(n, drop=None if n == "accuracy" else i)
+                     for i, n in enumerate(SPLIT_METRICS, 1))]
         console.print(fitted_table(columns, rows, console.width,
                                    title="cross-domain: best checkpoint on other test splits"))
     if metrics.get("shift"):

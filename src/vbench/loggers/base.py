@@ -6,8 +6,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-# metrics.json numbers logged at the end: best/final x val/test x these, plus run totals.
-SPLIT_METRICS = ("loss", "accuracy", "macro_f1", "weighted_f1")
+from ..core.columns import SPLIT_METRICS
+from ..core.flat import flatten
+
+# metrics.json numbers logged at the end: best/final x val/test x SPLIT_METRICS, plus these.
 TOTALS = ("train_time_s", "inference_ms_per_image", "epochs_run", "best_epoch")
 
 
@@ -53,17 +55,6 @@ class Backend:
 
     def close(self, status: str) -> None:
         """End the run early with status failed or interrupted."""
-
-
-def flatten(tree, prefix: str = "") -> dict:
-    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay whole, as their text."""
-    if not isinstance(tree, dict):
-        return {prefix: tree if isinstance(tree, (int, float, str, bool)) or tree is None
-                else str(tree)}
-    out = {}
-    for key, value in tree.items():
-        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
 
 
 def final_metrics(metrics: dict) -> dict:

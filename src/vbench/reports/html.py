@@ -3,55 +3,32 @@ and next to summary.md after every multirun).
 
 Self-contained means it opens anywhere without a network: the plots are inlined as data URIs
 (the runs' own PNGs; the overlaid curves drawn here as SVG), the CSS and the few lines of
-JavaScript that sort the tables are inline. Reads the same files as report.py and reuses its
-rows and seed groups; no torch import.
+JavaScript that sort the tables are inline. The runs, their labels, ranking and seed groups
+come from runs.py and the leaderboard's columns from columns.py, as for summary.md; no torch
+import.
 """
 
 import base64
 import datetime
 import html
 import io
-import os
 import shlex
 from pathlib import Path
 
 from ..core import files
-from .leaderboard import (
-    BAD_STATUSES,
-    METRICS,
-    find_runs,
-    group_rows,
-    read_history,
-    read_run,
-    short_labels,
-    sort_rows,
-)
+from ..core.flat import flatten
+from .columns import HTML, METRICS, RUN_COLUMNS, Column, group_columns, shown
+from .runs import BAD_STATUSES, DEFAULT_SORT, collect_runs, group_rows, read_history, sort_rows
 
-# Leaderboard columns: (title, row key, number format or None for text).
-RUN_COLUMNS = [("run", "label", None), ("status", "status", None),
-               ("best val acc", "best_val_acc", ".4f"), ("best test acc", "best_test_acc", ".4f"),
-               ("final test acc", "final_test_acc", ".4f"), ("macro-F1", "macro_f1", ".4f"),
-               ("params", "params", ",.0f"), ("train s", "train_time_s", ".1f"),
-               ("ms/image", "inference_ms", ".4f")]
-GROUP_METRICS = [("best val acc", "best_val_acc", ".4f"), ("best test acc", "best_test_acc", ".4f"),
-                 ("final test acc", "final_test_acc", ".4f"), ("macro-F1", "macro_f1", ".4f"),
-                 ("train s", "train_time_s", ".1f")]
 CURVES = [("val_acc", "validation accuracy"), ("val_loss", "validation loss")]
 RUN_PLOTS = ("curves", "confusion")  # each run's own plots shown in its <details>
 
 
-def write_html_report(paths: list[Path], out: Path, metric: str = "best_test_acc") -> Path:
-    """Write report.html for the runs under `paths` to `out` (a file); returns it."""
-    runs = find_runs(paths)
-    if not runs:
-        raise FileNotFoundError(
-            f"no run directories (with metrics.json or .hydra/) under: {', '.join(map(str, paths))}")
-    root = Path(os.path.commonpath([run.parent for run in runs]))
-    rows = [read_run(run, root) for run in runs]
-    for row, label, run in zip(rows, short_labels([r["overrides"] for r in rows]), runs):
-        row["label"], row["dir"] = label or row["run"], run
-    rows = sort_rows(rows, metric)
-    files.write_text(out, render(rows, root, metric))
+def write_html_report(paths: list[Path], out: Path, metric: str = DEFAULT_SORT) -> Path:
+    """Write report.html for the runs under `paths` to `out` (a file), ranked by `metric`
+    (the validation split's accuracy unless told: the test split never picks); returns it."""
+    rows, root = collect_runs(paths)
+    files.write_text(out, render(sort_rows(rows, metric), root, metric))
     return out
 
 
@@ -73,39 +50,43 @@ def render(rows: list[dict], root: Path, metric: str) -> str:
 
 
 def _leaderboard(rows: list[dict]) -> str:
-    head = "<th class=nosort>#</th>" + "".join(
-        _th(title, key) for title, key, _ in RUN_COLUMNS)
-    body = []
-    for rank, r in enumerate(rows, 1):
-        cells = [f"<td>{rank}</td>"]
-        for _, key, spec in RUN_COLUMNS:
-            if key == "label":
-                cells.append(f"<td class=label title='{_e(r['run'])}'><a href='#{_anchor(r)}'>"
-                             f"{_e(r['label'])}</a></td>")
-            elif key == "status":
-                cells.append(f"<td data-v='{_e(r['status'])}'>{_status(r['status'])}</td>")
-            else:
-                cells.append(_number(r[key], spec))
-        body.append(f"<tr{_bad(r)}>{''.join(cells)}</tr>")
+    columns = shown(RUN_COLUMNS, HTML, rows)
+    head = "<th class=nosort>#</th>" + "".join(_th(c.title, c.key) for c in columns)
+    body = [f"<tr{_bad(r)}><td>{rank}</td>{''.join(_run_cell(c, r) for c in columns)}</tr>"
+            for rank, r in enumerate(rows, 1)]
     return _table("leaderboard", head, body)
 
 
+def _run_cell(column: Column, r: dict) -> str:
+    if column.key == "label":  # a link to the run's details; its directory on hover
+        return (f"<td class=label title='{_e(r['run'])}'><a href='#{_anchor(r)}'>"
+                f"{_e(r['label'])}</a></td>")
+    if column.key == "status":
+        return f"<td data-v='{_e(r['status'])}'>{_status(r['status'])}</td>"
+    return _cell(column, r)
+
+
 def _groups(groups: list[dict]) -> str:
-    head = (_th("group (overrides without trainer.seed)", "group") + _th("runs", "runs")
-            + _th("statuses", "statuses") + "".join(_th(t, k) for t, k, _ in GROUP_METRICS))
-    body = []
-    for g in groups:
-        cells = [f"<td class=label>{_e(g['label'])}</td>", _number(g["runs"], "d"),
-                 f"<td>{_e(g['statuses'])}</td>"]
-        for _, key, spec in GROUP_METRICS:
-            mean, std = g[key], g[f"{key}_std"]
-            text = "—" if mean is None else format(mean, spec) + (
-                f" ± {std:{spec}}" if std is not None else "")
-            cells.append(f"<td class=num data-v='{'' if mean is None else mean!r}'>{text}</td>")
-        body.append(f"<tr>{''.join(cells)}</tr>")
+    columns = group_columns(HTML)
+    head = "".join(_th(c.title, c.key) for c in columns)
+    body = [f"<tr>{''.join(_group_cell(c, g) for c in columns)}</tr>" for g in groups]
     return ("<h2>Seed groups</h2><p class=meta>mean ± sample standard deviation (ddof=1) over "
             "the runs of a configuration that differ only in trainer.seed</p>"
             + _table("groups", head, body))
+
+
+def _group_cell(column: Column, g: dict) -> str:
+    if not column.groups:
+        return _cell(column, g)
+    mean = g[column.key]  # sorts by the mean; shows the spread too
+    return f"<td class=num data-v='{'' if mean is None else mean!r}'>{column.group_text(g)}</td>"
+
+
+def _cell(column: Column, row: dict) -> str:
+    if column.spec:
+        return _number(row[column.key], column.spec)
+    css = " class=label" if column.key == "label" else ""
+    return f"<td{css}>{_e(column.text(row))}</td>"
 
 
 def _failures(rows: list[dict]) -> str:
@@ -218,8 +199,6 @@ def _flat_config(run_dir: Path) -> dict:
     if not path.is_file():
         return {}
     from omegaconf import OmegaConf
-
-    from ..loggers.base import flatten
 
     config = flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
     return {k: v for k, v in config.items() if not k.startswith("logger.")}

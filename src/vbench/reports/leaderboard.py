@@ -1,172 +1,33 @@
 """The leaderboard: `vbench-report PATH...` over any run directories, and the same summary
 written into the sweep directory when a multirun ends (the SweepSummary Hydra callback).
 
-Reads only the files a run leaves (metrics.json, history.csv, .hydra/overrides.yaml), so it
-works on finished, failed and half-written sweeps alike. No torch import: the callback is
-instantiated by `vbench -m`, and the report must answer at once.
+The runs come from runs.collect_runs, the columns from columns.RUN_COLUMNS (report.html takes
+both from there too). No torch import: the callback is instantiated by `vbench -m`, and the
+report must answer at once.
 """
 
 import argparse
 import csv
 import io
-import json
-import math
-import os
-import statistics
 import sys
 from pathlib import Path
 from typing import ClassVar
 
 from hydra.experimental.callback import Callback
 
-# Statuses that mean the job did not produce a trustworthy result.
-BAD_STATUSES = ("failed", "interrupted", "missing")
-
-# Sortable numeric columns: True when larger is better.
-METRICS = {
-    "best_test_acc": True, "best_val_acc": True, "final_test_acc": True, "macro_f1": True,
-    "params": False, "trainable_params": False, "train_time_s": False, "inference_ms": False,
-}
-COLUMNS = ["run", "name", "tags", "overrides", "status", "dataset", "model", "seed",
-           "epochs_run", "best_epoch", "best_val_acc", "best_test_acc", "final_test_acc",
-           "macro_f1", "params", "trainable_params", "train_time_s", "inference_ms", "group"]
-# The rule of vbench: the validation split picks, the test split only reports.
-DEFAULT_SORT = "best_val_acc"
-SEED_KEY = "trainer.seed="
-
-
-# ----------------------------------------------------------------------------------------------
-# Reading run directories
-
-
-def find_runs(paths: list[Path]) -> list[Path]:
-    """Every run directory at or under `paths`: one holding metrics.json or a .hydra/ folder
-    (a job that started but never wrote metrics.json is still a run: status "missing")."""
-    runs = set()
-    for path in map(Path, paths):
-        if _is_run(path):
-            runs.add(path.resolve())
-            continue
-        for marker in (*path.rglob("metrics.json"), *path.rglob(".hydra")):
-            if _is_run(marker.parent):
-                runs.add(marker.parent.resolve())
-    return sorted(runs, key=_natural_key)
-
-
-def _is_run(path: Path) -> bool:
-    return (path / "metrics.json").is_file() or (path / ".hydra").is_dir()
-
-
-def _natural_key(path: Path):
-    # Sweep jobs are named 0_..., 1_..., 10_...: sort them by number, not as text.
-    head = path.name.split("_", 1)[0]
-    return (str(path.parent), int(head) if head.isdigit() else math.inf, path.name)
-
-
-def read_run(run_dir: Path, root: Path) -> dict:
-    """One summary row. Fields a failed or missing run lacks are None."""
-    metrics_path = run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    overrides = _overrides(run_dir)
-    best = metrics.get("best") or {}
-    final = metrics.get("final") or {}
-    params = metrics.get("params") or {}
-    row = {
-        "run": os.path.relpath(run_dir, root),
-        "name": metrics.get("name"),
-        "tags": " ".join(metrics.get("tags") or []),
-        "overrides": " ".join(overrides),
-        "status": metrics.get("status", "missing"),
-        "dataset": metrics.get("dataset"),
-        "model": metrics.get("model"),
-        "seed": metrics.get("seed"),
-        "epochs_run": metrics.get("epochs_run"),
-        "best_epoch": metrics.get("best_epoch"),
-        "best_val_acc": _get(best, "val", "accuracy"),
-        "best_test_acc": _get(best, "test", "accuracy"),
-        "final_test_acc": _get(final, "test", "accuracy"),
-        "macro_f1": _get(best, "test", "macro_f1"),
-        "params": params.get("total"),
-        "trainable_params": params.get("trainable"),
-        "train_time_s": metrics.get("train_time_s"),
-        "inference_ms": metrics.get("inference_ms_per_image"),
-        # Jobs that differ only in trainer.seed are repeats of one configuration.
-        "group": (" ".join(o for o in overrides if not o.startswith(SEED_KEY)) or "(defaults)")
-                 if (run_dir / ".hydra").is_dir() else os.path.relpath(run_dir, root),
-        "error": metrics.get("error"),
-    }
-    for name, values in (metrics.get("extra") or {}).items():
-        row[f"extra_{name}_acc"] = values["accuracy"]
-    return row
-
-
-def short_labels(texts: list[str]) -> list[str]:
-    """Each space-separated list of overrides without the ones every text shares
-    (`debug=smoke` in every job of a sweep tells nothing apart)."""
-    tokens = [text.split() for text in texts]
-    common = set.intersection(*map(set, tokens)) if tokens else set()
-    return [" ".join(t for t in toks if t not in common) or text
-            for text, toks in zip(texts, tokens)]
-
-
-def _overrides(run_dir: Path) -> list[str]:
-    path = run_dir / ".hydra/overrides.yaml"
-    if not path.is_file():
-        return []
-    from omegaconf import OmegaConf
-
-    return [str(o) for o in OmegaConf.load(path)]
-
-
-def _get(d: dict, *keys):
-    for key in keys:
-        d = d.get(key) if isinstance(d, dict) else None
-    return d
-
-
-def read_history(run_dir: Path) -> list[dict]:
-    path = run_dir / "history.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-# ----------------------------------------------------------------------------------------------
-# Aggregation
-
-
-def sort_rows(rows: list[dict], metric: str) -> list[dict]:
-    """Best first by `metric`; runs without a result (failed, interrupted, missing) after
-    every finished one, then rows without a value. Works for runs and for seed groups alike."""
-    sign = -1 if METRICS[metric] else 1
-    return sorted(rows, key=lambda r: (r.get("status") in BAD_STATUSES, r[metric] is None,
-                                       sign * (r[metric] or 0)))
-
-
-def group_rows(rows: list[dict]) -> list[dict]:
-    """One row per group: mean and sample standard deviation (ddof=1, i.e. the spread of
-    repeated seeds, not of the population) of each metric over the runs that have a value."""
-    groups: dict[str, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(row["group"], []).append(row)
-    out = []
-    for name, members in groups.items():
-        statuses: dict[str, int] = {}
-        for m in members:
-            statuses[m["status"]] = statuses.get(m["status"], 0) + 1
-        summary = {"group": name, "runs": len(members),
-                   "statuses": ", ".join(f"{n} {s}" for s, n in statuses.items())}
-        for metric in METRICS:
-            values = [m[metric] for m in members if m[metric] is not None]
-            summary[metric] = statistics.fmean(values) if values else None
-            summary[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else None
-            summary[f"{metric}_n"] = len(values)
-        out.append(summary)
-    for summary, label in zip(out, short_labels([g["group"] for g in out])):
-        summary["label"] = label
-    return out
-
+from .columns import (
+    CSV,
+    ERROR,
+    MARKDOWN,
+    METRICS,
+    RUN_COLUMNS,
+    TERMINAL,
+    Column,
+    extra_columns,
+    group_columns,
+    shown,
+)
+from .runs import BAD_STATUSES, DEFAULT_SORT, collect_runs, group_rows, read_history, sort_rows
 
 # ----------------------------------------------------------------------------------------------
 # Writing
@@ -180,65 +41,55 @@ def write_summary(rows: list[dict], histories: dict[str, list[dict]], out: Path,
     out.mkdir(parents=True, exist_ok=True)
     rows = sort_rows(rows, metric)
     groups = group_rows(rows)
-    extra = sorted({k for r in rows for k in r if k.startswith("extra_")})
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, *extra, "error"], restval="",
-                            extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
-    files.write_text(out / "summary.csv", buffer.getvalue())
+    extra = extra_columns(rows)
+    files.write_text(out / "summary.csv", _csv(rows, extra))
     files.write_text(out / "summary.md", _markdown(rows, groups, extra, metric))
     _plots(rows, groups, histories, out)
 
 
+def _csv(rows: list[dict], extra: list) -> str:
+    keys = [c.key for c in [*shown(RUN_COLUMNS, CSV, rows), *extra, ERROR]]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys, restval="", extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    return buffer.getvalue()
+
+
 def _markdown(rows, groups, extra, metric) -> str:
-    several = len({r["dataset"] for r in rows if r["dataset"]}) > 1
-    runs_header = ["run", *(["dataset"] if several else []), "overrides", "status",
-                   "best val acc", "best test acc",
-                   "final test acc", "macro-F1", "params", "trainable", "train s", "ms/image",
-                   *(e.removeprefix("extra_").removesuffix("_acc") + " acc" for e in extra)]
+    columns = [*shown(RUN_COLUMNS, MARKDOWN, rows), *extra]
     lines = [f"# vbench summary: {len(rows)} runs, sorted by {metric}", "",
-             _md_row(runs_header), _md_row(["---"] * len(runs_header))]
-    for r in rows:
-        lines.append(_md_row([
-            r["run"], *([r["dataset"] or "—"] if several else []),
-            f"`{r['overrides']}`" if r["overrides"] else "", r["status"],
-            _fmt(r["best_val_acc"]), _fmt(r["best_test_acc"]), _fmt(r["final_test_acc"]),
-            _fmt(r["macro_f1"]), _fmt(r["params"], ","), _fmt(r["trainable_params"], ","),
-            _fmt(r["train_time_s"], ".1f"), _fmt(r["inference_ms"], ".4f"),
-            *(_fmt(r.get(e)) for e in extra)]))
+             *_md_table(columns, [[_md_cell(c, c.text(r)) for c in columns] for r in rows])]
     failed = [r for r in rows if r["status"] in BAD_STATUSES]
     if failed:
         lines += ["", "## Runs without a result", ""]
         lines += [f"- {r['run']}: {r['status']}" + (f": {r['error']}" if r["error"] else "")
                   for r in failed]
     if any(g["runs"] > 1 for g in groups):
-        header = ["group (overrides without trainer.seed)", "runs", "statuses", "best val acc",
-                  "best test acc", "final test acc", "macro-F1", "params", "train s"]
-        lines += ["", "## Seed groups: mean ± sample std (ddof=1) over the runs with a value",
-                  "", _md_row(header), _md_row(["---"] * len(header))]
-        for g in groups:
-            lines.append(_md_row([
-                f"`{g['group']}`", str(g["runs"]), g["statuses"],
-                *(_mean_std(g, m) for m in ("best_val_acc", "best_test_acc", "final_test_acc",
-                                            "macro_f1")),
-                _fmt(g["params"], ",.0f"), _mean_std(g, "train_time_s", ".1f")]))
+        columns = group_columns(MARKDOWN)
+        lines += ["", "## Seed groups: mean ± sample std (ddof=1) over the runs with a value", "",
+                  *_md_table(columns, [[_md_cell(c, _group_text(c, g)) for c in columns]
+                                       for g in groups])]
     return "\n".join(lines) + "\n"
+
+
+def _md_table(columns: list[Column], cells: list[list[str]]) -> list[str]:
+    return [_md_row(c.title for c in columns), _md_row(["---"] * len(columns)),
+            *map(_md_row, cells)]
+
+
+def _md_cell(column: Column, text: str) -> str:
+    return f"`{text}`" if column.code and text else text
 
 
 def _md_row(cells) -> str:
     return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
 
-def _fmt(value, spec: str = ".4f") -> str:
-    return "—" if value is None else format(value, spec)
-
-
-def _mean_std(group: dict, metric: str, spec: str = ".4f") -> str:
-    mean, std = group[metric], group[f"{metric}_std"]
-    if mean is None:
-        return "—"
-    return _fmt(mean, spec) if std is None else f"{mean:{spec}} ± {std:{spec}}"
+def _group_text(column: Column, group: dict) -> str:
+    # The group's own cells (its name, runs, statuses) as they are; its metrics averaged.
+    return column.group_text(group) if column.groups else column.text(group)
 
 
 def _plots(rows, groups, histories, out: Path) -> None:
@@ -265,17 +116,9 @@ def summarize(paths: list[Path], out: Path | None = None,
 
     Runs are named by their path relative to the common parent of their directories (the sweep
     directory for one sweep), which is also the default `out`."""
-    runs = find_runs(paths)
-    if not runs:
-        raise FileNotFoundError(
-            f"no run directories (with metrics.json or .hydra/) under: {', '.join(map(str, paths))}")
-    root = Path(os.path.commonpath([run.parent for run in runs]))
+    rows, root = collect_runs(paths)
     out = Path(out) if out is not None else root
-    rows = [read_run(run, root) for run in runs]
-    labels = short_labels([r["overrides"] for r in rows])
-    for row, label in zip(rows, labels):
-        row["label"] = row["name"] or label or row["run"]  # run.name, when the user gave one
-    histories = {row["run"]: read_history(run) for row, run in zip(rows, runs)}
+    histories = {row["run"]: read_history(row["dir"]) for row in rows}
     write_summary(rows, histories, out, metric)
     return sort_rows(rows, metric), out
 
@@ -287,39 +130,28 @@ def summarize(paths: list[Path], out: Path | None = None,
 def leaderboard_tables(rows: list[dict], metric: str, title: str, width: int,
                        hide_failed: bool = False) -> list:
     """The ranked table of finished runs, the seed groups, and the runs without a result (as
-    lines, after them; none with `hide_failed`). Narrow terminals drop, in this order: tags,
-    ms/img, train s, status, final test, params, macro-F1, dataset; the run label wraps; the
-    rank, best val and best test always show in full."""
-    from ..core.console import Column, fitted_table
+    lines, after them; none with `hide_failed`). Narrow terminals drop the columns with the
+    highest `drop` first (see columns.RUN_COLUMNS); the run label wraps; the rank, best val
+    and best test always show in full."""
+    from ..core.console import Column as TableColumn
+    from ..core.console import fitted_table
+
+    def console_columns(columns: list[Column]) -> list[TableColumn]:  # text left, numbers right
+        return [TableColumn(c.header, "right" if c.spec else "left", c.drop) for c in columns]
 
     finished = [r for r in rows if r["status"] not in BAD_STATUSES]
     failed = [r for r in rows if r["status"] in BAD_STATUSES]
-    several = len({r["dataset"] for r in rows if r["dataset"]}) > 1
-    tagged = any(r.get("tags") for r in rows)
-    columns = [Column("#"), Column("run", "left"),
-               *([Column("dataset", "left", drop=1)] if several else []),
-               Column("status", "left", drop=5), Column("best val"), Column("best test"),
-               Column("final test", drop=4), Column("macro-F1", drop=2),
-               Column("params", drop=3), Column("train s", drop=6), Column("ms/img", drop=7),
-               *([Column("tags", "left", drop=8)] if tagged else [])]
-    cells = []
-    for rank, r in enumerate(finished, 1):
-        cells.append([str(rank), r["label"], *([r["dataset"] or "—"] if several else []),
-                      r["status"], _fmt(r["best_val_acc"]), _fmt(r["best_test_acc"]),
-                      _fmt(r["final_test_acc"]), _fmt(r["macro_f1"]), _fmt(r["params"], ","),
-                      _fmt(r["train_time_s"], ".1f"), _fmt(r["inference_ms"], ".4f"),
-                      *([r.get("tags") or ""] if tagged else [])])
-    out = [fitted_table(columns, cells, width, label=1, title=title,
+    columns = shown(RUN_COLUMNS, TERMINAL, rows)
+    cells = [[str(rank), *(c.text(r) for c in columns)] for rank, r in enumerate(finished, 1)]
+    out = [fitted_table([TableColumn("#"), *console_columns(columns)], cells, width,
+                        label=1, title=title,
                         caption=f"sorted by {metric}; accuracies on the best checkpoint "
                                 f"unless 'final'")]
     groups = [g for g in group_rows(finished) if g["runs"] > 1]
     if groups:
-        columns = [Column("group", "left"), Column("runs"), Column("best val"),
-                   Column("best test"), Column("macro-F1", drop=1)]
-        cells = [[g["label"], str(g["runs"]), _mean_std(g, "best_val_acc"),
-                  _mean_std(g, "best_test_acc"), _mean_std(g, "macro_f1")]
-                 for g in sort_rows(groups, metric)]
-        out.append(fitted_table(columns, cells, width,
+        columns = group_columns(TERMINAL)
+        cells = [[_group_text(c, g) for c in columns] for g in sort_rows(groups, metric)]
+        out.append(fitted_table(console_columns(columns), cells, width,
                                 title="seed groups: mean ± sample std (ddof=1)"))
     if failed and not hide_failed:
         from rich.text import Text
@@ -400,7 +232,7 @@ class SweepSummary(Callback):
         SweepSummary.failed_jobs = [r["run"] for r in rows if r["status"] in BAD_STATUSES]
         from .html import write_html_report
 
-        write_html_report([sweep_dir], sweep_dir / "report.html")
+        write_html_report([sweep_dir], sweep_dir / "report.html", DEFAULT_SORT)
 
 
 if __name__ == "__main__":

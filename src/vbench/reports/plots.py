@@ -117,18 +117,16 @@ def plot_curves(history: list[dict], path: Path, best_epoch: int | None = None):
     return _save(fig, path)
 
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
-    """counts[true, predicted]; a bincount, equal to sklearn.metrics.confusion_matrix."""
-    return np.bincount(np.asarray(y_true) * n + np.asarray(y_pred),
-                       minlength=n * n).reshape(n, n)
-
-
 def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], title: str,
                    path: Path):
     """Counts beside the row-normalized matrix: the diagonal of the second is per-class recall.
     Zero cells stay blank; values are written up to 20 classes."""
+    import torch  # here, not above: the sweep summary's plots must not wait for torch
+
+    from ..evaluation.metrics import confusion_matrix
+
     n = len(classes)
-    counts = confusion_matrix(y_true, y_pred, n)
+    counts = confusion_matrix(torch.as_tensor(y_true), torch.as_tensor(y_pred), n)
     rows = counts.sum(1, keepdims=True)
     recall = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
     size = min(max(4.5, 0.45 * n), 12.0)  # inches a matrix

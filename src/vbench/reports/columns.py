@@ -1,0 +1,121 @@
+"""The leaderboard's columns, defined once: the terminal table, summary.md, summary.csv and
+report.html all take their columns, titles and number formats from RUN_COLUMNS (and the seed
+groups' from group_columns), in this order. A column added here shows everywhere it says.
+
+The keys are those of the rows runs.read_run makes."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# The tables a column can show in.
+CSV, MARKDOWN, TERMINAL, HTML = "summary.csv", "summary.md", "terminal", "report.html"
+EVERYWHERE = frozenset({CSV, MARKDOWN, TERMINAL, HTML})
+# How a seed group shows a metric: the spread over seeds, or only the mean (one config has one
+# parameter count: a std of 0 says nothing).
+MEAN_STD, MEAN = "mean ± std", "mean"
+
+
+def several_datasets(rows: list[dict]) -> bool:
+    return len({r["dataset"] for r in rows if r.get("dataset")}) > 1
+
+
+def tagged(rows: list[dict]) -> bool:
+    return any(r.get("tags") for r in rows)
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str                          # the row's key; summary.csv's header
+    title: str                        # summary.md's and report.html's header
+    spec: str | None = None           # the number's format; None: text
+    short: str | None = None          # the terminal's header, where narrower than `title`
+    drop: int | None = None           # narrow terminals drop the highest first; None: never
+    on: frozenset = EVERYWHERE        # the tables that show it
+    when: Callable[[list[dict]], bool] | None = None  # shown only when this holds (not in csv)
+    higher_is_better: bool | None = None  # a metric to rank by; None: not one
+    groups: str | None = None         # MEAN_STD or MEAN: shown in the seed-group tables
+    code: bool = False                # command-line text, shown as code
+
+    @property
+    def header(self) -> str:
+        return self.short or self.title
+
+    def text(self, row: dict) -> str:
+        """The cell as the tables print it: "—" for a value the run does not have."""
+        value = row.get(self.key)
+        if value is None:
+            return "—"
+        return format(value, self.spec) if self.spec else str(value)
+
+    def group_text(self, group: dict) -> str:
+        """The seed group's cell: mean ± sample std, or the mean alone."""
+        mean, std = group[self.key], group.get(f"{self.key}_std")
+        if self.groups == MEAN or std is None:
+            return self.text(group)
+        return f"{mean:{self.spec}} ± {std:{self.spec}}"
+
+
+def _only(*tables: str) -> frozenset:
+    return frozenset(tables)
+
+
+def _accuracy(key: str, title: str, short: str, drop: int | None = None) -> Column:
+    return Column(key, title, ".4f", short, drop, higher_is_better=True, groups=MEAN_STD)
+
+
+# In summary.csv's order. The terminal and report.html name a run by its label (run.name, else
+# what its overrides do not share with the others'); summary.md by its directory, beside its
+# overrides.
+RUN_COLUMNS = [
+    Column("run", "run", on=_only(CSV, MARKDOWN)),
+    Column("label", "run", on=_only(TERMINAL, HTML)),
+    Column("name", "name", on=_only(CSV)),
+    Column("tags", "tags", drop=8, when=tagged),
+    Column("overrides", "overrides", on=_only(CSV, MARKDOWN), code=True),
+    Column("status", "status", drop=5),
+    Column("dataset", "dataset", drop=1, when=several_datasets),
+    Column("model", "model", on=_only(CSV)),
+    Column("seed", "seed", on=_only(CSV)),
+    Column("epochs_run", "epochs_run", on=_only(CSV)),
+    Column("best_epoch", "best_epoch", on=_only(CSV)),
+    _accuracy("best_val_acc", "best val acc", "best val"),
+    _accuracy("best_test_acc", "best test acc", "best test"),
+    _accuracy("final_test_acc", "final test acc", "final test", drop=4),
+    Column("macro_f1", "macro-F1", ".4f", drop=2, higher_is_better=True, groups=MEAN_STD),
+    Column("params", "params", ",.0f", drop=3, higher_is_better=False, groups=MEAN),
+    Column("trainable_params", "trainable", ",.0f", on=_only(CSV, MARKDOWN),
+           higher_is_better=False),
+    Column("train_time_s", "train s", ".1f", drop=6, higher_is_better=False, groups=MEAN_STD),
+    Column("inference_ms", "ms/image", ".4f", "ms/img", drop=7, higher_is_better=False),
+    Column("group", "group", on=_only(CSV)),
+]
+# Last in summary.csv, after the extra_*_acc columns of cross-domain probes: long text.
+ERROR = Column("error", "error", on=_only(CSV))
+
+# Sortable numeric columns: True when larger is better.
+METRICS = {c.key: c.higher_is_better for c in RUN_COLUMNS if c.higher_is_better is not None}
+
+
+def shown(columns: list[Column], table: str, rows: list[dict]) -> list[Column]:
+    """The columns `table` shows for these rows (summary.csv always has every one of its own)."""
+    return [c for c in columns
+            if table in c.on and (table == CSV or c.when is None or c.when(rows))]
+
+
+def extra_columns(rows: list[dict]) -> list[Column]:
+    """A column per cross-domain probe (extra_<dataset>_acc): in summary.csv and summary.md."""
+    keys = sorted({k for r in rows for k in r if k.startswith("extra_")})
+    return [Column(k, k.removeprefix("extra_").removesuffix("_acc") + " acc", ".4f",
+                   on=_only(CSV, MARKDOWN)) for k in keys]
+
+
+def group_columns(table: str) -> list[Column]:
+    """The seed-group table of `table`: the group, its runs, and the metrics its run table
+    shows that a group averages."""
+    title = "group (overrides without trainer.seed)"
+    columns = [Column("group", title, on=_only(MARKDOWN), code=True),
+               Column("label", title, short="group", on=_only(TERMINAL, HTML)),
+               Column("runs", "runs", "d"),
+               Column("statuses", "statuses", on=_only(MARKDOWN, HTML)),
+               *(c for c in RUN_COLUMNS if c.groups)]
+    return [c for c in columns if table in c.on]
