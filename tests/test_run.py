@@ -1,5 +1,6 @@
 """End-to-end runs over the real config: files, metrics, early stopping, determinism."""
 
+import contextlib
 import csv
 import json
 
@@ -163,3 +164,28 @@ def test_resolved_config_is_plain_data():
     cfg = make_cfg("model=cnn", "optimizer=sgd", "scheduler=step")
     assert json.dumps(dict(cfg.model))  # no unresolved objects
     assert cfg.model.arch == "cnn" and cfg.optimizer.name == "sgd"
+
+
+def test_the_progress_total_is_the_batches_the_loop_draws(monkeypatch, tmp_path):
+    """129 images at batch 64: the loop drops a last batch of one and draws 2; the bar said 3."""
+    import vbench.training.run as run_module
+
+    reports = []
+
+    @contextlib.contextmanager
+    def spy(total, title, batches=0):
+        with real(total, title, batches) as report:
+            calls = []
+            report.batch = lambda images, inner=report.batch: (calls.append(images),
+                                                               inner(images))
+            reports.append((report, calls))
+            yield report
+
+    real = run_module.epoch_progress
+    monkeypatch.setattr(run_module, "epoch_progress", spy)
+    cfg = make_cfg("dataset=fake", "dataset.train_size=139", "dataset.val_size=10",
+                   "trainer.epochs=1", "trainer.batch_size=64", "eval.plots=[]")
+    metrics = run_module.run(cfg, tmp_path / "run")
+    (report, calls), = reports
+    assert metrics["sizes"]["train"] == 129 and sum(calls) == 128
+    assert report.batches == len(calls) == 2
