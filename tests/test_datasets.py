@@ -93,7 +93,7 @@ def test_augmented_run_evaluates_on_plain_images(run_vbench, tmp_path):
     numbers exactly: augmentation touched training batches only."""
     from vbench.core.files import load_torch
     from vbench.evaluation.metrics import classification_metrics
-    from vbench.evaluation.predict import predict
+    from vbench.evaluation.forward import predict
     from vbench.models import InputSpec, build_model
 
     write_mnist(tmp_path / "data")

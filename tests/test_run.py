@@ -12,7 +12,7 @@ from vbench.core.files import load_torch
 from vbench.data import load_data
 from vbench.data.splits import stratified_split
 from vbench.evaluation.metrics import classification_metrics
-from vbench.evaluation.predict import predict
+from vbench.evaluation.forward import predict
 from vbench.models import InputSpec, build_model
 
 METRIC_KEYS = {"status", "dataset", "model", "device", "seed", "params", "epochs_run",

@@ -12,7 +12,7 @@ import torch
 
 from ..data import Data, Split
 from .metrics import classification_metrics
-from .predict import predict
+from .forward import predict
 
 
 @dataclass

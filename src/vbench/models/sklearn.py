@@ -24,7 +24,7 @@ from torch import nn
 
 from ..core.errors import choices_error
 from ..data import Data, Split, load_data
-from ..evaluation.predict import extract
+from ..evaluation.forward import extract
 from .freeze import head_name
 from .registry import InputSpec, build_model
 

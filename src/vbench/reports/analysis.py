@@ -16,7 +16,7 @@ from ..core.errors import VBenchError, choices_error
 from ..core.schema import load_option, option_names
 from ..data import Data, Split, load_data
 from ..evaluation.metrics import classification_metrics, per_class_accuracy
-from ..evaluation.predict import predict
+from ..evaluation.forward import predict
 from . import plots
 
 # Keys an eval.extra dataset takes from the training dataset's config unless the entry sets

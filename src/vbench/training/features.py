@@ -15,7 +15,7 @@ from torch import nn
 
 from ..core.console import console
 from ..data import Data, Split
-from ..evaluation.predict import extract
+from ..evaluation.forward import extract
 from ..models.freeze import head_name
 
 

@@ -32,7 +32,7 @@ from ..core.schema import MONITORS, validate
 from ..data import Data, load_data
 from ..evaluation.evaluate import Evaluation, evaluate
 from ..evaluation.metrics import classification_metrics
-from ..evaluation.predict import predict
+from ..evaluation.forward import predict
 from ..loggers import Loggers
 from ..models import InputSpec, build_model
 from ..models.freeze import apply_freeze
