@@ -92,8 +92,8 @@ def test_augmented_run_evaluates_on_plain_images(run_vbench, tmp_path):
     """The best checkpoint, scored on the un-augmented test split, gives metrics.json's
     numbers exactly: augmentation touched training batches only."""
     from vbench.core.files import load_torch
-    from vbench.evaluation.metrics import classification_metrics
     from vbench.evaluation.forward import predict
+    from vbench.evaluation.metrics import classification_metrics
     from vbench.models import InputSpec, build_model
 
     write_mnist(tmp_path / "data")

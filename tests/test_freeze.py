@@ -105,8 +105,8 @@ def test_frozen_backbone_trains_through_the_cache_with_the_uncached_numbers(run_
 
     # best.pt is the full model's state_dict and scores what metrics.json says.
     from vbench.data import load_data
-    from vbench.evaluation.metrics import classification_metrics
     from vbench.evaluation.forward import predict
+    from vbench.evaluation.metrics import classification_metrics
 
     cfg = make_cfg(*PROBE)
     data = load_data(cfg.dataset, torch.device("cpu"))

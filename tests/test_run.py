@@ -11,8 +11,8 @@ from conftest import make_cfg, png_ok
 from vbench.core.files import load_torch
 from vbench.data import load_data
 from vbench.data.splits import stratified_split
-from vbench.evaluation.metrics import classification_metrics
 from vbench.evaluation.forward import predict
+from vbench.evaluation.metrics import classification_metrics
 from vbench.models import InputSpec, build_model
 
 METRIC_KEYS = {"status", "dataset", "model", "device", "seed", "params", "epochs_run",

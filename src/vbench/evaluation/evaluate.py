@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import torch
 
 from ..data import Data, Split
-from .metrics import classification_metrics
 from .forward import predict
+from .metrics import classification_metrics
 
 
 @dataclass

@@ -5,6 +5,7 @@ Everything here looks at the best checkpoint on the test split, as metrics.json'
 """
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,8 @@ from torch import nn
 from ..core.errors import VBenchError, choices_error
 from ..core.schema import load_option, option_names
 from ..data import Data, Split, load_data
-from ..evaluation.metrics import classification_metrics, per_class_accuracy
 from ..evaluation.forward import predict
+from ..evaluation.metrics import classification_metrics, per_class_accuracy
 from . import plots
 
 # Keys an eval.extra dataset takes from the training dataset's config unless the entry sets
@@ -71,14 +72,25 @@ def load_extra(cfg: DictConfig, data: Data, device) -> dict[str, Split]:
     return extra
 
 
-def analyze(cfg: DictConfig, run_dir: Path, model: nn.Module, data: Data, history: list[dict],
-            best_epoch: int, test_logits: torch.Tensor | None, amp_dtype,
-            initial: nn.Module | None = None, extra: dict[str, Split] | None = None) -> dict:
-    """Draw the requested plots; returns the probes' results for metrics.json.
+@dataclass
+class Trained:
+    """What a run's figures and probes read of its training. `model` holds the best
+    checkpoint and `test_logits` are its test predictions (None when there is no best epoch or
+    no test split: then only the plots that need neither are drawn); `initial` is the untrained
+    copy (t-SNE and weight plots), `extra` the eval.extra test sets."""
 
-    `model` holds the best checkpoint and `test_logits` are its test predictions; both are
-    absent (None logits) when there is no best epoch or no test split, and then only the plots
-    that need neither are drawn."""
+    model: nn.Module
+    history: list[dict]
+    best_epoch: int
+    test_logits: torch.Tensor | None
+    initial: nn.Module | None = None
+    extra: dict[str, Split] | None = None
+
+
+def analyze(cfg: DictConfig, run_dir: Path, data: Data, trained: Trained, amp_dtype) -> dict:
+    """Draw the requested plots; returns the probes' results for metrics.json."""
+    model, history, best_epoch = trained.model, trained.history, trained.best_epoch
+    test_logits, initial, extra = trained.test_logits, trained.initial, trained.extra
     ev, out = cfg.eval, Path(run_dir) / "plots"
     batch_size = cfg.trainer.eval_batch_size
     results = {"extra": {}, "shift": {}}

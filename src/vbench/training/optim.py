@@ -2,15 +2,13 @@
 
 import torch
 
+from ..core import schema
 from ..core.errors import VBenchError, choices_error
 
-OPTIMIZERS = {
-    "sgd": torch.optim.SGD,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "rmsprop": torch.optim.RMSprop,
-}
-from ..core.schema import SCHEDULERS
+# schema.OPTIMIZERS, the one list of names: each is a torch.optim class, lower-cased (a name
+# torch lacks fails here, at import).
+_TORCH = {name.lower(): cls for name, cls in vars(torch.optim).items() if isinstance(cls, type)}
+OPTIMIZERS = {name: _TORCH[name] for name in schema.OPTIMIZERS}
 
 _VBENCH_KEYS = {"name", "no_decay_bias_norm"}  # optimizer keys that are not torch arguments
 
@@ -63,4 +61,4 @@ def build_scheduler(cfg, optimizer, epochs: int, steps_per_epoch: int):
             lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps - warmup,
                                            eta_min=kwargs["eta_min"])])
         return schedule, True
-    raise choices_error("scheduler.name", cfg.name, SCHEDULERS)
+    raise choices_error("scheduler.name", cfg.name, schema.SCHEDULERS)

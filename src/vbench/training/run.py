@@ -31,13 +31,13 @@ from ..core.pause import pause_at
 from ..core.schema import MONITORS, validate
 from ..data import Data, load_data
 from ..evaluation.evaluate import Evaluation, evaluate
-from ..evaluation.metrics import classification_metrics
 from ..evaluation.forward import predict
+from ..evaluation.metrics import classification_metrics
 from ..loggers import Loggers
 from ..models import InputSpec, build_model
 from ..models.freeze import apply_freeze
 from ..models.sklearn import fit_baseline, is_sklearn
-from ..reports.analysis import analyze, keep_initial, load_extra
+from ..reports.analysis import Trained, analyze, keep_initial, load_extra
 from ..reports.plots import plot_confusion
 from . import checkpoint, distributed
 from .features import cache_features, uses_feature_cache
@@ -176,11 +176,11 @@ def _fit_network(run: Run) -> Outcome | None:
     if not distributed.is_main():
         return None
     best, final = _best_and_final(run, model, stopper.best_epoch, len(history))
-    best_logits = best.test_logits if best is not None else None
+    trained = Trained(model, history, stopper.best_epoch,
+                      best.test_logits if best is not None else None, initial, extra)
     return Outcome(model, best, final, status, len(history), stopper.best_epoch,
                    cfg.trainer.monitor, train_time,
-                   figures=lambda: analyze(cfg, run.dir, model, data, history, stopper.best_epoch,
-                                           best_logits, run.amp_dtype, initial, extra))
+                   figures=lambda: analyze(cfg, run.dir, data, trained, run.amp_dtype))
 
 
 @dataclass
