@@ -49,24 +49,39 @@ def test_checkpoints_are_self_contained(runs):
 @pytest.mark.parametrize("name", ["mlp", "cnn", "logreg", "random_forest"])
 def test_eval_reproduces_best_test_exactly(runs, name):
     results = evaluate_run(runs[name], [])
-    best = json.loads((runs[name] / "metrics.json").read_text())["best"]
-    assert results == best  # val and test, to the last bit
+    metrics = json.loads((runs[name] / "metrics.json").read_text())
+    assert results == metrics["best"]  # val and test, to the last bit
     on_disk = json.loads((runs[name] / "eval/digits_test/metrics.json").read_text())
-    assert on_disk == best["test"]
+    # which checkpoint, and its epoch as the checkpoint file records it
+    assert on_disk == {**metrics["best"]["test"], "checkpoint": "best",
+                       "epoch": metrics["best_epoch"]}
     assert (runs[name] / "eval/digits_test/confusion.png").stat().st_size > 5000
-    assert "## vbench-eval: best checkpoint on digits" in (runs[name] / "model_card.md").read_text()
+    card = (runs[name] / "model_card.md").read_text()
+    assert "## vbench-eval: best checkpoint on digits" in card
+    assert f"The best checkpoint, saved at epoch {metrics['best_epoch']}." in card
 
 
-def test_eval_final_checkpoint_reproduces_final(runs):
+def test_eval_final_checkpoint_reproduces_final_in_its_own_folder(runs):
+    evaluate_run(runs["mlp"], [])
+    best_file = runs["mlp"] / "eval/digits_test/metrics.json"
+    best_text = best_file.read_text()
     results = evaluate_run(runs["mlp"], [], "final")
-    assert results == json.loads((runs["mlp"] / "metrics.json").read_text())["final"]
+    metrics = json.loads((runs["mlp"] / "metrics.json").read_text())
+    assert results == metrics["final"]
+    assert best_file.read_text() == best_text  # the best checkpoint's folder is left alone
+    final = json.loads((runs["mlp"] / "eval/digits_test_final/metrics.json").read_text())
+    assert final == {**metrics["final"]["test"], "checkpoint": "final",
+                     "epoch": metrics["epochs_run"]}
+    assert (runs["mlp"] / "eval/digits_val_final/confusion.png").exists()
+    assert (f"The final checkpoint, saved at epoch {metrics['epochs_run']}."
+            in (runs["mlp"] / "model_card.md").read_text())
 
 
 def test_eval_on_another_dataset_of_the_same_shape(runs):
     eval_main([str(runs["cnn"]), "dataset=fake", "dataset.image_size=8",
                "dataset.in_channels=1", "dataset.subset_per_class=20"])
     metrics = json.loads((runs["cnn"] / "eval/fake_test/metrics.json").read_text())
-    assert set(metrics) == {"loss", "accuracy", "macro_f1", "weighted_f1"}
+    assert set(metrics) == {"loss", "accuracy", "macro_f1", "weighted_f1", "checkpoint", "epoch"}
     assert (runs["cnn"] / "eval/fake_test/confusion.png").exists()
     assert "another dataset" in (runs["cnn"] / "model_card.md").read_text()
 
@@ -237,3 +252,142 @@ def test_onnx_without_the_extra_names_it(runs, tmp_path, monkeypatch, capsys):
                                              tmp_path / "m.onnx"], capsys)
     assert "vbench[export]" in err
     assert not (tmp_path / "m.onnx").exists()
+
+
+# ---- checked before any work, one writer per run directory, the run's records kept --------
+
+@pytest.mark.parametrize("overrides,message", [
+    (["trainer.eval_batch_size=0"], "trainer.eval_batch_size=0 is not valid; it must be"),
+    # rules the schema owns (data/registry.py no longer checks them again)
+    (["dataset=fake", "dataset.augment=mixup"], "dataset.augment='mixup' is not valid; it must"),
+    (["dataset=fake", "dataset.mean=[0.5]"], "dataset.mean=[0.5] and dataset.std=null go"),
+    (["dataset=fake", "dataset.mean=[0.5]", "dataset.std=[0]"],
+     "dataset.std=[0.0] is not valid; it must be"),
+])
+def test_eval_overrides_pass_the_schema_first(runs, overrides, message, capsys):
+    before = sorted((runs["cnn"]).rglob("*"))
+    err = _exits_with_one_line(eval_main, [runs["cnn"], *overrides], capsys)
+    assert err.startswith("vbench-eval: error: ") and message in err
+    assert sorted((runs["cnn"]).rglob("*")) == before  # nothing read into or written
+
+
+HOLD_LOCK = """import sys
+from vbench.training.rundir import exclusive
+with exclusive(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def held(runs):
+    """runs["mlp"]'s lock, held by another process (as a training running there would)."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(runs["mlp"])],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield runs["mlp"]
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
+def test_a_second_writer_stops_at_once(held, tmp_path, capsys):
+    image = _write_images(tmp_path / "images")[0]
+    for main, argv in [(eval_main, [held]),
+                       (export_main, [held, "--format", "torchscript"]),  # into RUN/export/
+                       (predict_main, [held, image, "--csv", held / "predictions.csv"])]:
+        err = _exits_with_one_line(main, argv, capsys)
+        assert "is in use by another vbench process (pid" in err and "run vbench-" in err
+    assert not (held / "export").exists() and not (held / "predictions.csv").exists()
+    # writing outside the run directory needs no lock: the run is only read
+    export_main([str(held), "--format", "torchscript", "--out", str(tmp_path / "m.pt")])
+    assert (tmp_path / "m.pt").exists()
+
+
+def _records_cases(run: Path, tmp_path: Path) -> list[tuple[str, list, Path]]:
+    """(tool, arguments after the run dir, the record they aim at) for both writers."""
+    (tmp_path / "link.csv").symlink_to(run / "history.csv")
+    return [
+        ("predict", ["--csv", run / "checkpoints/best.pt"], run / "checkpoints/best.pt"),
+        ("predict", ["--csv", run / "plots/../metrics.json"], run / "metrics.json"),
+        ("predict", ["--csv", tmp_path / "link.csv"], run / "history.csv"),
+        ("export", ["--format", "torchscript", "--out", run / "checkpoints/best.pt"],
+         run / "checkpoints/best.pt"),
+        ("export", ["--format", "safetensors", "--out", run / "checkpoints/../model_card.md"],
+         run / "model_card.md"),
+        # the JSON that travels beside the file would land on metrics.json
+        ("export", ["--format", "torchscript", "--out", run / "metrics"], run / "metrics.json"),
+    ]
+
+
+def test_no_tool_writes_over_the_runs_records(runs, tmp_path, capsys):
+    run = runs["cnn"]
+    image = _write_images(tmp_path / "images")[0]
+    for tool, args, record in _records_cases(run, tmp_path):
+        content, stamp = record.read_bytes(), record.stat().st_mtime_ns
+        main, before = {"predict": (predict_main, [image]), "export": (export_main, [])}[tool]
+        err = _exits_with_one_line(main, [run, *before, *args], capsys)
+        option, given = args[-2:]
+        assert f"{option} {given} is the run's own {record.relative_to(run)}," in err, err
+        assert f"give {option} a path outside them" in err
+        assert record.read_bytes() == content and record.stat().st_mtime_ns == stamp
+    assert not (run / "metrics").exists()
+
+
+def test_the_records_are_declared_once():
+    from vbench.training.rundir import RECORDS, own_record
+
+    assert {"checkpoints", "metrics.json", "history.csv", ".hydra", "vbench.log"} <= set(RECORDS)
+    run = Path("/runs/a")
+    assert own_record(run, run / ".hydra/config.yaml") == Path(".hydra/config.yaml")
+    assert own_record(run, run / "vbench.log") == Path("vbench.log")
+    assert own_record(run, run / "eval/x.csv") is None
+    assert own_record(run, Path("/elsewhere/metrics.json")) is None
+
+
+def test_one_image_decoder(tmp_path, monkeypatch):
+    """vbench-predict decodes with the imagefolder reader's load_image: same conversion, crop
+    and resize, same size limit, each failure one line."""
+    from PIL import Image as PILImage
+
+    from vbench.core.errors import VBenchError
+    from vbench.data import imagefolder
+    from vbench.inference import predict
+
+    assert predict.load_image is imagefolder.load_image
+    paths = _write_images(tmp_path / "images")
+    assert imagefolder.load_image(paths[1], 8, 3).shape == (8, 8, 3)  # grey 30x20 -> RGB 8x8
+    assert imagefolder.load_image(paths[3], (6, 4), 1).shape == (6, 4, 1)
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)  # 64x48 is then a bomb
+    with pytest.raises(PILImage.DecompressionBombError):
+        imagefolder.load_image(paths[3], 8, 3)
+    with pytest.raises(VBenchError, match="DecompressionBombError") as error:
+        imagefolder._read(paths[3], 8, 3, make_cfg("dataset=imagefolder").dataset)
+    assert len(str(error.value).splitlines()) == 1
+
+
+def test_predict_device_names_its_own_flag(runs, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    image = _write_images(tmp_path / "images")[0]
+    err = _exits_with_one_line(predict_main, [runs["cnn"], image, "--device", "cuda"], capsys)
+    assert "--device cuda but CUDA is not available" in err and "use --device auto" in err
+    assert "trainer.device" not in err
+
+
+def test_predict_that_classifies_nothing_fails(runs, tmp_path, capsys):
+    (tmp_path / "empty" / ".hidden").mkdir(parents=True)
+    err = _exits_with_one_line(predict_main, [runs["cnn"], tmp_path / "empty"], capsys)
+    assert "no files to classify" in err
+    (tmp_path / "broken").mkdir()
+    for name in ("a.png", "b.jpg"):
+        (tmp_path / "broken" / name).write_bytes(b"not an image")
+    with pytest.raises(SystemExit) as stop:
+        predict_main([str(runs["cnn"]), str(tmp_path / "broken"), "--csv",
+                      str(tmp_path / "out.csv")])
+    assert stop.value.code == 2
+    out, err = capsys.readouterr()
+    assert len(out.strip().splitlines()) == 2 and all("not an image" in line
+                                                      for line in out.splitlines())
+    assert len(err.strip().splitlines()) == 1 and "classified nothing" in err
+    assert not (tmp_path / "out.csv").exists()

@@ -2,10 +2,15 @@
 
 Each reads the run's checkpoint (checkpoint.py: config, classes, normalization, input spec), so
 none needs the training dataset; each is a few lines over evaluate.py, predict.py, export.py.
-A user error is one line on stderr and exit code 2.
+A user error is one line on stderr and exit code 2. Each checks its input before any work
+(vbench-eval's overrides through core/schema.validate, as `vbench` does), holds the run
+directory's lock (training/rundir.exclusive) while it writes inside it, so a training or
+another tool there stops it at once, and never writes over the run's own records
+(rundir.RECORDS: checkpoints/, metrics.json, ...).
 """
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -34,13 +39,40 @@ def _checkpoint_arg(parser: argparse.ArgumentParser) -> None:
                         help="best.pt (the epoch the val metric chose; default) or last.pt")
 
 
+def _refuse_records(run_dir: Path, option: str, given: Path, paths: list[Path]) -> None:
+    """One line when writing `paths` (what `option given` writes) would replace one of the
+    run's own records; the paths are resolved, so `..` and symlinks do not slip past."""
+    from ..core.errors import VBenchError
+    from ..training.rundir import RECORDS, own_record
+
+    for path in paths:
+        record = own_record(run_dir, path)
+        if record is not None:
+            raise VBenchError(f"{option} {given} is the run's own {record}, and no tool writes "
+                              f"over a run's records ({', '.join(RECORDS)}); give {option} a "
+                              "path outside them")
+
+
+def _lock_if_inside(run_dir: Path, which: str, prog: str, paths: list[Path]):
+    """The run directory's lock when any of `paths` lies inside it (nothing otherwise): a
+    training still running there, or another tool writing there, stops `prog` at once."""
+    from ..training.checkpoint import checkpoint_path
+    from ..training.rundir import exclusive, inside
+
+    if not any(inside(run_dir, path) is not None for path in paths):
+        return contextlib.nullcontext()
+    checkpoint_path(run_dir, which)  # a run directory first: the lock would create its folder
+    return exclusive(run_dir, f"wait for it to end, then run {prog} again")
+
+
 # ---------------------------------------------------------------------------- vbench-eval
 def eval_main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="vbench-eval", description="Evaluate a run's checkpoint on its own val and test "
         "splits, or on another dataset of the same shape given as Hydra overrides (e.g. "
-        "dataset=fashion_mnist dataset.root=DIR); writes eval/<dataset>_<split>/metrics.json "
-        "and confusion.png in the run directory.")
+        "dataset=fashion_mnist dataset.root=DIR); writes eval/<dataset>_<split>/ (with "
+        "--checkpoint final: eval/<dataset>_<split>_final/) metrics.json, with the checkpoint "
+        "and its epoch, and confusion.png in the run directory.")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("overrides", nargs="*", help="dataset=..., dataset.KEY=..., "
                         "trainer.device/eval_batch_size/precision=...")
@@ -50,82 +82,137 @@ def eval_main(argv: list[str] | None = None) -> None:
 
 
 def evaluate_run(run_dir: Path, overrides: list[str], which: str = "best") -> dict:
-    """{split name: metrics} of the run's checkpoint; writes eval/ and prints the table."""
-    from omegaconf import OmegaConf
+    """{split name: metrics} of the run's checkpoint; writes eval/ and prints the table. The
+    overrides are checked by the schema before anything is read, and the run directory's lock
+    is held while eval/ and model_card.md are written."""
+    composed = _composed(overrides)
+    with _lock_if_inside(run_dir, which, "vbench-eval", [Path(run_dir) / "eval"]):  # always
+        return _evaluate(Path(run_dir), composed, overrides, which)
 
-    from ..core import files
-    from ..core.console import print_summary
+
+def _evaluate(run_dir: Path, composed, overrides: list[str], which: str) -> dict:
     from ..core.device import autocast_dtype, resolve_device
-    from ..core.errors import VBenchError
     from ..data import load_data
     from ..evaluation.evaluate import timed_predict
     from ..evaluation.metrics import classification_metrics
-    from ..reports import model_card, plots
     from ..training.checkpoint import load_run_model
 
     run = load_run_model(run_dir, which)
-    cfg = _with_overrides(run.cfg, overrides)
-    own = cfg.dataset == run.cfg.dataset
-    t = cfg.trainer
-    device = resolve_device(t.device)
-    amp_dtype = autocast_dtype(t.precision, device)
+    cfg = _with_overrides(run.cfg, composed, overrides)
+    device = resolve_device(cfg.trainer.device)
+    amp_dtype = autocast_dtype(cfg.trainer.precision, device)
     # The run's normalization, not the other dataset's: the model only knows the run's.
     data = load_data(cfg.dataset, device, stats=(run.mean, run.std))
-    shape = (data.in_channels, tuple(data.train.x.shape[-2:]), data.num_classes)
-    expected = (run.channels, tuple(run.size), len(run.classes))
-    if shape != expected:
-        raise VBenchError(f"dataset {cfg.dataset.name} has (channels, size, classes) {shape}; "
-                          f"the run's model takes {expected}: choose a dataset of that shape")
+    _check_shape(data, run, cfg.dataset.name)
+    own = cfg.dataset == run.cfg.dataset
     splits = {"val": data.val, "test": data.test} if own else {"test": data.test or data.val}
     model = run.model.to(device)
+    epoch = _checkpoint_epoch(run.path)
     results, ms = {}, None
     for split_name, split in splits.items():
         if split is None:
             continue
-        logits, ms = timed_predict(model, split, t.eval_batch_size, amp_dtype)
+        logits, ms = timed_predict(model, split, cfg.trainer.eval_batch_size, amp_dtype)
         results[split_name] = classification_metrics(logits, split.y)
-        out = Path(run_dir) / "eval" / f"{cfg.dataset.name}_{split_name}"
-        files.write_json(out / "metrics.json", results[split_name])
-        plots.plot_confusion(split.y.cpu().numpy(), logits.argmax(1).cpu().numpy(),
-                             data.classes, f"{cfg.model.name} ({which}), {cfg.dataset.name} "
-                             f"{split_name}", out / "confusion.png")
+        _write_eval(run_dir / "eval" / eval_folder(cfg.dataset.name, split_name, which),
+                    {**results[split_name], "checkpoint": which, "epoch": epoch}, split.y,
+                    logits, data.classes,
+                    f"{cfg.model.name} ({which}, epoch {epoch}), {cfg.dataset.name} {split_name}")
+    _report(run_dir, cfg, model, results, ms, device, which, epoch, own)
+    return results
+
+
+def eval_folder(dataset: str, split: str, which: str) -> str:
+    """eval/'s folder of one evaluation: <dataset>_<split> for the best checkpoint,
+    <dataset>_<split>_final for the final one, so neither overwrites the other."""
+    return f"{dataset}_{split}" + ("" if which == "best" else f"_{which}")
+
+
+def _check_shape(data, run, dataset: str) -> None:
+    from ..core.errors import VBenchError
+
+    shape = (data.in_channels, tuple(data.train.x.shape[-2:]), data.num_classes)
+    expected = (run.channels, tuple(run.size), len(run.classes))
+    if shape != expected:
+        raise VBenchError(f"dataset {dataset} has (channels, size, classes) {shape}; "
+                          f"the run's model takes {expected}: choose a dataset of that shape")
+
+
+def _checkpoint_epoch(path: Path) -> int | None:
+    """The epoch a checkpoint file was saved at, read from the file (memory-mapped: the
+    weights are not read a second time)."""
+    import torch
+
+    epoch = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("epoch")
+    return None if epoch is None else int(epoch)
+
+
+def _write_eval(out: Path, record: dict, labels, logits, classes: list[str],
+                title: str) -> None:
+    """One evaluation's folder: metrics.json (`record`) and confusion.png."""
+    from ..core import files
+    from ..reports import plots
+
+    files.write_json(out / "metrics.json", record)
+    plots.plot_confusion(labels.cpu().numpy(), logits.argmax(1).cpu().numpy(), classes, title,
+                         out / "confusion.png")
+
+
+def _report(run_dir: Path, cfg, model, results: dict, ms, device, which: str,
+            epoch: int | None, own: bool) -> None:
+    """The run's table with these results, and their section in model_card.md."""
+    from omegaconf import OmegaConf
+
+    from ..core.console import print_summary
+    from ..reports import model_card
+
     known = _run_metrics(run_dir)
     print_summary({
         **known, "model": cfg.model.name, "dataset": cfg.dataset.name,
-        "status": f"{which} checkpoint evaluated", "monitor": known.get("monitor"),
+        "status": f"{which} checkpoint (epoch {epoch}) evaluated",
+        "monitor": known.get("monitor"),
         "best": results if which == "best" else None,
         "final": results if which == "final" else None,
         "params": known.get("params") or {"total": sum(p.numel() for p in model.parameters()),
                                           "trainable": 0},
         "train_time_s": known.get("train_time_s") or 0.0, "inference_ms_per_image": ms,
         "device": str(device)}, run_dir)
-    model_card.append_eval(Path(run_dir), which, cfg.dataset.name, results,
+    model_card.append_eval(run_dir, which, epoch, cfg.dataset.name, results,
                            OmegaConf.to_container(cfg.dataset, resolve=True) if not own else None)
-    return results
 
 
-def _with_overrides(cfg, overrides: list[str]):
-    """The run's config with the dataset and evaluation keys of `overrides` composed from the
-    package's config by Hydra, so a dataset option resolves exactly as it does in a run."""
+def _composed(overrides: list[str]):
+    """The package's config composed by Hydra with `overrides` (dataset and evaluation keys
+    only), checked by core/schema.validate as `vbench` checks its own, then resolved to plain
+    values; None without overrides. A bad override is one line naming it."""
+    from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
     from ..core.errors import VBenchError
+    from ..core.schema import validate
 
     if not overrides:
-        return cfg
+        return None
     for item in overrides:
         key = item.split("=", 1)[0].lstrip("+~")
         if "=" not in item or not any(key == k or key.startswith(k + ".") for k in EVAL_KEYS):
             raise VBenchError(f"vbench-eval takes KEY=VALUE overrides of {', '.join(EVAL_KEYS)} "
                               f"only; {item!r} would change the trained model or run")
-    from hydra import compose, initialize_config_module
-
     try:
         with initialize_config_module("vbench.conf", version_base="1.3"):
             composed = compose("config", overrides=list(overrides))
-        composed = OmegaConf.create(OmegaConf.to_container(composed, resolve=True))
+        plain = OmegaConf.create(OmegaConf.to_container(composed, resolve=True))
     except Exception as e:  # Hydra's and OmegaConf's errors: one line naming the override
         raise VBenchError(f"overrides {' '.join(overrides)}: {str(e).splitlines()[0]}") from e
+    validate(composed)
+    return plain
+
+
+def _with_overrides(cfg, composed, overrides: list[str]):
+    """The run's config with the dataset and evaluation keys of `overrides` taken from
+    `composed` (_composed), so a dataset option resolves exactly as it does in a run."""
+    if composed is None:
+        return cfg
     cfg = cfg.copy()
     keys = {item.split("=", 1)[0].lstrip("+~") for item in overrides}
     if any(k == "dataset" or k.startswith("dataset.") for k in keys):
@@ -164,31 +251,65 @@ def predict_main(argv: list[str] | None = None) -> None:
 
 
 def _predict(args) -> None:
+    from ..core.errors import VBenchError
+    from ..inference.predict import image_files, predict_files
+    from ..training.checkpoint import load_run_model
+
+    device = _predict_device(args.device)
+    paths = image_files(args.paths)
+    if not paths:
+        raise VBenchError(f"no files to classify in {' '.join(args.paths)}: give image files, "
+                          "or folders that hold some")
+    outputs = [args.csv] if args.csv else []
+    _refuse_records(args.run_dir, "--csv", args.csv, outputs)
+    with _lock_if_inside(args.run_dir, args.checkpoint, "vbench-predict", outputs):
+        run = load_run_model(args.run_dir, args.checkpoint)
+        rows = _print_predictions(predict_files(run, paths, args.top_k, args.batch_size,
+                                                device), args.json)
+        if all(row.error for row in rows):
+            raise VBenchError(f"classified nothing: none of the {len(rows)} file(s) is an image "
+                              "PIL can read (see each line above); give PNG, JPEG or other "
+                              "image files")
+        if args.csv:
+            _write_csv(args.csv, rows, min(args.top_k, len(run.classes)))
+
+
+def _print_predictions(predictions, as_json: bool) -> list:
+    """Print each prediction as it comes (a text or a JSON line); returns them all."""
+    rows = []
+    for prediction in predictions:
+        print(json.dumps(prediction.as_dict()) if as_json else prediction.line(), flush=False)
+        rows.append(prediction)
+    return rows
+
+
+def _predict_device(name: str):
+    """core/device.resolve_device, its advice worded for --device (predict has no
+    trainer.device)."""
+    from ..core.device import resolve_device
+    from ..core.errors import VBenchError
+
+    try:
+        return resolve_device(name)
+    except VBenchError as e:
+        raise VBenchError(str(e).replace("trainer.device=", "--device ")) from None
+
+
+def _write_csv(path: Path, rows: list, k: int) -> None:
+    """One row per file: path, the k (class, probability) pairs, error."""
     import csv
     import io
 
     from ..core import files
-    from ..core.device import resolve_device
-    from ..inference.predict import image_files, predict_files
-    from ..training.checkpoint import load_run_model
 
-    run = load_run_model(args.run_dir, args.checkpoint)
-    paths = image_files(args.paths)
-    rows = []
-    for prediction in predict_files(run, paths, args.top_k, args.batch_size,
-                                    resolve_device(args.device)):
-        print(json.dumps(prediction.as_dict()) if args.json else prediction.line(), flush=False)
-        rows.append(prediction)
-    if args.csv:
-        k = min(args.top_k, len(run.classes))
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["path", *(f"{c}_{i}" for i in range(1, k + 1)
-                                   for c in ("class", "probability")), "error"])
-        for p in rows:
-            cells = [v for name, prob in p.top for v in (name, f"{prob:.6f}")]
-            writer.writerow([p.path, *cells, *[""] * (2 * k - len(cells)), p.error or ""])
-        files.write_text(args.csv, buffer.getvalue())
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["path", *(f"{c}_{i}" for i in range(1, k + 1)
+                               for c in ("class", "probability")), "error"])
+    for p in rows:
+        cells = [v for name, prob in p.top for v in (name, f"{prob:.6f}")]
+        writer.writerow([p.path, *cells, *[""] * (2 * k - len(cells)), p.error or ""])
+    files.write_text(path, buffer.getvalue())
 
 
 # -------------------------------------------------------------------------- vbench-export
@@ -211,13 +332,16 @@ def _export(args) -> None:
     import torch
 
     from ..data import load_data
-    from ..inference.export import FORMATS, TOLERANCE, export
+    from ..inference.export import FORMATS, TOLERANCE, export, written
     from ..training.checkpoint import load_run_model
 
-    run = load_run_model(args.run_dir, args.checkpoint)
     out = args.out or args.run_dir / "export" / f"model{FORMATS[args.format]}"
-    data = load_data(run.cfg.dataset, torch.device("cpu"), stats=(run.mean, run.std))
-    split = data.test if data.test is not None else data.val
-    diff = export(run, args.format, out, split.uint8())  # the images as read: raw uint8
+    outputs = written(args.format, out)
+    _refuse_records(args.run_dir, "--out", out, outputs)
+    with _lock_if_inside(args.run_dir, args.checkpoint, "vbench-export", outputs):
+        run = load_run_model(args.run_dir, args.checkpoint)
+        data = load_data(run.cfg.dataset, torch.device("cpu"), stats=(run.mean, run.std))
+        split = data.test if data.test is not None else data.val
+        diff = export(run, args.format, out, split.uint8())  # the images as read: raw uint8
     print(f"exported {out} ({args.format}); max |logit difference| to PyTorch on "
           f"{len(split)} test images: {diff:.3g} (tolerance {TOLERANCE})")

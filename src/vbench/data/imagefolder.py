@@ -22,6 +22,9 @@ from .stream import FileImages, keeps_in_memory
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+# What PIL raises for a file that is not (or no longer) an image it can read, or one past its
+# size limit (Image.MAX_IMAGE_PIXELS, against decompression bombs).
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 @register_dataset("imagefolder")
@@ -56,7 +59,7 @@ def read_imagefolder(cfg) -> RawData:
 def _streamed(cfg, splits: dict, classes: list[str]) -> RawData:
     """Splits whose images stay in their files, decoded per batch in workers (stream.py)."""
     channels = cfg.in_channels or _auto_channels(splits["train"][0], cfg)
-    load = partial(load_image, size=cfg.image_size, channels=channels, cfg=cfg)
+    load = partial(_read, size=cfg.image_size, channels=channels, cfg=cfg)
     x = {name: FileImages(paths, (channels, cfg.image_size, cfg.image_size), load,
                           cfg.num_workers) for name, (paths, _) in splits.items()}
     y = {name: torch.tensor(labels, dtype=torch.int64) for name, (_, labels) in splits.items()}
@@ -103,17 +106,27 @@ def _auto_channels(paths: list[Path], cfg) -> int:
     return 1
 
 
-def load_image(path: Path, size: int, channels: int, cfg) -> np.ndarray:
-    """One image as uint8 (size, size, channels)."""
-    with reading(path, cfg), Image.open(path) as image:
+def load_image(path: Path, size: int | tuple[int, int], channels: int) -> np.ndarray:
+    """One image file as uint8 (height, width, channels): the one decoder of image files, for
+    this reader and for vbench-predict. Grey (channels 1) or RGB (3) whatever the file holds;
+    centre-cropped to the aspect of `size` (an int: a square) and resized to it, so the aspect
+    ratio is not distorted. PIL's errors (UNREADABLE, its size limit included) pass through:
+    each caller words them as one line."""
+    height, width = (size, size) if isinstance(size, int) else size
+    with Image.open(path) as image:
         image = image.convert("L" if channels == 1 else "RGB")
-        # Centre-crop to a square, then resize: no distortion of the aspect ratio.
-        image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
-        return np.asarray(image, dtype=np.uint8).reshape(size, size, channels)
+        image = ImageOps.fit(image, (width, height), Image.Resampling.BILINEAR)  # PIL: (w, h)
+        return np.asarray(image, dtype=np.uint8).reshape(height, width, channels)
+
+
+def _read(path: Path, size: int, channels: int, cfg) -> np.ndarray:
+    """load_image for this dataset: a failure is one line naming the dataset and the file."""
+    with reading(path, cfg):
+        return load_image(path, size, channels)
 
 
 def _decode(paths: list[Path], size: int, channels: int, cfg) -> torch.Tensor:
     # PIL releases the GIL while decoding, so threads decode in parallel.
     with ThreadPoolExecutor() as pool:
-        images = np.stack(list(pool.map(lambda p: load_image(p, size, channels, cfg), paths)))
+        images = np.stack(list(pool.map(lambda p: _read(p, size, channels, cfg), paths)))
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)

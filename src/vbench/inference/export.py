@@ -131,6 +131,12 @@ def _write_about(run: RunModel, out: Path, config: bool = False) -> None:
     files.write_json(about_path(out), info)
 
 
+def written(fmt: str, out: Path) -> list[Path]:
+    """The files an export of `fmt` to `out` writes: `out`, and for TorchScript and safetensors
+    the JSON beside it (ONNX carries its metadata inside)."""
+    return [out] if fmt == "onnx" else [out, about_path(out)]
+
+
 def about_path(out: Path) -> Path:
     """The JSON beside an exported file: model.pt -> model.pt.json."""
     return out.with_name(out.name + ".json")

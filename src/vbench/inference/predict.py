@@ -1,8 +1,9 @@
 """vbench-predict's work: image files through a run's preprocessing and model, in batches.
 
 The preprocessing is the run's, read from its checkpoint: grey or RGB as the run's input,
-centre-cropped to a square and resized to the run's size exactly as the imagefolder reader
-does, normalized with the run's mean/std. A file that does not decode is a row with an error.
+centre-cropped and resized to the run's size by the imagefolder reader's own decoder
+(data/imagefolder.load_image), normalized with the run's mean/std. A file that does not
+decode is a row with an error.
 """
 
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from ..core.errors import VBenchError
+from ..data.imagefolder import UNREADABLE, load_image
 from ..training.checkpoint import RunModel
 
 
@@ -47,18 +49,6 @@ def image_files(paths: list[str]) -> list[Path]:
     return found
 
 
-def load_image(path: Path, channels: int, size: tuple[int, int]) -> np.ndarray:
-    """uint8 (C, H, W) of one file with the run's channels and size."""
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as image:
-        image = image.convert("L" if channels == 1 else "RGB")
-        # (width, height) for PIL; centre-crop then resize, as the imagefolder reader.
-        image = ImageOps.fit(image, (size[1], size[0]), Image.Resampling.BILINEAR)
-        return np.asarray(image, dtype=np.uint8).reshape(size[0], size[1], channels) \
-            .transpose(2, 0, 1)
-
-
 def predict_files(run: RunModel, files: list[Path], top_k: int, batch_size: int,
                   device: torch.device) -> Iterator[Prediction]:
     """One Prediction per file, in order; decoding runs in threads (PIL releases the GIL)."""
@@ -67,13 +57,10 @@ def predict_files(run: RunModel, files: list[Path], top_k: int, batch_size: int,
     std = torch.tensor(run.std, device=device).view(1, -1, 1, 1)
     k = min(top_k, len(run.classes))
 
-    from PIL import Image
-
     def decode(path: Path):
         try:
-            return load_image(path, run.channels, run.size)
-        # What PIL raises for a file that is not (or no longer) an image it can read.
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            return load_image(path, run.size, run.channels).transpose(2, 0, 1)  # (C, H, W)
+        except UNREADABLE as e:
             return f"not an image ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
 
     with ThreadPoolExecutor() as pool:

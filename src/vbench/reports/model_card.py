@@ -47,15 +47,18 @@ def write(run_dir: Path, cfg, metrics: dict) -> None:
     files.write_text(Path(run_dir) / "model_card.md", "\n".join(lines))
 
 
-def append_eval(run_dir: Path, which: str, dataset: str, results: dict,
+def append_eval(run_dir: Path, which: str, epoch: int | None, dataset: str, results: dict,
                 dataset_cfg: dict | None) -> None:
-    """A vbench-eval result, appended as its own section (the card is created if missing)."""
+    """A vbench-eval result of the `which` checkpoint ("best"/"final"), saved at `epoch`,
+    appended as its own section (the card is created if missing)."""
     path = Path(run_dir) / "model_card.md"
     text = path.read_text() if path.exists() else f"# Model card: {Path(run_dir).name}\n"
     rows = [f"| {split} | " + " | ".join(f"{values[n]:.4f}" for n in NAMES) + " |"
             for split, values in results.items()]
     where = "" if dataset_cfg is None else f" (another dataset: `{dataset_cfg}`)"
+    saved = "an unrecorded epoch" if epoch is None else f"epoch {epoch}"
     section = [f"## vbench-eval: {which} checkpoint on {dataset}{where}", "",
+               f"The {which} checkpoint, saved at {saved}.", "",
                "| split | " + " | ".join(NAMES) + " |", "|---|" + "---:|" * len(NAMES), *rows, ""]
     files.write_text(path, text.rstrip("\n") + "\n\n" + "\n".join(section))
 
