@@ -277,15 +277,21 @@ def test_normalization_options(tmp_path):
 
 @pytest.mark.parametrize("overrides,message", [
     (["dataset.mean=[0.5]", "dataset.std=[0.2]"], r"one value per image channel \(3\)"),
-    (["dataset.mean=[0.5,0.5,0.5]"], "dataset.mean and dataset.std go together"),
-    (["dataset.mean=[0,0,0]", "dataset.std=[1,0,1]"], "every value must be > 0"),
+    (["dataset.mean=[0.5,0.5,0.5]"], r"and dataset.std=null go together: give both"),
+    (["dataset.mean=[0,0,0]", "dataset.std=[1,0,1]"], "each item a number > 0"),
     (["dataset.augment=mixup"],
-     "dataset.augment='mixup' is not valid; choose one of: none, flip_crop, rotate"),
+     "dataset.augment='mixup' is not valid; it must be one of: none, flip_crop, rotate"),
 ])
 def test_bad_normalization_or_augment_is_refused(tmp_path, overrides, message):
+    """The schema refuses what it can tell from the config; the loader what needs the data."""
+    from vbench.core.schema import validate
+
     write_cifar10(tmp_path)
     with pytest.raises(VBenchError, match=message):
-        load("dataset=cifar10", f"dataset.root={tmp_path}", "dataset.val_size=50", *overrides)
+        cfg = make_cfg("dataset=cifar10", f"dataset.root={tmp_path}", "dataset.val_size=50",
+                       *overrides)
+        validate(cfg)
+        load_data(cfg.dataset, CPU)
 
 
 # ----- augmentation ------------------------------------------------------------------------
