@@ -164,6 +164,7 @@ def _report(run_dir: Path, cfg, model, results: dict, ms, device, which: str,
     from omegaconf import OmegaConf
 
     from ..core.console import print_summary
+    from ..models import count_params
     from ..reports import model_card
 
     known = _run_metrics(run_dir)
@@ -173,8 +174,7 @@ def _report(run_dir: Path, cfg, model, results: dict, ms, device, which: str,
         "monitor": known.get("monitor"),
         "best": results if which == "best" else None,
         "final": results if which == "final" else None,
-        "params": known.get("params") or {"total": sum(p.numel() for p in model.parameters()),
-                                          "trainable": 0},
+        "params": known.get("params") or count_params(model),
         "train_time_s": known.get("train_time_s") or 0.0, "inference_ms_per_image": ms,
         "device": str(device)}, run_dir)
     model_card.append_eval(run_dir, which, epoch, cfg.dataset.name, results,

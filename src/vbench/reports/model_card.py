@@ -5,8 +5,7 @@ import shlex
 from pathlib import Path
 
 from ..core import files
-
-NAMES = ("loss", "accuracy", "macro_f1", "weighted_f1")
+from ..core.columns import SPLIT_METRICS
 
 
 def write(run_dir: Path, cfg, metrics: dict) -> None:
@@ -31,7 +30,7 @@ def write(run_dir: Path, cfg, metrics: dict) -> None:
         "| metric | best val | best test | final val | final test |",
         "|---|---:|---:|---:|---:|",
     ]
-    for name in NAMES:
+    for name in SPLIT_METRICS:
         cells = [_cell(m.get(ckpt), split, name) for ckpt in ("best", "final")
                  for split in ("val", "test")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -53,13 +52,13 @@ def append_eval(run_dir: Path, which: str, epoch: int | None, dataset: str, resu
     appended as its own section (the card is created if missing)."""
     path = Path(run_dir) / "model_card.md"
     text = path.read_text() if path.exists() else f"# Model card: {Path(run_dir).name}\n"
-    rows = [f"| {split} | " + " | ".join(f"{values[n]:.4f}" for n in NAMES) + " |"
+    rows = [f"| {split} | " + " | ".join(f"{values[n]:.4f}" for n in SPLIT_METRICS) + " |"
             for split, values in results.items()]
     where = "" if dataset_cfg is None else f" (another dataset: `{dataset_cfg}`)"
     saved = "an unrecorded epoch" if epoch is None else f"epoch {epoch}"
     section = [f"## vbench-eval: {which} checkpoint on {dataset}{where}", "",
                f"The {which} checkpoint, saved at {saved}.", "",
-               "| split | " + " | ".join(NAMES) + " |", "|---|" + "---:|" * len(NAMES), *rows, ""]
+               "| split | " + " | ".join(SPLIT_METRICS) + " |", "|---|" + "---:|" * len(SPLIT_METRICS), *rows, ""]
     files.write_text(path, text.rstrip("\n") + "\n\n" + "\n".join(section))
 
 
