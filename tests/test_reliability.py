@@ -219,3 +219,19 @@ def test_every_dataset_accepts_a_root(tmp_path):
                         cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert f"root: {tmp_path}" in result.stdout
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_every_file_of_a_run_honours_the_umask(tmp_path, umask):
+    """Colleagues on a shared cluster read a run: 0644 under umask 022 (mkstemp gave 0600)."""
+    done = subprocess.run(["sh", "-c", f"umask {umask:03o} && exec \"$0\" \"$@\"", str(VBENCH),
+                           "debug=smoke", "eval.plots=[curves]", "hydra.run.dir=run"],
+                          cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "run"
+    written = [p for p in run.rglob("*") if p.is_file() and p.name != ".lock"]
+    names = {p.relative_to(run).as_posix() for p in written}
+    assert {"metrics.json", "history.csv", "model_card.md", "checkpoints/best.pt",
+            "checkpoints/last.pt", "plots/curves.png", "vbench.log"} <= names
+    assert {p.relative_to(run).as_posix(): oct(p.stat().st_mode & 0o777) for p in written} == \
+        {name: oct(0o666 & ~umask) for name in names}

@@ -15,6 +15,9 @@ def _atomic(path: Path, write, pause_point: str | None = None) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # mkstemp makes the file private (0600); the result is the user's to share, as any
+        # file they create: 0644 under umask 022
+        os.fchmod(fd, 0o666 & ~_umask())
     except OSError as e:
         raise _unwritable(path, e) from None
     try:
@@ -35,6 +38,21 @@ def _atomic(path: Path, write, pause_point: str | None = None) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """This process's umask: read from /proc where it is there, since os.umask can only
+    read it by setting it (a moment another thread could create a file under)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _no_space_left(folder: Path) -> bool:
