@@ -144,3 +144,20 @@ def test_in_memory_auto_streams_when_the_images_exceed_the_budget(tmp_path, monk
     assert data.train.streamed and not data.in_memory and data.in_channels == 3
     with pytest.raises(VBenchError, match="dataset.in_memory='maybe' is not valid"):
         load_data(make_cfg(*base, "dataset.in_memory=maybe").dataset, torch.device("cpu"))
+
+
+def test_more_processes_than_gpus_is_one_line(monkeypatch):
+    """torchrun --nproc_per_node=2 on a one-GPU machine: a line naming the flag and the count
+    (it was CUDA's "invalid device ordinal" traceback)."""
+    import torch
+
+    from vbench.core.errors import VBenchError
+    from vbench.training import distributed
+
+    for key, value in {"RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2",
+                       "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(VBenchError, match=r"torchrun started 2 processes on this machine, which "
+                                          r"has 1 GPU\(s\): use --nproc_per_node=1"):
+        distributed.device_for(torch.device("cuda"))

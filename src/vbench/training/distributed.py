@@ -89,6 +89,13 @@ def device_for(device):
     if world_size() > 1 and device.type == "cuda":
         import torch
 
+        processes, gpus = int(os.environ.get("LOCAL_WORLD_SIZE", "1")), torch.cuda.device_count()
+        if processes > gpus:  # every rank says the same; rank 0 prints it
+            from ..core.errors import VBenchError
+
+            raise VBenchError(f"torchrun started {processes} processes on this machine, which has "
+                              f"{gpus} GPU(s): use --nproc_per_node={gpus} (one process per GPU), "
+                              "or trainer.device=cpu")
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     return device
