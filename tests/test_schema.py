@@ -1,9 +1,10 @@
 """The typed schema: every key of every option declared once, and every bad command line
 refused before any work with one line and exit code 2 (Hydra's own composition errors too)."""
 
+import re
 import subprocess
 import sys
-from dataclasses import fields, is_dataclass
+from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 
 import pytest
@@ -51,16 +52,105 @@ def test_root_sections_are_typed_and_documented():
         assert all(f.metadata.get("doc") for f in fields(node_type) if not is_dataclass(f.type))
 
 
-def test_vocabularies_agree_with_what_implements_them():
-    from vbench.data.augment import AUGMENTS
-    from vbench.models.layers import ACTIVATIONS
-    from vbench.training.optim import OPTIMIZERS
-
-    assert set(schema.ACTIVATIONS) == set(ACTIVATIONS)
-    assert set(schema.OPTIMIZERS) == set(OPTIMIZERS)
-    assert set(schema.AUGMENTS) == set(AUGMENTS)
+def test_vocabularies_agree_with_the_shipped_options():
     assert set(schema.option_names("scheduler")) == set(schema.SCHEDULERS)
     assert set(schema.option_names("freeze")) == set(schema.FREEZE_POLICIES)
+
+
+# -- an option YAML says only what differs from its schema ----------------------------------
+
+CONF = Path(schema.__file__).parents[1] / "conf"
+KINDS = {**schema.GROUPS, "logger": schema.LOGGERS}
+_STOP = {"a", "an", "and", "as", "at", "by", "for", "from", "in", "is", "it", "its", "of", "on",
+         "or", "the", "this", "to", "with"}
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z][a-z0-9_]*", text.lower()) if w not in _STOP}
+
+
+def _repeats(comment: str, doc: str) -> bool:
+    """A piece of the doc, or most of the comment's words, or of the doc's, are the other's: a
+    copy or a close paraphrase."""
+    def plain(text):
+        return " ".join(re.findall(r"[a-z0-9.]+", text.lower()))
+
+    if len(plain(comment)) >= 10 and plain(comment) in plain(doc):
+        return True
+    c, d = _words(comment), _words(doc)
+    shared = c & d
+    return len(shared) >= min(3, len(d)) and len(shared) >= 0.6 * min(len(c), len(d))
+
+
+def _key_comments(text: str) -> dict[str, str]:
+    """{top-level key: its comment}, the comment lines indented below a key included."""
+    comments, key = {}, None
+    for line in text.splitlines():
+        code, _, comment = line.partition("#")
+        if code.strip() and not line[0].isspace():
+            key = code.split(":", 1)[0].strip()
+        elif not code.strip() and not line[:1].isspace():
+            key = None  # a comment of the file, not of a key
+        if key and comment.strip():
+            comments[key] = f"{comments.get(key, '')} {comment.strip()}".strip()
+    return comments
+
+
+def restated(text: str, group: str) -> list[str]:
+    """What an option YAML of `group` copies from its own schema kind: a value equal to the
+    key's default there, or a comment on a key that repeats the key's doc."""
+    raw = OmegaConf.create(text)
+    kind = next((entry.split("/")[-1].split("@")[0] for entry in raw.pop("defaults", [])
+                 if isinstance(entry, str) and entry.startswith(f"/schema/{group}/")), None)
+    values = OmegaConf.to_container(raw)  # as written: interpolations unresolved
+    if kind is None:
+        return [f"sets {', '.join(values)} without a schema"] if values else []
+    declared = {f.name: f for f in fields(KINDS[group][kind])}
+    found = []
+    for name, value in values.items():
+        f = declared.get(name)
+        if f is None:
+            continue  # composing refuses it (test above)
+        default = f.default if f.default_factory is MISSING else f.default_factory()
+        if value == default and isinstance(value, bool) == isinstance(default, bool):
+            found.append(f"{name}: {value} is the default of schema/{group}/{kind}")
+    for name, comment in _key_comments(text).items():
+        if name in declared and _repeats(comment, declared[name].metadata["doc"]):
+            found.append(f"{name}: the comment {comment!r} repeats its doc")
+    return found
+
+
+@pytest.mark.parametrize("group", list(KINDS))
+def test_option_yamls_set_only_what_differs_from_their_schema(group):
+    """A default restated in YAML would silently override a new default in schema.py."""
+    for path in sorted((CONF / group).glob("*.yaml")):
+        found = restated(path.read_text(), group)
+        assert found == [], f"{group}/{path.name}: {found}"
+
+
+def test_restated_defaults_and_docs_are_caught():
+    bad = ("defaults:\n  - /schema/model/cnn@_here_\n  - _self_\n"
+           "arch: cnn\nname: bad\n"
+           "width: 16\n"                                        # the cnn kind's default
+           "depth: 3                # number of conv blocks\n"    # the doc, copied
+           "kernel_size: 5          # seed 002's 5x5 kernels\n"  # a reason: fine
+           "dropout: 0.5            # dropout before the output\n"
+           "                        # layer, in [0, 1)\n"         # the doc, over two lines
+           "batchnorm: true\n")                                  # the default again
+    assert restated(bad, "model") == [
+        "width: 16 is the default of schema/model/cnn",
+        "batchnorm: True is the default of schema/model/cnn",
+        "depth: the comment 'number of conv blocks' repeats its doc",
+        "dropout: the comment 'dropout before the output layer, in [0, 1)' repeats its doc"]
+    # the default is that of the option's own kind: 0.5 is step's gamma, not multistep's
+    multistep = "defaults: [/schema/scheduler/multistep@_here_, _self_]\nname: multistep\n"
+    assert restated(multistep + "gamma: 0.5\n", "scheduler") == []
+    assert restated(multistep + "gamma: 0.1\n", "scheduler") == [
+        "gamma: 0.1 is the default of schema/scheduler/multistep"]
+    sgd = "defaults: [/schema/optimizer/sgd@_here_, _self_]\nname: sgd\n"
+    assert restated(sgd + "momentum: 0.9  # 0.9 for SGD with momentum\n", "optimizer") == [
+        "momentum: the comment '0.9 for SGD with momentum' repeats its doc"]
+    assert restated("optimizer: {lr: 0.1}\n", "optimizer") == ["sets optimizer without a schema"]
 
 
 # (command line, what the one line must say). Each fails before Hydra makes a run directory.

@@ -24,7 +24,8 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from .errors import VBenchError, choices_error
 
-# The closed vocabularies; the modules that implement them are tested to agree with these.
+# The closed vocabularies, each the one list of its names: the modules that implement them
+# build their tables from these (models/layers.py, training/optim.py, data/augment.py).
 ACTIVATIONS = ("relu", "tanh", "leaky_relu", "gelu", "sigmoid", "silu")
 AUGMENTS = ("none", "flip_crop", "rotate")
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
@@ -289,8 +290,7 @@ class MLP(Model):
     width: int = key(128, "units per hidden layer", COUNT)
     widths: list[int] | None = key(None, "explicit hidden sizes, e.g. [128,64]: replaces "
                                       "depth and width", non_empty(each(COUNT)))
-    activation: str = key("relu", "relu, tanh, leaky_relu, gelu, sigmoid, silu",
-                          one_of(*ACTIVATIONS))
+    activation: str = key("relu", ", ".join(ACTIVATIONS), one_of(*ACTIVATIONS))
     dropout: float = key(0.0, "dropout after each hidden activation", fraction())
     batchnorm: bool = key(True, "BatchNorm1d after each hidden Linear; false = seed 001's "
                           "plain MLP")
@@ -300,8 +300,7 @@ class MLP(Model):
 class ResMLP(Model):
     blocks: int = key(3, "number of residual blocks (seed 001 compares 3 and 5)", COUNT)
     width: int = key(128, "units of the projection and of every block", COUNT)
-    activation: str = key("relu", "relu, tanh, leaky_relu, gelu, sigmoid, silu",
-                          one_of(*ACTIVATIONS))
+    activation: str = key("relu", ", ".join(ACTIVATIONS), one_of(*ACTIVATIONS))
     dropout: float = key(0.0, "dropout after each block", fraction())
     batchnorm: bool = key(True, "BatchNorm1d in the projection and the blocks")
 
@@ -312,8 +311,7 @@ class CNN(Model):
     width: int = key(16, "channels of the first conv block, doubled per block", COUNT)
     kernel_size: int = key(3, "conv kernel size (odd; padding keeps the size)", ODD)
     fc_width: int = key(128, "units of the hidden fully connected layer", COUNT)
-    activation: str = key("relu", "relu, tanh, leaky_relu, gelu, sigmoid, silu",
-                          one_of(*ACTIVATIONS))
+    activation: str = key("relu", ", ".join(ACTIVATIONS), one_of(*ACTIVATIONS))
     dropout: float = key(0.0, "dropout before the output layer", fraction())
     batchnorm: bool = key(True, "BatchNorm2d after each conv")
 
@@ -361,7 +359,7 @@ class RandomForest(Sklearn):
 
 @dataclass
 class Optimizer:
-    name: str = required("torch.optim class: sgd, adam, adamw, rmsprop", one_of(*OPTIMIZERS))
+    name: str = required(f"torch.optim class: {', '.join(OPTIMIZERS)}", one_of(*OPTIMIZERS))
     lr: float = key(1e-3, "learning rate", above(0))
     weight_decay: float = key(0.0, "weight decay (L2 penalty; decoupled for adamw)", at_least(0))
     no_decay_bias_norm: bool = key(False, "true: biases and norm weights (1-D parameters) get "
@@ -382,8 +380,8 @@ class RMSprop(Optimizer):
 
 @dataclass
 class Scheduler:
-    name: str = required("torch.optim.lr_scheduler: none, step, multistep, cosine, onecycle, "
-                         "warmup_cosine", one_of(*SCHEDULERS))
+    name: str = required(f"torch.optim.lr_scheduler: {', '.join(SCHEDULERS)}",
+                         one_of(*SCHEDULERS))
 
 
 @dataclass
