@@ -61,7 +61,7 @@ def _app(cfg: DictConfig) -> float:
             import torch
 
             torch.set_num_threads(threads)
-        metrics = run(cfg, run_dir)
+        metrics = run(cfg, run_dir, record_refusal=multirun)  # a sweep lists its refused jobs
     except VBenchError as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

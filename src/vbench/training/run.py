@@ -15,6 +15,7 @@ import contextlib
 import csv
 import io
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from ..core import files
 from ..core.columns import EPOCH_COLUMNS
 from ..core.console import console, epoch_progress, run_log
 from ..core.device import autocast_dtype, configure_determinism, resolve_device
+from ..core.errors import VBenchError
 from ..core.pause import pause_at
 from ..core.schema import MONITORS, validate
 from ..data import Data, load_data
@@ -49,37 +51,63 @@ from .rundir import exclusive, remove_stale_temps
 from .timing import Phases
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict:
-    """Train and evaluate one configuration; returns what metrics.json holds."""
+def run(cfg: DictConfig, run_dir: Path, record_refusal: bool = False) -> dict:
+    """Train and evaluate one configuration; returns what metrics.json holds. A refusal before
+    the run produced anything (missing data, a split that cannot be made) removes the run
+    directory, unless `record_refusal` (a sweep's job: its summary lists the job as failed)."""
     run_dir = Path(run_dir)
     validate(cfg)  # bad input changes nothing on disk, a finished run's files included
     main = distributed.is_main()  # under torchrun, rank 0 alone touches the run directory
-    with _owned(run_dir, cfg.trainer.log_every_s) if main else contextlib.nullcontext():
-        done = finished_metrics(cfg, run_dir)  # refuses a finished run of another config
-        if done is not None:
-            console.print(f"already finished ({done['status']}): {run_dir}; trainer.resume=false "
-                          "trains it again", highlight=False, soft_wrap=True)
-            return done
+    refused = []
+    try:
+        with _owned(run_dir, cfg.trainer.log_every_s) if main else contextlib.nullcontext():
+            return _guarded(cfg, run_dir, main, None if record_refusal else refused)
+    finally:
+        if refused:  # after the lock and the log are let go
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _guarded(cfg: DictConfig, run_dir: Path, main: bool, refused: list | None) -> dict:
+    """The run, with how it ends when it does not finish: interrupted or failed in
+    metrics.json; or, refused before it produced anything, no run directory at all (appended
+    to `refused`, run() removes it; None: record the refusal as a failure)."""
+    done = finished_metrics(cfg, run_dir)  # refuses a finished run of another config
+    if done is not None:
+        console.print(f"already finished ({done['status']}): {run_dir}; trainer.resume=false "
+                      "trains it again", highlight=False, soft_wrap=True)
+        return done
+    if main:
+        remove_stale_temps(run_dir)
+    loggers = Loggers()  # experiment trackers, started once the config is known to be valid
+    try:
+        pause_at("start")
+        metrics = _run(cfg, run_dir, loggers)
+    except KeyboardInterrupt:
         if main:
-            remove_stale_temps(run_dir)
-        loggers = Loggers()  # experiment trackers, started once the config is known to be valid
-        try:
-            pause_at("start")
-            metrics = _run(cfg, run_dir, loggers)
-        except KeyboardInterrupt:
-            if main:
-                write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
-            loggers.close("interrupted")
-            distributed.close(finished=False)
-            raise
-        except Exception as e:
-            if main:
-                write_unfinished(cfg, run_dir, "failed", f"{type(e).__name__}: {e}")
-            loggers.close("failed")
-            distributed.close(finished=False)
-            raise
-        distributed.close(finished=True)
-        return metrics
+            write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
+        loggers.close("interrupted")
+        distributed.close(finished=False)
+        raise
+    except Exception as e:
+        if (main and refused is not None and isinstance(e, VBenchError)
+                and _holds_only_its_start(run_dir)):
+            refused.append(run_dir)
+        elif main:
+            write_unfinished(cfg, run_dir, "failed", f"{type(e).__name__}: {e}")
+        loggers.close("failed")
+        distributed.close(finished=False)
+        raise
+    distributed.close(finished=True)
+    return metrics
+
+
+# What a run directory holds before the run produced anything: Hydra's record of the config,
+# the log and the lock.
+_START_FILES = {".hydra", "vbench.log", ".lock"}
+
+
+def _holds_only_its_start(run_dir: Path) -> bool:
+    return {p.name for p in run_dir.iterdir()} <= _START_FILES
 
 
 @contextlib.contextmanager
@@ -116,14 +144,14 @@ class Run:
 def _prepare(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> Run:
     run = Run(cfg, run_dir, loggers)
     run.resumed = resume_state(cfg, run_dir)  # a foreign or corrupt last.pt fails before any work
-    if distributed.is_main():
-        loggers.start(cfg, run_dir)  # a logger whose package is missing fails here
     t = cfg.trainer
     run.device = distributed.device_for(resolve_device(t.device))
     run.amp_dtype = autocast_dtype(t.precision, run.device)
     configure_determinism(t.deterministic, run.device)
     torch.manual_seed(t.seed)  # weight init; batch order has its own generator (_epochs)
     run.data = load_data(cfg.dataset, run.device)
+    if distributed.is_main():  # after the data: a refused dataset leaves no tracker run behind
+        loggers.start(cfg, run_dir)  # a logger whose package is missing fails here
     run.phases.lap("data")
     run.about = checkpoint.describe(cfg, run.data)
     run.world_size = distributed.world_size()
