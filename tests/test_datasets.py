@@ -364,3 +364,26 @@ def test_augmenting_raw_pixels_equals_augmenting_normalized_images():
         else:
             old = random_rotate(normalized - black, 10.0, generator(5))
         assert torch.allclose(raw, old + black, atol=1e-5)
+
+
+# ----- defaults that fit any pool -----------------------------------------------------------
+
+def test_the_default_val_split_is_a_share_of_any_pool(tmp_path):
+    """2,000 MNIST-format images with subset_per_class=100 (a CI smoke run) and a 2,000-image
+    CIFAR folder run with their defaults: val is the standard split's share (5,000 of 60,000;
+    5,000 of 50,000), not a count taken from the full dataset."""
+    from formats import write_cifar10, write_mnist
+
+    write_mnist(tmp_path / "m", train=2000, test=100)
+    mnist = load("dataset=mnist", f"dataset.root={tmp_path / 'm'}", "dataset.subset_per_class=100")
+    assert (len(mnist.train), len(mnist.val)) == (917, 83)  # 1,000 kept: 1,000 * 5/60 -> 83
+    write_cifar10(tmp_path / "c", per_batch=400)
+    cifar = load("dataset=cifar10", f"dataset.root={tmp_path / 'c'}")
+    assert (len(cifar.train), len(cifar.val)) == (1800, 200)
+
+
+def test_a_val_count_that_cannot_fit_names_one_that_does(tmp_path):
+    with pytest.raises(VBenchError, match=r"dataset.val_size=900 gives 900 of 100 images; .*: "
+                                          r"use a share such as dataset.val_size=0.1, or a count "
+                                          r"from 10 to 90$"):
+        load("dataset=fake", "dataset.train_size=100", "dataset.val_size=900")

@@ -44,9 +44,17 @@ def stratified_split(y: torch.Tensor, size: float, seed: int, key: str):
     count = max(round(size * n), classes) if isinstance(size, float) else size
     if not classes <= count <= n - classes:
         raise VBenchError(f"{key}={size} gives {count} of {n} images; each side of the split "
-                          f"needs at least one image per class ({classes} classes)")
+                          f"needs at least one image per class ({classes} classes): "
+                          f"{_what_fits(key, n, classes)}")
     rest, held_out = shuffle_split(labels, n - count, count, seed, key)
     return torch.from_numpy(np.sort(rest)), torch.from_numpy(np.sort(held_out))
+
+
+def _what_fits(key: str, n: int, classes: int) -> str:
+    """A value of `key` that splits `n` images of `classes` classes, for the refusal."""
+    if n < 2 * classes:
+        return "there are too few images for that; use more data"
+    return f"use a share such as {key}=0.1, or a count from {classes} to {n - classes}"
 
 
 def shuffle_split(labels: np.ndarray, n_train: int, n_test: int, seed: int, key: str):
