@@ -235,3 +235,22 @@ def test_every_file_of_a_run_honours_the_umask(tmp_path, umask):
             "checkpoints/last.pt", "plots/curves.png", "vbench.log"} <= names
     assert {p.relative_to(run).as_posix(): oct(p.stat().st_mode & 0o777) for p in written} == \
         {name: oct(0o666 & ~umask) for name in names}
+
+
+def test_a_run_dir_that_interpolates_the_time_is_one_directory(tmp_path):
+    """hydra.run.dir=out/${now:...}: the lock and the run land in the same directory (the
+    time was resolved twice, leaving a second directory holding only .lock)."""
+    done = vbench("debug=smoke", "eval.plots=[]", "hydra.run.dir=out/${now:%H-%M-%S-%f}",
+                  cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (run,) = (tmp_path / "out").iterdir()
+    assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
+
+
+def test_a_long_run_name_is_cut_like_an_automatic_name(tmp_path):
+    done = vbench("debug=smoke", "eval.plots=[]", f"run.name={'x' * 300}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (run,) = (tmp_path / "outputs/runs").iterdir()
+    name = run.name.split("_", 2)[2]  # after the date and time
+    assert len(name) == 60 and name.startswith("x" * 53)
+    assert json.loads((run / "metrics.json").read_text())["name"] == "x" * 300

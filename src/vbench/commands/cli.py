@@ -97,6 +97,17 @@ def _continue_command(hydra_cfg, multirun: bool) -> str:
     return shlex.join(["vbench", *kept, f"{pin[0]}={pin[1]}"])
 
 
+def _pinned_run_dir(argv: list[str], cfg) -> list[str]:
+    """A hydra.run.dir=... that interpolates (`${now:...}`) resolved once, here: Hydra would
+    resolve it again later, to another time, and the run would not be in the directory whose
+    lock was taken."""
+    key = "hydra.run.dir="
+    if not any(a.startswith(key) and "${" in a for a in argv[1:]):
+        return argv
+    value = str(cfg.hydra.run.dir).replace("\\", "\\\\").replace("'", "\\'")
+    return [f"{key}'{value}'" if a.startswith(key) else a for a in argv]
+
+
 def _claim_output_dir(cfg, multirun: bool):
     """Before Hydra writes .hydra/ into it: the lock of an explicitly named run directory (one
     with a timestamp is new anyway), or at least a check that the output folder can be made."""
@@ -138,7 +149,7 @@ def main() -> None:
 
     from ..core.errors import VBenchError
     from ..training import distributed
-    from .preflight import check_command_line, full_errors
+    from .preflight import check_command_line, expand_home, full_errors
 
     if "--version" in sys.argv[1:]:  # Hydra's own --version would print Hydra's version
         from .help import version_text
@@ -147,6 +158,7 @@ def main() -> None:
         return
     if distributed.launched():  # torchrun: one run directory for all ranks (distributed.py)
         sys.argv = distributed.agree_on_run_dir(sys.argv)
+    sys.argv[1:] = expand_home(sys.argv[1:])  # dataset.root=~/photos: Hydra refuses the ~
     args = get_args_parser().parse_args()
     with contextlib.ExitStack() as held:
         if not (args.hydra_help or args.info or args.shell_completion or args.experimental_rerun):
@@ -157,6 +169,8 @@ def main() -> None:
 
                     print(help_text(cfg, dict(cfg.hydra.runtime.choices)), end="")
                     return
+                if not args.cfg and not args.multirun:
+                    sys.argv = _pinned_run_dir(sys.argv, cfg)
                 if not args.cfg and distributed.is_main():
                     held.enter_context(_claim_output_dir(cfg, args.multirun))
             except VBenchError as e:

@@ -32,10 +32,9 @@ def default_choices() -> dict[str, str | None]:
 
 def run_name(choices, model_name: str | None = None, label: str | None = None) -> str:
     """`label` (run.name) when given, else dataset_model[_option...] for the non-default
-    options, made safe for a path and cut to MAX_LENGTH (with a short hash, so two long
-    names stay apart)."""
+    options; made safe for a path and cut to MAX_LENGTH."""
     if label:
-        return _safe(str(label))
+        return _cut(_safe(str(label)))
     choices = dict(choices)
     model = choices.get("model") or "model"
     if model in NAMED_BY_KEY and model_name:
@@ -44,11 +43,15 @@ def run_name(choices, model_name: str | None = None, label: str | None = None) -
     parts = [choices.get("dataset") or "data", model]
     parts += [str(choices[g]) for g in GROUPS
               if choices.get(g) is not None and choices.get(g) != defaults.get(g)]
-    name = _safe("_".join(parts))
-    if len(name) > MAX_LENGTH:
-        digest = hashlib.sha1(name.encode()).hexdigest()[:6]
-        name = f"{name[:MAX_LENGTH - 7]}-{digest}"
-    return name
+    return _cut(_safe("_".join(parts)))
+
+
+def _cut(name: str) -> str:
+    """At most MAX_LENGTH characters, a long name ending in a short hash of the whole, so two
+    long names stay apart (and a 300-character run.name is no "File name too long")."""
+    if len(name) <= MAX_LENGTH:
+        return name
+    return f"{name[:MAX_LENGTH - 7]}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
 
 
 def _safe(text: str) -> str:
