@@ -254,3 +254,10 @@ def test_a_long_run_name_is_cut_like_an_automatic_name(tmp_path):
     name = run.name.split("_", 2)[2]  # after the date and time
     assert len(name) == 60 and name.startswith("x" * 53)
     assert json.loads((run / "metrics.json").read_text())["name"] == "x" * 300
+
+
+def test_missing_data_is_refused_without_a_run_directory(tmp_path):
+    done = vbench("dataset=mnist", f"dataset.root={tmp_path / 'none'}", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "dataset=mnist: data not found" in done.stderr
+    assert list((tmp_path / "outputs/runs").iterdir()) == []  # nothing for vbench-report to list
