@@ -189,3 +189,23 @@ def test_the_progress_total_is_the_batches_the_loop_draws(monkeypatch, tmp_path)
     (report, calls), = reports
     assert metrics["sizes"]["train"] == 129 and sum(calls) == 128
     assert report.batches == len(calls) == 2
+
+
+def test_precision_auto_takes_bf16_only_for_large_models_on_a_bf16_gpu(monkeypatch, tmp_path):
+    """On the H200, bf16 autocast was slower than float32 for the seeds' small models."""
+    from vbench.core.device import AUTO_BF16_MIN_PARAMS, auto_precision
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert auto_precision(cpu, 10**9)[0] is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert auto_precision(cuda, AUTO_BF16_MIN_PARAMS - 1)[0] is None
+    dtype, reason = auto_precision(cuda, AUTO_BF16_MIN_PARAMS)
+    assert dtype == torch.bfloat16 and "bf16-mixed" in reason
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert auto_precision(cuda, 10**9)[0] is None
+
+    from vbench.training.run import run
+
+    metrics = run(make_cfg("debug=smoke", "trainer.precision=auto"), tmp_path / "r")
+    assert metrics["precision"] == "float32"
+    assert metrics["precision_reason"] == "auto: float32 on cpu (bf16-mixed is opt-in there)"

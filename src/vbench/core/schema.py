@@ -116,8 +116,9 @@ class Trainer:
                       Rule(lambda v: v in ("auto", "cpu", "cuda", "mps")
                            or (v.startswith("cuda:") and v[5:].isdigit()),
                            "one of: auto, cpu, cuda, cuda:N, mps"))
-    precision: str = key("auto", "auto (bf16-mixed on CUDA with bf16, else 32), 32, bf16-mixed, "
-                         "16-mixed", one_of(*PRECISIONS))
+    precision: str = key("auto", "auto (bf16-mixed on a bf16 GPU for models of 5 M parameters "
+                         "and more, else 32; metrics.json precision_reason says which), 32, "
+                         "bf16-mixed, 16-mixed", one_of(*PRECISIONS))
     seed: int = key(0, "seeds weights, batch order and augmentation")
     patience: int | None = key(None, "early stopping: epochs without improvement of monitor; "
                                   "null = off", COUNT)

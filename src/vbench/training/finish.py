@@ -79,6 +79,7 @@ def summary(run, best: Evaluation | None, final: Evaluation, **fields) -> dict:
                                if best is not None and best.test_logits is not None else None),
         "inference_ms_per_image": chosen.inference_ms_per_image,
         "precision": str(run.amp_dtype or torch.float32).removeprefix("torch."),
+        "precision_reason": run.precision_reason,
         "sizes": {"train": len(data.train), "val": len(data.val),
                   "test": len(data.test) if data.test is not None else 0},
         "classes": data.classes,

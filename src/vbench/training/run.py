@@ -27,7 +27,12 @@ from torch import nn
 from ..core import files
 from ..core.columns import EPOCH_COLUMNS
 from ..core.console import console, epoch_progress, run_log
-from ..core.device import autocast_dtype, configure_determinism, resolve_device
+from ..core.device import (
+    auto_precision,
+    autocast_dtype,
+    configure_determinism,
+    resolve_device,
+)
 from ..core.errors import VBenchError
 from ..core.pause import pause_at
 from ..core.schema import MONITORS, validate
@@ -36,7 +41,7 @@ from ..evaluation.evaluate import Evaluation, evaluate
 from ..evaluation.forward import predict
 from ..evaluation.metrics import classification_metrics
 from ..loggers import Loggers
-from ..models import InputSpec, build_model
+from ..models import InputSpec, build_model, count_params
 from ..models.freeze import apply_freeze
 from ..models.sklearn import fit_baseline, is_sklearn
 from ..reports.analysis import Trained, analyze, keep_initial, load_extra
@@ -136,6 +141,7 @@ class Run:
     resumed: dict | None = None  # last.pt of an interrupted run of this config
     device: torch.device | None = None
     amp_dtype: torch.dtype | None = None  # autocast's dtype; None: float32
+    precision_reason: str = "trainer.precision"  # why amp_dtype (metrics.json)
     data: Data | None = None
     about: dict | None = None  # checkpoint.describe: what every checkpoint carries
     world_size: int = 1  # processes of a torchrun job
@@ -162,7 +168,7 @@ def _fit_baseline(run: Run) -> Outcome | None:
     """A scikit-learn baseline: one fit (rank 0's alone), no epochs, best = final."""
     if not distributed.is_main():
         return None
-    run.amp_dtype = None  # the estimator computes in numpy: no autocast
+    run.amp_dtype, run.precision_reason = None, "scikit-learn: the estimator's own (numpy)"
     start = time.perf_counter()
     model = fit_baseline(run.cfg, run.data)
     train_time = time.perf_counter() - start
@@ -192,6 +198,9 @@ def _fit_network(run: Run) -> Outcome | None:
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     apply_freeze(model, cfg.freeze)
+    if cfg.trainer.precision == "auto":
+        run.amp_dtype, run.precision_reason = auto_precision(run.device,
+                                                             count_params(model)["total"])
     training = _training(run, model)
     title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
              f"val images, {run.device}, up to {cfg.trainer.epochs} epochs")
