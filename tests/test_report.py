@@ -169,3 +169,55 @@ def test_multirun_writes_its_summary_and_vbench_report_reproduces_it(tmp_path):
 def test_report_module_does_not_import_torch():
     code = "import sys, vbench.reports.leaderboard; sys.exit('torch' in sys.modules)"
     assert vbench(sys.executable, "-c", code, cwd=SRC).returncode == 0
+
+
+def test_an_unreadable_run_is_skipped_with_one_line_and_the_rest_ranked(sweep, capsys):
+    """A truncated metrics.json or one with wrong types does not take the leaderboard down:
+    each such run is one warning line (its path and why), the others are ranked, exit 0."""
+    (sweep / "0_mlp/metrics.json").write_text('{"status": "completed", "best": {"val": ')
+    (sweep / "2_mlp/metrics.json").write_text(json.dumps({"status": "completed", "best": 5,
+                                                           "params": "x"}))
+    (sweep / "3_cnn/history.csv").write_text("epoch,val_acc\n1,0.5\n2,")  # cut off: curves only
+    assert main([str(sweep)]) == 0
+    captured = capsys.readouterr()
+    warnings = captured.err.strip().splitlines()
+    assert len(warnings) == 2, captured.err
+    assert all(w.startswith("vbench-report: warning: skipped ") for w in warnings)
+    assert str(sweep.resolve() / "0_mlp/metrics.json") in warnings[0]
+    assert "not valid JSON" in warnings[0]
+    assert str(sweep.resolve() / "2_mlp/metrics.json") in warnings[1]
+    assert "best" in warnings[1] and "Traceback" not in captured.err + captured.out
+    runs = [r["run"] for r in read_csv(sweep / "summary.csv")]
+    assert runs == ["3_cnn", "1_mlp", "4_bad", "5_killed"]
+    assert "0_mlp" in (sweep / "summary.md").read_text()  # listed there as skipped too
+
+
+def test_report_with_no_readable_run_or_an_unwritable_out_is_one_line(sweep, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    out = tmp_path / "a_file/summary"
+    assert main([str(sweep), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("vbench-report: error: ")
+    assert str(out) in err and "--out" in err
+    assert not out.exists()
+
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "metrics.json").write_text("[1, 2")
+    assert main([str(lone)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "skipped" in err[0] and err[1].startswith("vbench-report: error: ")
+    assert not (lone / "summary.csv").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_report_into_a_read_only_folder_is_one_line(sweep, tmp_path, capsys):
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o500)
+    try:
+        assert main([str(sweep), "--out", str(out)]) == 2
+    finally:
+        out.chmod(0o700)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(out) in err and not list(out.iterdir())

@@ -9,6 +9,7 @@ report must answer at once.
 import argparse
 import csv
 import io
+import os
 import sys
 from pathlib import Path
 from typing import ClassVar
@@ -34,17 +35,31 @@ from .runs import BAD_STATUSES, DEFAULT_SORT, collect_runs, group_rows, read_his
 
 
 def write_summary(rows: list[dict], histories: dict[str, list[dict]], out: Path,
-                  metric: str = DEFAULT_SORT) -> None:
-    """summary.csv (one row per run), summary.md (runs, then seed groups) and three plots."""
+                  metric: str = DEFAULT_SORT, skipped: list[tuple[Path, str]] = ()) -> None:
+    """summary.csv (one row per run), summary.md (runs, then seed groups, then the runs that
+    could not be read) and three plots."""
     from ..core import files
 
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out)
     rows = sort_rows(rows, metric)
     groups = group_rows(rows)
     extra = extra_columns(rows)
     files.write_text(out / "summary.csv", _csv(rows, extra))
-    files.write_text(out / "summary.md", _markdown(rows, groups, extra, metric))
+    files.write_text(out / "summary.md", _markdown(rows, groups, extra, metric, skipped))
     _plots(rows, groups, histories, out)
+
+
+def writable_folder(out: Path) -> None:
+    """Make `out` or refuse it in one line, before anything is written into it."""
+    from ..core.errors import VBenchError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as e:
+        raise VBenchError(f"cannot write the summary into {out}: {e.strerror or e}; choose "
+                          "another folder with --out DIR") from None
 
 
 def _csv(rows: list[dict], extra: list) -> str:
@@ -57,7 +72,7 @@ def _csv(rows: list[dict], extra: list) -> str:
     return buffer.getvalue()
 
 
-def _markdown(rows, groups, extra, metric) -> str:
+def _markdown(rows, groups, extra, metric, skipped=()) -> str:
     columns = [*shown(RUN_COLUMNS, MARKDOWN, rows), *extra]
     lines = [f"# vbench summary: {len(rows)} runs, sorted by {metric}", "",
              *_md_table(columns, [[_md_cell(c, c.text(r)) for c in columns] for r in rows])]
@@ -71,6 +86,9 @@ def _markdown(rows, groups, extra, metric) -> str:
         lines += ["", "## Seed groups: mean ± sample std (ddof=1) over the runs with a value", "",
                   *_md_table(columns, [[_md_cell(c, _group_text(c, g)) for c in columns]
                                        for g in groups])]
+    if skipped:
+        lines += ["", "## Runs that could not be read", ""]
+        lines += [f"- {why}" for _, why in skipped]
     return "\n".join(lines) + "\n"
 
 
@@ -109,17 +127,19 @@ def _plots(rows, groups, histories, out: Path) -> None:
         plot_accuracy_vs_params(points, colors, out / "summary_accuracy_vs_params.png")
 
 
-def summarize(paths: list[Path], out: Path | None = None,
-              metric: str = DEFAULT_SORT) -> tuple[list[dict], Path]:
+def summarize(paths: list[Path], out: Path | None = None, metric: str = DEFAULT_SORT,
+              skipped: list[tuple[Path, str]] | None = None) -> tuple[list[dict], Path]:
     """Find the runs under `paths` and write the summary into `out`; returns the rows, best
-    first, and where they were written.
+    first, and where they were written. Runs that cannot be read are left out, listed in
+    summary.md and appended to `skipped` as (run directory, why).
 
     Runs are named by their path relative to the common parent of their directories (the sweep
     directory for one sweep), which is also the default `out`."""
-    rows, root = collect_runs(paths)
+    skipped = [] if skipped is None else skipped
+    rows, root = collect_runs(paths, skipped)
     out = Path(out) if out is not None else root
     histories = {row["run"]: read_history(row["dir"]) for row in rows}
-    write_summary(rows, histories, out, metric)
+    write_summary(rows, histories, out, metric, skipped)
     return sort_rows(rows, metric), out
 
 
@@ -194,11 +214,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="also write report.html: one self-contained page (sortable "
                              "leaderboard, config differences, curves, each run's plots)")
     args = parser.parse_args(argv)
+    from ..core.errors import VBenchError
+
+    skipped: list[tuple[Path, str]] = []
     try:
-        rows, out = summarize(args.paths, args.out, args.sort)
-    except FileNotFoundError as e:
+        if args.out is not None:  # refused before the runs are read: nothing is left behind
+            writable_folder(args.out)
+        rows, out = summarize(args.paths, args.out, args.sort, skipped)
+    except (FileNotFoundError, VBenchError) as e:
+        _warn_skipped(skipped)
         print(f"vbench-report: error: {e}", file=sys.stderr)
         return 2
+    # Skipping is a warning: the rest is ranked and the exit code stays 0.
+    _warn_skipped(skipped)
     print_leaderboard(rows, args.sort, f"vbench: {len(rows)} runs", args.hide_failed)
     from ..core.console import console
 
@@ -212,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _warn_skipped(skipped: list[tuple[Path, str]]) -> None:
+    for _, why in skipped:
+        print(f"vbench-report: warning: skipped {why}", file=sys.stderr)
+
+
 # ----------------------------------------------------------------------------------------------
 # The Hydra callback
 
@@ -223,13 +256,22 @@ class SweepSummary(Callback):
     failed_jobs: ClassVar[list[str]] = []
 
     def on_multirun_end(self, config, **kwargs) -> None:
+        from ..core.errors import VBenchError
+
         sweep_dir = Path(config.hydra.sweep.dir)
+        skipped: list[tuple[Path, str]] = []
         try:
-            rows, _ = summarize([sweep_dir], sweep_dir)
+            rows, _ = summarize([sweep_dir], sweep_dir, skipped=skipped)
         except FileNotFoundError:
             return  # no job started: nothing to summarize
+        except VBenchError as e:
+            print(f"vbench: warning: no sweep summary: {e}", file=sys.stderr)
+            return
+        for _, why in skipped:
+            print(f"vbench: warning: the summary skips {why}", file=sys.stderr)
         print_leaderboard(rows, DEFAULT_SORT, f"sweep {sweep_dir}: {len(rows)} jobs")
-        SweepSummary.failed_jobs = [r["run"] for r in rows if r["status"] in BAD_STATUSES]
+        SweepSummary.failed_jobs = [r["run"] for r in rows if r["status"] in BAD_STATUSES] + [
+            os.path.relpath(run, sweep_dir.resolve()) for run, _ in skipped]
         from .html import write_html_report
 
         write_html_report([sweep_dir], sweep_dir / "report.html", DEFAULT_SORT)

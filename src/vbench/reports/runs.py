@@ -2,8 +2,10 @@
 report.html alike: finding run directories, reading each, labelling, sorting and grouping.
 
 Reads only the files a run leaves (metrics.json, history.csv, .hydra/overrides.yaml), so it
-works on finished, failed and half-written sweeps alike. No torch import: the report must
-answer at once.
+works on finished, failed and half-written sweeps alike. A run whose files cannot be read
+(a truncated metrics.json, one with values of the wrong type, a broken overrides.yaml) is
+skipped, with why, and the others are reported. No torch import: the report must answer at
+once.
 """
 
 import csv
@@ -22,19 +24,37 @@ DEFAULT_SORT = "best_val_acc"
 SEED_KEY = "trainer.seed="
 
 
-def collect_runs(paths: list[Path]) -> tuple[list[dict], Path]:
+class UnreadableRun(Exception):
+    """A run directory whose files do not hold what vbench writes: the message says which file
+    and what is wrong, in one line."""
+
+
+def collect_runs(paths: list[Path], skipped: list[tuple[Path, str]] | None = None
+                 ) -> tuple[list[dict], Path]:
     """One row per run under `paths`, in directory order, each with its "label" and "dir";
     and the common parent of the run directories, which the rows' "run" is relative to (the
-    sweep directory for one sweep)."""
+    sweep directory for one sweep). Unreadable runs are left out; each is appended to
+    `skipped` as (run directory, why). FileNotFoundError when no run is there, or none can be
+    read."""
     runs = find_runs(paths)
+    where = ", ".join(map(str, paths))
     if not runs:
-        where = ", ".join(map(str, paths))
         raise FileNotFoundError(f"no run directories (with metrics.json or .hydra/) under: {where}")
+    # All the runs found, readable or not, name the folder: where the summary goes does not
+    # depend on which runs can be read.
     root = Path(os.path.commonpath([run.parent for run in runs]))
-    rows = [read_run(run, root) for run in runs]
-    for row, label, run in zip(rows, short_labels([r["overrides"] for r in rows]), runs):
+    rows = []
+    for run in runs:
+        try:
+            rows.append(read_run(run, root))
+        except UnreadableRun as e:
+            if skipped is not None:
+                skipped.append((run, str(e)))
+    if not rows:
+        raise FileNotFoundError(f"none of the {len(runs)} run directories under {where} can be "
+                                "read; fix or remove their metrics.json")
+    for row, label in zip(rows, short_labels([r["overrides"] for r in rows])):
         row["label"] = row["name"] or label or row["run"]  # run.name, when the user gave one
-        row["dir"] = run
     return rows, root
 
 
@@ -67,40 +87,103 @@ def _natural_key(path: Path):
 
 
 def read_run(run_dir: Path, root: Path) -> dict:
-    """One summary row. Fields a failed or missing run lacks are None."""
+    """One summary row. Fields a failed or missing run lacks are None. UnreadableRun when
+    metrics.json or .hydra/overrides.yaml is damaged or holds values of the wrong type."""
     metrics_path = run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics = _read_metrics(metrics_path) if metrics_path.is_file() else {}
     overrides = _overrides(run_dir)
-    best = metrics.get("best") or {}
-    final = metrics.get("final") or {}
-    params = metrics.get("params") or {}
+    m = _Fields(metrics, metrics_path)
     row = {
         "run": os.path.relpath(run_dir, root),
-        "name": metrics.get("name"),
-        "tags": " ".join(metrics.get("tags") or []),
+        "dir": run_dir,
+        "name": m.text("name"),
+        "tags": " ".join(m.texts("tags")),
         "overrides": " ".join(overrides),
-        "status": metrics.get("status", "missing"),
-        "dataset": metrics.get("dataset"),
-        "model": metrics.get("model"),
-        "seed": metrics.get("seed"),
-        "epochs_run": metrics.get("epochs_run"),
-        "best_epoch": metrics.get("best_epoch"),
-        "best_val_acc": _get(best, "val", "accuracy"),
-        "best_test_acc": _get(best, "test", "accuracy"),
-        "final_test_acc": _get(final, "test", "accuracy"),
-        "macro_f1": _get(best, "test", "macro_f1"),
-        "params": params.get("total"),
-        "trainable_params": params.get("trainable"),
-        "train_time_s": metrics.get("train_time_s"),
-        "inference_ms": metrics.get("inference_ms_per_image"),
+        "status": m.text("status") or "missing",
+        "dataset": m.text("dataset"),
+        "model": m.text("model"),
+        "seed": m.number("seed"),
+        "epochs_run": m.number("epochs_run"),
+        "best_epoch": m.number("best_epoch"),
+        "best_val_acc": m.number("best", "val", "accuracy"),
+        "best_test_acc": m.number("best", "test", "accuracy"),
+        "final_test_acc": m.number("final", "test", "accuracy"),
+        "macro_f1": m.number("best", "test", "macro_f1"),
+        "params": m.number("params", "total"),
+        "trainable_params": m.number("params", "trainable"),
+        "train_time_s": m.number("train_time_s"),
+        "inference_ms": m.number("inference_ms_per_image"),
         # Jobs that differ only in trainer.seed are repeats of one configuration.
         "group": (" ".join(o for o in overrides if not o.startswith(SEED_KEY)) or "(defaults)")
                  if (run_dir / ".hydra").is_dir() else os.path.relpath(run_dir, root),
-        "error": metrics.get("error"),
+        "error": m.text("error"),
     }
-    for name, values in (metrics.get("extra") or {}).items():
-        row[f"extra_{name}_acc"] = values["accuracy"]
+    for name in m.node("extra") or {}:
+        row[f"extra_{name}_acc"] = m.number("extra", name, "accuracy")
     return row
+
+
+def _read_metrics(path: Path) -> dict:
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UnreadableRun(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column "
+                            f"{e.colno}): the file is cut off or damaged") from None
+    except UnicodeDecodeError:
+        raise UnreadableRun(f"{path}: not a text file") from None
+    except OSError as e:
+        raise UnreadableRun(f"{path}: cannot read it: {e.strerror or e}") from None
+    if not isinstance(metrics, dict):
+        raise UnreadableRun(f"{path}: holds a JSON {type(metrics).__name__}, not an object")
+    return metrics
+
+
+class _Fields:
+    """Typed reads of metrics.json: a missing or null field is None; a field of another type
+    than vbench writes makes the run unreadable, naming the field."""
+
+    def __init__(self, metrics: dict, path: Path):
+        self.metrics, self.path = metrics, path
+
+    def _get(self, keys: tuple[str, ...]):
+        value = self.metrics
+        for depth, key in enumerate(keys):
+            if value is None:
+                return None
+            if not isinstance(value, dict):
+                self._wrong(keys[:depth], value, "an object")
+            value = value.get(key)
+        return value
+
+    def _wrong(self, keys, value, wanted: str):
+        shown = json.dumps(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise UnreadableRun(f"{self.path}: {'.'.join(keys)} is {shown}, not {wanted}")
+
+    def node(self, *keys: str) -> dict | None:
+        value = self._get(keys)
+        if value is not None and not isinstance(value, dict):
+            self._wrong(keys, value, "an object")
+        return value
+
+    def number(self, *keys: str) -> float | int | None:
+        value = self._get(keys)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            self._wrong(keys, value, "a number")
+        return value
+
+    def text(self, *keys: str) -> str | None:
+        value = self._get(keys)
+        if value is not None and not isinstance(value, str):
+            self._wrong(keys, value, "a string")
+        return value
+
+    def texts(self, *keys: str) -> list[str]:
+        value = self._get(keys)
+        if value is not None and not (isinstance(value, list)
+                                      and all(isinstance(v, str) for v in value)):
+            self._wrong(keys, value, "a list of strings")
+        return value or []
 
 
 def short_labels(texts: list[str]) -> list[str]:
@@ -116,23 +199,32 @@ def _overrides(run_dir: Path) -> list[str]:
     path = run_dir / ".hydra/overrides.yaml"
     if not path.is_file():
         return []
-    from omegaconf import OmegaConf
+    import yaml
 
-    return [str(o) for o in OmegaConf.load(path)]
-
-
-def _get(d: dict, *keys):
-    for key in keys:
-        d = d.get(key) if isinstance(d, dict) else None
-    return d
+    try:
+        overrides = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        why = getattr(e, "problem", None) or getattr(e, "strerror", None) or type(e).__name__
+        raise UnreadableRun(f"{path}: cannot read it ({why})") from None
+    if overrides is None:
+        return []
+    if not isinstance(overrides, list):
+        raise UnreadableRun(f"{path}: holds no list of overrides")
+    return [str(o) for o in overrides]
 
 
 def read_history(run_dir: Path) -> list[dict]:
+    """history.csv's rows as numbers, up to the first row that is not (a file cut off while
+    a run was writing it); [] when it is missing or unreadable: it only draws curves."""
     path = run_dir / "history.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    rows = []
+    try:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                rows.append({k: float(v) for k, v in row.items()})
+    except (OSError, UnicodeDecodeError, csv.Error, TypeError, ValueError):
+        pass  # TypeError: a short row (None) or a long one (a list under the key None)
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------
