@@ -71,3 +71,32 @@ def test_optuna_search_preset_maximizes_the_val_accuracy(tmp_path):
     assert result.best_value == max(m["best"]["val"]["accuracy"] for m in jobs)
     assert set(result.best_params) == {"optimizer.lr", "model.width", "model.depth",
                                        "model.dropout"}
+
+
+@needs("hydra_plugins.hydra_submitit_launcher")
+@pytest.mark.parametrize("launcher", ["submitit_slurm", "slurm_ddp"])
+def test_a_slurm_launcher_without_slurm_is_one_line_and_writes_nothing(tmp_path, launcher):
+    """No sbatch on PATH: refused before Hydra writes the sweep directory, pointing to the
+    local launcher; printing the config (--cfg) still works there."""
+    bare = tmp_path / "bin"  # a PATH without sbatch or srun
+    bare.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | {"PATH": str(bare)}
+    work = tmp_path / "work"
+    work.mkdir()
+    done = subprocess.run([str(VBENCH), "-m", f"hydra/launcher={launcher}", "debug=smoke",
+                           "trainer.seed=0,1"], cwd=work, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("vbench: error: ")
+    assert "sbatch" in done.stderr and "hydra/launcher=submitit_local" in done.stderr
+    assert not list(work.iterdir())  # no outputs/, no sweep directory, no multirun.yaml
+
+    shown = subprocess.run([str(VBENCH), f"hydra/launcher={launcher}", "--cfg", "hydra",
+                            "-p", "hydra.launcher"], cwd=work, env=env, capture_output=True,
+                           text=True, timeout=120, check=False)
+    assert shown.returncode == 0, shown.stderr
+    assert "SlurmLauncher" in shown.stdout
+    both = subprocess.run([str(VBENCH), "-m", "--cfg", "job"], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert both.returncode == 2 and both.stderr.count("\n") == 1, both.stderr
+    assert "leave out -m" in both.stderr

@@ -33,6 +33,9 @@ def check_command_line(args) -> DictConfig:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    if args.multirun and args.cfg:  # Hydra refuses the pair with a traceback
+        raise VBenchError(f"-m and --cfg {args.cfg} do not go together: --cfg prints the config "
+                          "and runs nothing; leave out -m (a sweep's values: give one of them)")
     search = _search_path(args.config_dir)
     try:
         parsed = OverridesParser.create().parse_overrides(args.overrides)
@@ -52,7 +55,47 @@ def check_command_line(args) -> DictConfig:
         for line in _one_value_each(sweeps, base):
             _compose(compose, args.config_name or "config", fixed + line)
     GlobalHydra.instance().clear()
+    if args.multirun and not args.help:  # --help launches nothing
+        _check_launcher(base.hydra.launcher)
     return base
+
+
+def _check_launcher(launcher) -> None:
+    """A SLURM launcher needs SLURM's commands: submitit submits with sbatch and checks srun.
+    Without them it fails deep inside the launch, after Hydra wrote the sweep directory."""
+    import shutil
+
+    if not str(launcher.get("_target_") or "").endswith("SlurmLauncher"):
+        return
+    missing = [command for command in ("sbatch", "srun") if shutil.which(command) is None]
+    if missing:
+        raise VBenchError(f"hydra/launcher: SLURM was not found (no {' or '.join(missing)} on "
+                          "PATH); run the sweep on a SLURM login node, or on this machine with "
+                          "hydra/launcher=submitit_local (or joblib)")
+
+
+def expand_home(args: list[str]) -> list[str]:
+    """Command-line words with `~` and `~/...` (and `~user/...`) at the start of an override's
+    value replaced by that home directory, as the shell would have done had it been a word of
+    its own: bash leaves `dataset.root=~/photos` as it is, and Hydra's override parser refuses
+    a value starting with `~`. Also each value of a sweep or list (`dataset.root=~/a,~/b`,
+    `[~/a]`), and `--config-dir=~/...`. Other options and quoted values are left alone."""
+    return [_expand_override(a) if "=" in a and (not a.startswith("-")
+                                                 or a.startswith("--config-dir=")) else a
+            for a in args]
+
+
+_HOME = re.compile(r"(?:^|(?<=[,\[]))~([A-Za-z0-9._-]*)(?=/|,|]|$)")
+
+
+def _expand_override(override: str) -> str:
+    key, _, value = override.partition("=")
+
+    def home(match: re.Match) -> str:
+        expanded = os.path.expanduser(match.group(0))
+        return match.group(0) if expanded.startswith("~") else expanded  # an unknown user
+
+    return f"{key}={_HOME.sub(home, value)}"
 
 
 def _search_path(config_dir) -> list[str]:
@@ -128,7 +171,8 @@ def _composition(e: ConfigCompositionException, keys_here) -> str:
 
 def _unknown_key(key: str, here: list[str]) -> str:
     """`key` is declared nowhere in the composed config: name the closest key of the chosen
-    option, the kinds of option that do declare it, and the keys the option has."""
+    option, the kinds of option that do declare it, or the key of another group it most
+    likely means (trainer.lr: optimizer.lr), and the keys the option has."""
     section, _, leaf = key.partition(".")
     own = [k.partition(".")[2] for k in here if k.startswith(section + ".")]
     close = difflib.get_close_matches(leaf, own, n=2, cutoff=0.75)
@@ -136,8 +180,29 @@ def _unknown_key(key: str, here: list[str]) -> str:
     kinds = [kind for kind, node in GROUPS.get(section, {}).items()
              if leaf in {f.name for f in fields(node)}]
     elsewhere = f"; options of kind {', '.join(kinds)} have it" if kinds and not close else ""
+    if not close and not kinds:
+        hint = _other_group(section, leaf or section, here)
     keys = f" (keys of {section} here: {', '.join(own)})" if own else ""
     return f"{key} is not a key of this config{hint}{elsewhere}{keys}"
+
+
+def _other_group(section: str, leaf: str, here: list[str]) -> str:
+    """The hint for a key put in the wrong group: a key of another section of this config
+    with that name (or a close one), else a kind of option of another group that has it."""
+    others: dict[str, list[str]] = {}
+    for k in here:
+        other, _, name = k.partition(".")
+        if other != section and name:
+            others.setdefault(name, []).append(k)
+    names = [leaf] if leaf in others else difflib.get_close_matches(leaf, others, n=1, cutoff=0.8)
+    if names:
+        return f"; did you mean {' or '.join(others[names[0]])}?"
+    for group, kinds in GROUPS.items():
+        having = [kind for kind, node in kinds.items() if leaf in {f.name for f in fields(node)}]
+        if group != section and having:
+            return (f"; did you mean {group}.{leaf}? (options of kind {', '.join(having)} have "
+                    "it)")
+    return ""
 
 
 def _keys_without(compose, name: str, overrides: list[str], key: str) -> dict[str, type]:

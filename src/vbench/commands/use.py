@@ -78,7 +78,10 @@ def eval_main(argv: list[str] | None = None) -> None:
                         "trainer.device/eval_batch_size/precision=...")
     _checkpoint_arg(parser)
     args = parser.parse_args(argv)
-    _guarded("vbench-eval", lambda: evaluate_run(args.run_dir, args.overrides, args.checkpoint))
+    from .preflight import expand_home
+
+    overrides = expand_home(args.overrides)  # dataset.root=~/photos, as for vbench
+    _guarded("vbench-eval", lambda: evaluate_run(args.run_dir, overrides, args.checkpoint))
 
 
 def evaluate_run(run_dir: Path, overrides: list[str], which: str = "best") -> dict:

@@ -25,6 +25,7 @@ GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 # What PIL raises for a file that is not (or no longer) an image it can read, or one past its
 # size limit (Image.MAX_IMAGE_PIXELS, against decompression bombs).
 UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+FIX = "fix it or remove it from the folder"  # a damaged image of the user's own folder
 
 
 @register_dataset("imagefolder")
@@ -100,7 +101,7 @@ def _listing(split_dir: Path, classes: list[str], cfg) -> tuple[list[Path], list
 def _auto_channels(paths: list[Path], cfg) -> int:
     """1 when every training image is greyscale, else 3. Reads headers only."""
     for path in paths:
-        with reading(path, cfg), Image.open(path) as image:
+        with reading(path, cfg, fix=FIX), Image.open(path) as image:
             if image.mode not in GREY_MODES:
                 return 3
     return 1
@@ -121,7 +122,7 @@ def load_image(path: Path, size: int | tuple[int, int], channels: int) -> np.nda
 
 def _read(path: Path, size: int, channels: int, cfg) -> np.ndarray:
     """load_image for this dataset: a failure is one line naming the dataset and the file."""
-    with reading(path, cfg):
+    with reading(path, cfg, fix=FIX):
         return load_image(path, size, channels)
 
 

@@ -38,21 +38,34 @@ def missing_error(cfg, folder: Path, missing: Iterable[str], where: str) -> VBen
 
 
 @contextlib.contextmanager
-def reading(path: Path, cfg):
-    """Turns any failure to decode `path` into one clear error naming the file.
+def reading(path: Path, cfg, fix: str | None = None):
+    """Turns any failure to decode `path` into one clear error naming the file; `fix` says
+    what to do about a damaged file (default: download it again, or replace it).
 
     Truncated archives, bad pickles and broken images raise many exception types (OSError,
     EOFError, zlib.error, UnpicklingError, ValueError, ...); to the user they all mean the same:
-    this file is damaged and must be replaced.
+    this file is damaged and must be replaced. A file that is gone was there when the data was
+    listed: something removed it while the run read it.
     """
     try:
         yield
     except VBenchError:
         raise
+    except FileNotFoundError as e:
+        raise VBenchError(f"dataset={cfg.name}: cannot read {path}: it is gone (it was there "
+                          "when the run listed the data); put it back and start the run again") from e
     except Exception as e:
-        fix = "delete it and run with dataset.download=true" if _downloadable(cfg) else "replace it"
-        raise VBenchError(f"dataset={cfg.name}: cannot read {path} ({type(e).__name__}: {e}); "
-                          f"the file is damaged or not in the expected format: {fix}") from e
+        if fix is None:
+            fix = ("delete it and run with dataset.download=true" if _downloadable(cfg)
+                   else "replace it")
+        why = _one_line(f"{type(e).__name__}: {e}")
+        raise VBenchError(f"dataset={cfg.name}: cannot read {path} ({why}); the file is "
+                          f"damaged or not in the expected format: {fix}") from e
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _downloadable(cfg) -> bool:

@@ -59,6 +59,15 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+class _Unreadable:
+    """What a worker hands back instead of a batch holding a file it cannot read: the loader's
+    one-line VBenchError, raised again in the training process. Raised in the worker, it would
+    come back re-raised by the DataLoader with the worker's traceback in its message."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+
 class _Files(torch.utils.data.Dataset):
     def __init__(self, paths: list[Path], load: Callable[[Path], np.ndarray]):
         self.paths, self.load = paths, load
@@ -66,9 +75,17 @@ class _Files(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        image = np.array(self.load(self.paths[i]))  # a writable copy of PIL's buffer
+    def __getitem__(self, i: int) -> torch.Tensor | _Unreadable:
+        try:
+            image = np.array(self.load(self.paths[i]))  # a writable copy of PIL's buffer
+        except VBenchError as e:  # a damaged or vanished file, in the loader's words
+            return _Unreadable(str(e))
         return torch.from_numpy(image).permute(2, 0, 1)  # HWC -> CHW
+
+
+def _collate(items: list) -> torch.Tensor | _Unreadable:
+    bad = next((item for item in items if isinstance(item, _Unreadable)), None)
+    return bad if bad is not None else torch.utils.data.default_collate(items)
 
 
 class FileImages:
@@ -115,10 +132,13 @@ class FileImages:
         loader = torch.utils.data.DataLoader(
             _Files(self.paths, self.load), batch_sampler=[_as_list(b) for b in batches],
             num_workers=min(workers, len(batches)), pin_memory=self.is_cuda,
+            collate_fn=_collate,
             # Its own generator: the workers' seeds must not draw from torch's global RNG,
             # which also drives dropout; the run stays the in-memory run.
             generator=torch.Generator())
         for x in loader:
+            if isinstance(x, _Unreadable):
+                raise VBenchError(x.message)
             yield x.to(self.device, non_blocking=True)
 
 
