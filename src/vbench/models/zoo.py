@@ -103,7 +103,7 @@ def load_weights(model: nn.Module, path: Path) -> None:
     head has another number of classes (the ImageNet head of a pretrained file).
 
     Accepts a plain state_dict, a vbench checkpoint ({"model": ...}) or a .safetensors file."""
-    path = Path(path)
+    path = Path(path).expanduser()  # model.weights: ~/w.pt from a YAML file
     if not path.is_file():
         raise VBenchError(f"model.weights: no file at {path}")
     state = _read_weights(path)
