@@ -49,7 +49,10 @@ def test_sigkill_then_resume_gives_the_uninterrupted_numbers(tmp_path):
                               "trainer.resume=true"], cwd=tmp_path, capture_output=True,
                              text=True, check=False)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming after epoch" in resumed.stdout
+    # one line for the restored range, then a line for each epoch trained now (4-8)
+    assert f"epochs 1–3 restored from {tmp_path / 'killed/checkpoints/last.pt'}" in resumed.stdout
+    assert [line.split()[1] for line in resumed.stdout.splitlines()
+            if line.startswith("epoch ")] == ["4", "5", "6", "7", "8"]
     a = json.loads((tmp_path / "whole/metrics.json").read_text())
     b = json.loads((tmp_path / "killed/metrics.json").read_text())
     same_results(a, b)

@@ -131,6 +131,19 @@ class EpochReport:
                           + _pace(self.images, self.done, self.batches, now - self.start),
                           highlight=False, soft_wrap=True)
 
+    def restored(self, epochs: int, source: str) -> None:
+        """A resumed run's earlier epochs: one line for the range, not one per epoch."""
+        if epochs == 0:
+            return
+        line = f"epochs 1–{epochs} restored from {source}" if epochs > 1 else \
+            f"epoch 1 restored from {source}"
+        if self.progress is None:
+            console.print(line, highlight=False, soft_wrap=True)
+        else:
+            log(line)
+            self.progress.update(self.epoch_task, advance=epochs)
+        self.epoch = epochs + 1
+
     def __call__(self, row: dict) -> None:
         if self.progress is None:
             console.print(epoch_line(row), highlight=False, soft_wrap=True)

@@ -268,12 +268,10 @@ def _epochs(run: Run, training: Training, report):
         restored, first_epoch = checkpoint.restore_last(run.resumed, live)
         history.extend(restored)
         _write_history(history, run.dir / "history.csv")  # a kill may have cut it short
-        console.print(f"resuming after epoch {first_epoch - 1} from {run.dir}/checkpoints/last.pt",
-                      highlight=False, soft_wrap=True)
         if stopper.should_stop:
             status = "early_stopped"
+    report.restored(len(history), checkpoint.path_of(run.dir, "final"))
     for row in history:
-        report(row)
         run.loggers.log_epoch(row)
     for epoch in range(first_epoch, t.epochs + 1):
         if status != "completed":
