@@ -100,3 +100,41 @@ def test_a_slurm_launcher_without_slurm_is_one_line_and_writes_nothing(tmp_path,
                           capture_output=True, text=True, timeout=120, check=False)
     assert both.returncode == 2 and both.stderr.count("\n") == 1, both.stderr
     assert "leave out -m" in both.stderr
+
+
+@needs("hydra_plugins.hydra_joblib_launcher")
+def test_fill_runs_k_jobs_per_device_with_a_serial_sweeps_numbers(tmp_path):
+    """hydra/launcher=fill run.jobs_per_device=K: K jobs at once per device (here the CPU,
+    whose cores they share); the summary and the numbers are a serial sweep's."""
+    from joblib import cpu_count
+
+    grid = ("eval.plots=[]", "model.depth=1,2", "trainer.seed=0,1")
+    (tmp_path / "par").mkdir()
+    sweep(*grid, "hydra/launcher=fill", "run.jobs_per_device=2", cwd=tmp_path / "par")
+    sweep(*grid, cwd=tmp_path)
+    parallel, serial = job_metrics(tmp_path / "par/sweep"), job_metrics(tmp_path / "sweep")
+    assert len(parallel) == len(serial) == 4
+    for p, s in zip(parallel, serial, strict=True):
+        assert p["threads"] == max(1, cpu_count() // 2) and p["config"] == s["config"]
+        for which in ("best", "final"):
+            for split in ("val", "test"):
+                for name, value in s[which][split].items():
+                    assert p[which][split][name] == pytest.approx(value, rel=1e-4, abs=1e-6)
+
+
+def test_fill_counts_the_visible_gpus_and_pins_job_i_to_gpu_i_mod_n(monkeypatch):
+    import torch
+
+    from vbench.training import parallel
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,3")
+    assert parallel.visible_gpus() == 3 and parallel.parallel_jobs(5) == 15
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert parallel.visible_gpus() == 0 and parallel.parallel_jobs(5) == 5
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    for job in range(7):
+        parallel.pin_job(job)
+    assert chosen == [0, 1, 2, 0, 1, 2, 0]

@@ -13,7 +13,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from ..training import names  # noqa: F401  (registers the run-directory name resolver of config.yaml)
+# Imported for the OmegaConf resolvers config.yaml and hydra/launcher=fill use.
+from ..training import names, parallel  # noqa: F401
 
 
 def _interrupt(signum, frame):
@@ -22,10 +23,14 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def _is_joblib(launcher) -> bool:
+    return (launcher.get("_target_") or "").endswith("JoblibLauncher")
+
+
 def _threads_per_job(launcher) -> int | None:
     """Torch's intra-op threads for one job of a parallel launcher, so that jobs running side
     by side share the cores instead of each starting one thread per core; None: torch's own."""
-    if (launcher.get("_target_") or "").endswith("JoblibLauncher"):
+    if _is_joblib(launcher):
         from joblib import cpu_count  # joblib's own count: honours CPU affinity and cgroups
 
         cpus, n_jobs = cpu_count(), launcher.get("n_jobs") or 1
@@ -61,6 +66,8 @@ def _app(cfg: DictConfig) -> float:
             import torch
 
             torch.set_num_threads(threads)
+        if multirun and _is_joblib(hydra_cfg.launcher):
+            parallel.pin_job(hydra_cfg.job.num)
         metrics = run(cfg, run_dir, record_refusal=multirun)  # a sweep lists its refused jobs
     except VBenchError as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":

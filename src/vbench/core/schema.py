@@ -28,8 +28,9 @@ from .errors import VBenchError, choices_error
 # build their tables from these (models/layers.py, training/optim.py, data/augment.py).
 ACTIVATIONS = ("relu", "tanh", "leaky_relu", "gelu", "sigmoid", "silu")
 AUGMENTS = ("none", "flip_crop", "rotate")
+AUTO_AUGMENTS = ("none", "randaugment", "trivialaugment")
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
-MONITORS = {"val_loss": "min", "val_acc": "max"}
+MONITORS = {"val_loss": "min", "val_acc": "max", "ema_val_loss": "min", "ema_val_acc": "max"}
 RESUME_MODES = ("auto", True, False)
 PLOTS = ("curves", "confusion", "per_class", "misclassified", "tsne", "weights", "gap", "samples")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
@@ -123,12 +124,27 @@ class Trainer:
     patience: int | None = key(None, "early stopping: epochs without improvement of monitor; "
                                   "null = off", COUNT)
     monitor: str = key("val_loss", "picks the best checkpoint: val_loss (lower is better) or "
-                       "val_acc", one_of(*MONITORS))
+                       "val_acc; ema_val_loss, ema_val_acc: the EMA weights' (trainer.ema)",
+                       one_of(*MONITORS))
     min_delta: float = key(0.0, "an improvement must beat the best by more than this",
                            at_least(0))
     label_smoothing: float = key(0.0, "label smoothing of the training loss", fraction())
     grad_clip: float | None = key(None, "clip the gradient norm to this value; null = off",
                                      above(0))
+    ema: float | None = key(None, "EMA of the weights with this decay per optimizer step (timm: "
+                            "0.9998), validated every epoch and reported beside the raw weights; "
+                            "null = off", fraction(closed_low=False))
+    ema_warmup: bool = key(True, "ramp the EMA decay up as timm's ModelEmaV3 warmup: "
+                           "min(trainer.ema, 1 - (1 + step)^(-2/3))")
+    mixup: float = key(0.0, "mixup alpha: each image blended with a partner, weight ~ "
+                       "Beta(alpha, alpha); 0 = off (timm: 0.8, torchvision's recipe: 0.2)",
+                       at_least(0))
+    cutmix: float = key(0.0, "cutmix alpha: a box of a partner pasted into each image, area ~ "
+                        "Beta(alpha, alpha); 0 = off (timm, torchvision: 1.0)", at_least(0))
+    mixup_prob: float = key(1.0, "share of the images mixed when mixup or cutmix is on",
+                            fraction(closed_high=True))
+    mixup_switch_prob: float = key(0.5, "with both on: chance an image gets cutmix instead of "
+                                   "mixup", fraction(closed_high=True))
     channels_last: bool = key(False, "channels_last memory format for conv nets")
     compile: bool = key(False, "torch.compile the model (slow start, faster epochs on big "
                         "models)")
@@ -163,6 +179,9 @@ class Run:
                            "options) and its row of the leaderboard")
     tags: list[str] = key([], "free labels recorded in metrics.json and the summary, e.g. "
                           "[baseline]")
+    jobs_per_device: int = key(1, "with hydra/launcher=fill: jobs of a sweep at once on each "
+                               "GPU (job i on GPU i mod N), or sharing the cores without one",
+                               COUNT)
 
 
 @dataclass
@@ -237,6 +256,18 @@ class Dataset:
                                      non_empty(each(above(0))))
     augment: str = key("none", "train batches only: none, flip_crop (flip + 4px-pad crop), "
                        "rotate (±10°)", one_of(*AUGMENTS))
+    auto_augment: str = key("none", "after augment, per image: randaugment, trivialaugment "
+                            "(torchvision's op lists, drawn per image on the device); none",
+                            one_of(*AUTO_AUGMENTS))
+    randaugment_ops: int = key(2, "randaugment: ops applied to each image, one after another",
+                               COUNT)
+    randaugment_magnitude: int = key(9, "randaugment: strength of every op, bin 0..30 "
+                                     "(torchvision's 31 bins)",
+                                     Rule(lambda v: isinstance(v, int) and 0 <= v <= 30,
+                                          "an integer from 0 to 30"))
+    random_erasing: float = key(0.0, "chance each training image gets a random box (2-33 % of "
+                                "it) filled with noise, last; 0 = off (timm: 0.25)",
+                                fraction(closed_high=True))
 
 
 @dataclass
@@ -488,6 +519,10 @@ def _check_relations(cfg: DictConfig) -> None:
         raise VBenchError(f"dataset.mean={_show(_plain(mean))} and dataset.std="
                           f"{_show(_plain(std))} go together: give both, one value per channel, "
                           "or neither (computed from train)")
+    if cfg.trainer.monitor.startswith("ema_") and cfg.trainer.ema is None:
+        raise VBenchError(f"trainer.monitor={cfg.trainer.monitor} watches the EMA weights, but "
+                          "trainer.ema=null keeps none; set a decay (trainer.ema=0.9998) or "
+                          f"monitor {cfg.trainer.monitor.removeprefix('ema_')}")
     for entry in cfg.eval.extra:
         name = entry if isinstance(entry, str) else entry.get("name")
         if name not in option_names("dataset"):

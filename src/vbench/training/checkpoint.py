@@ -37,6 +37,7 @@ def config_fingerprint(cfg: DictConfig) -> dict:
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain["trainer"].pop("resume", None)
     plain.pop("logger", None)  # where results are also sent changes none of them
+    plain.get("run", {}).pop("jobs_per_device", None)  # nor how many jobs share a device
     return plain
 
 
