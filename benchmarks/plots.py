@@ -43,7 +43,7 @@ def main() -> None:
         for _ in range(args.repeat):
             start = time.perf_counter()
             plots.plot_curves(history, out / "curves.png", best_epoch=args.epochs - 3)
-            plots.plot_gap(history, out / "gap.png")
+            plots.plot_gap(history, out / "gap.png", best_epoch=args.epochs - 3)
             plots.plot_confusion(y_true, y_pred, classes, "bench", out / "confusion.png")
             plots.plot_per_class(accuracy, "bench", out / "per_class.png")
             rounds.append(time.perf_counter() - start)

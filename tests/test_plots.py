@@ -31,12 +31,33 @@ def assert_readable(fig, name: str = "") -> None:
             for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2):
                 assert not box_a.overlaps(box_b), f"{name}: tick labels {a!r} and {b!r} overlap"
         axis_labels = [ax.xaxis.label, ax.yaxis.label] if ax.axison else []
-        for text in [*ax.texts, ax.title, *axis_labels, *labels]:
-            if not text.get_visible() or not text.get_text():
-                continue
-            box = text.get_window_extent(renderer)
-            assert (box.x0 >= page.x0 - 1 and box.x1 <= page.x1 + 1 and box.y0 >= page.y0 - 1
-                    and box.y1 <= page.y1 + 1), f"{name}: {text.get_text()!r} is cut at the edge"
+        legend = ax.get_legend()
+        legend_texts = [*legend.get_texts(), legend.get_title()] if legend else []
+        for text in [*ax.texts, ax.title, *axis_labels, *labels, *legend_texts]:
+            assert_inside(text, page, renderer, name)
+    for legend in fig.legends:
+        for text in [*legend.get_texts(), legend.get_title()]:
+            assert_inside(text, page, renderer, name)
+    for text in [*fig.texts, *([fig._suptitle] if fig._suptitle else [])]:
+        assert_inside(text, page, renderer, name)
+
+
+def assert_inside(text, page, renderer, name: str) -> None:
+    if not text.get_visible() or not text.get_text():
+        return
+    box = text.get_window_extent(renderer)
+    assert (box.x0 >= page.x0 - 1 and box.x1 <= page.x1 + 1 and box.y0 >= page.y0 - 1
+            and box.y1 <= page.y1 + 1), f"{name}: {text.get_text()!r} is cut at the edge"
+
+
+def legend_outside(ax) -> bool:
+    """The axes' legend (or the figure's) lies wholly outside the axes' area."""
+    legend = ax.get_legend() or ax.figure.legends[0]
+    return not ax.bbox.overlaps(legend.get_window_extent())
+
+
+def caption(fig) -> str:
+    return " ".join(t.get_text().replace("\n", " ") for t in fig.texts)
 
 
 def drawn_tick_labels(axis) -> list:
@@ -86,13 +107,46 @@ def test_class_name_plots_have_no_colliding_labels(dataset, tmp_path):
     if n <= 20:
         recall_cells = [t.get_text() for t in figures["confusion"].axes[1].texts]
         assert "0.00" not in recall_cells and "1.00" in recall_cells
+    # Class names stand upright under the matrix only when they do not fit side by side.
+    fits = all(len(c) <= 5 for c in classes)
+    rotations = {t.get_rotation() for t in figures["confusion"].axes[0].get_xticklabels()}
+    assert rotations == ({0.0} if fits else {90.0})
     per_class_ax = figures["per_class"].axes[0]
     values_inside = [t for t in per_class_ax.texts
                      if per_class_ax.bbox.overlaps(t.get_window_extent())]
     assert not values_inside
-    if n > plots.SIDEWAYS:  # sorted horizontal bars, best first
-        shown = [t.get_text() for t in per_class_ax.get_yticklabels()]
-        assert [accuracy[c] for c in shown] == sorted(accuracy.values(), reverse=True)
+    # A dot plot sorted best first, on an axis from the data, values with 4 significant digits.
+    shown = [t.get_text() for t in per_class_ax.get_yticklabels()]
+    assert [accuracy[c] for c in shown] == sorted(accuracy.values(), reverse=True)
+    low, high = per_class_ax.get_xlim()
+    span = max(accuracy.values()) - min(accuracy.values())
+    assert min(accuracy.values()) - 0.1 * span - 0.006 <= low < min(accuracy.values())
+    assert max(accuracy.values()) < high <= max(accuracy.values()) + 0.1 * span + 0.006
+    assert not per_class_ax.patches  # no bars: their length would mean something from zero
+    assert {t.get_text() for t in per_class_ax.texts} == {f"{v:#.4g}" for v in accuracy.values()}
+
+
+def test_digit_names_stay_upright_in_the_confusion_matrix(tmp_path):
+    digits = [str(d) for d in range(10)]
+    y = np.repeat(np.arange(10), 5)
+    fig = plots.plot_confusion(y, y, digits, "test", tmp_path / "c.png")
+    assert_readable(fig)
+    assert {t.get_rotation() for t in fig.axes[0].get_xticklabels()} == {0.0}
+    # No band of empty space under it: the names take one line of text.
+    names = max(t.get_window_extent().height for t in fig.axes[0].get_xticklabels())
+    assert fig.axes[0].bbox.y0 < names + fig.axes[0].xaxis.label.get_window_extent().height + 80
+
+
+def test_per_class_of_close_digits_spreads_them_over_the_axis(tmp_path):
+    accuracy = {str(d): v for d, v in enumerate(
+        [1.0, 0.9444, 1.0, 0.973, 1.0, 1.0, 1.0, 1.0, 0.9143, 0.9722])}
+    fig = plots.plot_per_class(accuracy, "best checkpoint, test split", tmp_path / "p.png")
+    assert_readable(fig)
+    ax = fig.axes[0]
+    low, high = ax.get_xlim()
+    assert 0.9 < low < 0.9143 and 1.0 < high < 1.01  # not 0 to 1
+    assert "0.9143 to 1.000" in caption(fig) and "mean over classes, 0.9804" in caption(fig)
+    assert ax.title.get_window_extent().y0 > max(t.get_window_extent().y1 for t in ax.texts)
 
 
 def test_run_plots_mark_the_best_epoch_and_draw_without_pyplot(tmp_path):
@@ -100,7 +154,7 @@ def test_run_plots_mark_the_best_epoch_and_draw_without_pyplot(tmp_path):
 
     curves = plots.plot_curves(history(), tmp_path / "curves.png", best_epoch=7)
     assert any(line.get_label() == "best epoch (7)" for line in curves.axes[0].lines)
-    for fig in (curves, plots.plot_gap(history(), tmp_path / "gap.png"),
+    for fig in (curves, plots.plot_gap(history(), tmp_path / "gap.png", best_epoch=7),
                 plots.plot_shift({"0": {"accuracy": 0.9, "confidence": 0.8},
                                   "2": {"accuracy": 0.5, "confidence": 0.6}}, 0.1,
                                  tmp_path / "shift.png"),
@@ -110,40 +164,132 @@ def test_run_plots_mark_the_best_epoch_and_draw_without_pyplot(tmp_path):
     assert "matplotlib.pyplot" not in sys.modules
 
 
+def test_curves_and_gap_take_their_axes_from_the_data(tmp_path):
+    """The last epoch is the best: its mark stays inside the frame. The first epoch's accuracy
+    (0.40-0.50 here, against 0.70-0.95 after it) is left out of the axes, and the caption says
+    so; the loss is on a log scale."""
+    rows = history()
+    curves = plots.plot_curves(rows, tmp_path / "curves.png", best_epoch=12)
+    loss, accuracy, lr = curves.axes
+    assert loss.get_yscale() == "log"
+    for ax in (loss, accuracy, lr):
+        low, high = ax.get_xlim()
+        assert low < 1 and 12 < high  # the best (last) epoch's line is not on the frame
+        assert any(line.get_label() == "best epoch (12)" for line in ax.lines)
+    later = [r[k] for r in rows[1:] for k in ("train_acc", "val_acc")]
+    low, high = accuracy.get_ylim()
+    assert rows[0]["val_acc"] < low <= min(later) and max(later) <= high < 1.0
+    assert "leaves out epoch 1 (0.4000 to 0.5000)" in caption(curves)
+    assert legend_outside(accuracy)
+
+    gap = plots.plot_gap(rows, tmp_path / "gap.png", best_epoch=12)
+    ax = gap.axes[0]
+    gaps = [r["train_acc"] - r["val_acc"] for r in rows]
+    low, high = ax.get_ylim()
+    assert low <= 0 and high >= max(gaps[1:]) and high < gaps[0]  # 0 kept, epoch 1 left out
+    assert any(line.get_label() == "best epoch (12)" for line in ax.lines)
+    assert ax.get_xlim()[1] > 12 and "epoch 1" in caption(gap) and legend_outside(ax)
+    # Without an outlier nothing is left out.
+    flat = [{**r, "train_acc": 0.9, "val_acc": 0.88 + r["epoch"] / 1000} for r in rows]
+    assert "epoch 1" not in caption(plots.plot_gap(flat, tmp_path / "flat.png", best_epoch=3))
+
+
+OPTUNA = ["optimizer.lr=0.009145320282946534 model.width=64",
+          "optimizer.lr=0.0012345678901234 model.width=128",
+          "optimizer.lr=0.00051234567891 model.width=64"]
+
+
+def groups_of(labels: list[str], accuracies: list[float]) -> list[dict]:
+    return [{"label": label, "best_val_acc": acc, "best_test_acc": acc - 0.01,
+             "best_test_acc_std": None, "best_test_acc_n": 1, "statuses": "1 completed"}
+            for label, acc in zip(labels, accuracies)]
+
+
 @pytest.mark.parametrize("runs", [3, 12])
-def test_sweep_plots_colour_spread_and_legend(runs, tmp_path):
+def test_sweep_plots_share_the_ranking_colours_and_readable_legends(runs, tmp_path):
     labels = [f"model=mlp model.hidden=[{64 * (i + 1)},{32 * (i + 1)}] optimizer=sgd"
               for i in range(runs)]
-    colors = plots.run_colors(labels)
-    groups = [{"label": label, "best_test_acc": 0.90 + i / 1000,
-               "best_test_acc_std": None, "best_test_acc_n": 1, "statuses": "1 completed"}
-              for i, label in enumerate(labels)]
-    groups.append({"label": "model=cnn", "best_test_acc": None, "best_test_acc_std": None,
-                   "best_test_acc_n": 0, "statuses": "1 failed"})
-    colors["model=cnn"] = (0, 0, 0, 1)
-    bars = plots.plot_sweep_bars(groups, colors, tmp_path / "bars.png")
+    groups = groups_of(labels, [0.90 + i / 1000 for i in range(runs)])  # the last is best
+    groups.append({"label": "model=cnn", "best_val_acc": None, "best_test_acc": None,
+                   "best_test_acc_std": None, "best_test_acc_n": 0, "statuses": "1 failed"})
+    legend = plots.sweep_legend(groups, "best_val_acc")
+    ranking = labels[::-1] + ["model=cnn"]
+    assert legend.order == ranking
+    bars = plots.plot_sweep_bars(groups, legend, tmp_path / "bars.png")
     assert "seeds" not in bars.axes[0].get_title()  # single runs: no "over seeds"
     low, high = bars.axes[0].get_xlim()
     assert 0.85 < low and high < 0.95  # the range of the data, not 0-1
+    ticks = [t.get_text() for t in bars.axes[0].get_yticklabels()]
+    assert [t.split(".", 1)[0] for t in ticks] == [str(i) for i in range(1, runs + 2)]
+    assert "ranked by best_val_acc" in caption(bars) and "need not fall in order" in caption(bars)
     points = [(label, 1000, 0.9 + i / 1000) for i, label in enumerate(labels)]
-    scatter = plots.plot_accuracy_vs_params(points, colors, tmp_path / "params.png")
+    scatter = plots.plot_accuracy_vs_params(points, legend, tmp_path / "params.png")
     xs = [c.get_offsets()[0][0] for c in scatter.axes[0].collections]
     assert len(set(xs)) == runs  # equal sizes spread
-    curves = plots.plot_sweep_curves([(label, history()) for label in labels], colors,
+    curves = plots.plot_sweep_curves([(label, history(), 12) for label in labels], legend,
                                      tmp_path / "curves.png")
     for fig in (bars, scatter, curves):
         assert_readable(fig)
-    # One colour per run in every plot, and the legend outside the axes past MANY_RUNS.
+    # One colour per configuration in every plot; legends outside the axes, in rank order,
+    # readable (8 pt and up), at any count.
     assert [tuple(c.get_facecolor()[0]) for c in scatter.axes[0].collections] == \
-        [colors[label] for label in labels]
-    assert [line.get_color() for line in curves.axes[0].lines] == [colors[label] for label in labels]
-    legend = curves.axes[0].get_legend()
-    outside = not curves.axes[0].bbox.overlaps(legend.get_window_extent())
-    assert outside == (runs > plots.MANY_RUNS)
+        [legend.colors[label] for label in labels]
+    entries = [t.get_text() for t in scatter.axes[0].get_legend().get_texts()]
+    assert entries == [legend.names[label] for label in ranking[:-1]]
+    assert min(t.get_fontsize() for t in scatter.axes[0].get_legend().get_texts()) >= 8
+    assert legend_outside(scatter.axes[0])
+    if runs <= plots.OVERLAY:
+        ax = curves.axes[0]
+        assert [line.get_color() for line in ax.lines if line.get_marker() != "*"] == \
+            [legend.colors[label] for label in labels]
+        assert legend_outside(ax)
+    else:  # a panel per configuration, in rank order, on one y axis
+        titles = [ax.get_title(loc="left") for ax in curves.axes if ax.get_title(loc="left")]
+        assert titles == [legend.names[label] for label in ranking[:-1]]
+    # The first epoch (0.40) is left out of the y axis: the later ones (0.70-0.95) fill it.
+    low, high = curves.axes[0].get_ylim()
+    assert 0.4 < low <= 0.7 and "leaves out epoch 1" in caption(curves)
+    stars = [line for ax in curves.axes for line in ax.lines if line.get_marker() == "*"]
+    assert stars and all(line.get_xdata()[0] == 12 for line in stars)  # best epochs marked
+
+
+def test_long_labels_are_rounded_and_their_keys_stated_once(tmp_path):
+    """An Optuna sweep's labels: 4 significant digits, the keys once, so the figure keeps the
+    shape of a figure (no strip of labels)."""
+    groups = groups_of(OPTUNA, [0.97, 0.95, 0.99])
+    legend = plots.sweep_legend(groups, "best_val_acc")
+    assert legend.keys == "optimizer.lr, model.width"
+    names = {label: legend.names[label] for label in OPTUNA}
+    assert names == {OPTUNA[2]: "1. 0.0005123, 64", OPTUNA[0]: "2. 0.009145, 64",
+                     OPTUNA[1]: "3. 0.001235, 128"}
+    bars = plots.plot_sweep_bars(groups, legend, tmp_path / "bars.png")
+    assert_readable(bars)
+    width, height = bars.get_size_inches()
+    assert width < 11 and height > 2.5
+    assert "rank. optimizer.lr, model.width" in [t.get_text() for t in bars.axes[0].texts]
+    curves = plots.plot_sweep_curves([(label, history(), 5) for label in OPTUNA], legend,
+                                     tmp_path / "curves.png")
+    assert_readable(curves)
+    assert curves.get_size_inches()[0] < 12
+    assert curves.axes[0].get_legend().get_title().get_text() == "optimizer.lr, model.width"
 
 
 def test_seed_groups_say_mean_and_std(tmp_path):
-    groups = [{"label": "a", "best_test_acc": 0.9, "best_test_acc_std": 0.01,
-               "best_test_acc_n": 3, "statuses": "3 completed"}]
-    fig = plots.plot_sweep_bars(groups, plots.run_colors(["a"]), tmp_path / "bars.png")
+    groups = [{"label": "a", "best_val_acc": 0.9, "best_test_acc": 0.9,
+               "best_test_acc_std": 0.01, "best_test_acc_n": 3, "statuses": "3 completed"}]
+    fig = plots.plot_sweep_bars(groups, plots.sweep_legend(groups, "best_val_acc"),
+                                tmp_path / "bars.png")
     assert "mean ± sample std over seeds" in fig.axes[0].get_title()
+    low, high = fig.axes[0].get_xlim()
+    assert low < 0.89 and high > 0.91  # the error bar fits
+
+
+def test_report_html_curves_mark_best_epochs_without_a_legend():
+    groups = groups_of(OPTUNA, [0.97, 0.95, 0.99])
+    legend = plots.sweep_legend(groups, "best_val_acc")
+    curves = [(label, history(), 4) for label in OPTUNA]
+    svg, note = plots.curves_svg(curves, legend, "val_acc", "validation accuracy")
+    assert svg.startswith(b"<?xml") and b"legend" not in svg
+    assert "leaves out epoch 1" in note
+    svg, note = plots.curves_svg(curves, legend, "val_loss", "validation loss")
+    assert b"log scale" in svg and "epoch 1" not in note

@@ -221,3 +221,59 @@ def test_report_into_a_read_only_folder_is_one_line(sweep, tmp_path, capsys):
         out.chmod(0o700)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(out) in err and not list(out.iterdir())
+
+
+def test_a_run_is_a_directory_with_hydra_or_a_runs_metrics(tmp_path, capsys):
+    """`vbench-report outputs/runs` after vbench-eval: the eval/<dataset>_<split>/ folders
+    (metrics.json without a status) belong to their run and are no runs of their own."""
+    runs = tmp_path / "outputs/runs"
+    fake_run(runs / "a", [], 0.9)
+    for folder in ("digits_test", "digits_val", "fake_test_final"):
+        (runs / "a/eval" / folder).mkdir(parents=True)
+        (runs / "a/eval" / folder / "metrics.json").write_text(json.dumps(
+            {"loss": 0.3, "accuracy": 0.9, "macro_f1": 0.9, "weighted_f1": 0.9,
+             "checkpoint": "best", "epoch": 2}))
+    (runs / "a/wandb/run-1").mkdir(parents=True)  # a tracker's folder inside the run
+    (runs / "a/wandb/run-1/metrics.json").write_text('{"status": "x"}')
+    lone = tmp_path / "outputs/copied"  # a run's metrics.json without .hydra/ is a run too
+    lone.mkdir(parents=True)
+    (lone / "metrics.json").write_text((runs / "a/metrics.json").read_text())
+    assert main([str(tmp_path / "outputs")]) == 0
+    out = capsys.readouterr().out
+    assert "without a result" not in out and "eval" not in out
+    assert [r["run"] for r in read_csv(tmp_path / "outputs/summary.csv")] == ["copied", "runs/a"]
+    rows, _ = summarize([runs])
+    assert [r["run"] for r in rows] == ["a"]
+
+
+def test_a_seed_group_needs_runs_whose_seeds_differ(tmp_path):
+    """Five runs with the defaults (one seed) are five runs, not a group with ± 0.0000."""
+    runs = tmp_path / "runs"
+    for i in range(5):
+        fake_run(runs / f"2026-11-22_00-0{i}_digits_mlp", [], 0.9)
+    fake_run(runs / "s0", ["model=cnn", "trainer.seed=0"], 0.8)
+    fake_run(runs / "s1", ["model=cnn", "trainer.seed=1"], 0.9)
+    rows, _ = summarize([runs])
+    groups = {r["group"] for r in rows}
+    assert len(groups) == 6 and "model=cnn" in groups
+    md = (runs / "summary.md").read_text()
+    assert "± 0.0000" not in md
+    assert "| `model=cnn` | 2 | 2 completed | " in md
+
+
+def test_labels_round_long_decimals_to_what_tells_runs_apart():
+    from vbench.reports.runs import shared_keys, short_labels
+
+    labels = short_labels(["optimizer.lr=0.009145320282946534 model.width=64 debug=smoke",
+                           "optimizer.lr=0.0012345678901234 model.width=128 debug=smoke",
+                           "optimizer.lr=0.00123456999 model.width=64 debug=smoke"])
+    # 4 significant digits; as many more as two close values need to read apart.
+    assert labels == ["optimizer.lr=0.009145 model.width=64",
+                      "optimizer.lr=0.001234568 model.width=128",
+                      "optimizer.lr=0.00123457 model.width=64"]
+    assert shared_keys(labels) == ("optimizer.lr, model.width",
+                                   ["0.009145, 64", "0.001234568, 128", "0.00123457, 64"])
+    assert shared_keys(["model=mlp", "model=cnn model.depth=3"]) == \
+        ("", ["model=mlp", "model=cnn model.depth=3"])
+    assert short_labels(["model.depth=1 lr=1e-3", "model.depth=2 lr=1e-3"]) == \
+        ["model.depth=1", "model.depth=2"]  # shared tokens go first, integers stay

@@ -59,6 +59,68 @@ def test_html_report_is_self_contained_and_complete(runs):
     assert "0.8000 ± 0.1000" in page  # the seed group's mean ± std of best test acc
 
 
+def ten_job_sweep(root: Path) -> Path:
+    """A 10-job sweep whose runs hold the plots a training draws (curves and confusion at
+    their real size) and 30 epochs of history."""
+    import numpy as np
+
+    from vbench.reports import plots
+
+    rng = np.random.default_rng(0)
+    history = [{"epoch": e, "train_loss": 1 / e, "train_acc": 1 - 0.5 / e, "val_loss": 1.1 / e,
+                "val_acc": 1 - 0.6 / e, "lr": 1e-3 / e, "epoch_s": 0.1} for e in range(1, 31)]
+    for i in range(10):
+        run_dir = root / f"{i}_depth"
+        activation = ("relu", "gelu")[i % 2]
+        fake_run(run_dir, [f"model.depth={i % 5 + 1}", f"model.activation={activation}",
+                           "optimizer.lr=0.009145320282946534"], 0.9 + i / 200)
+        noisy = [{k: v * (1 + 0.01 * rng.standard_normal()) if k != "epoch" else v
+                  for k, v in row.items()} for row in history]
+        (run_dir / "history.csv").write_text(
+            ",".join(history[0]) + "\n"
+            + "".join(",".join(str(v) for v in row.values()) + "\n" for row in noisy))
+        y = np.repeat(np.arange(10), 36)
+        pred = np.where(rng.random(len(y)) < 0.95, y, rng.integers(0, 10, len(y)))
+        plots.plot_curves(noisy, run_dir / "plots/curves.png", best_epoch=28)
+        plots.plot_confusion(y, pred, [str(d) for d in range(10)], "test",
+                             run_dir / "plots/confusion.png")
+        add_config(run_dir, i % 5 + 1)
+    return root
+
+
+def add_config(run_dir: Path, depth: int) -> None:
+    (run_dir / ".hydra/config.yaml").write_text(f"model:\n  name: mlp\n  depth: {depth}\n")
+
+
+@pytest.mark.slow
+def test_a_ten_job_page_is_under_a_megabyte_at_full_resolution(tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    sweep_dir = ten_job_sweep(tmp_path / "sweep")
+    page = write_html_report([sweep_dir], tmp_path / "report.html")
+    assert page.stat().st_size < 1_000_000, page.stat().st_size
+    text = page.read_text()
+    sources = re.findall(r"src='data:image/png;base64,([^']+)'", text)
+    assert len(sources) == 20
+    originals = sorted(Image.open(p).size for p in sweep_dir.glob("*/plots/*.png"))
+    # Every figure at its own pixel size (legible as the run's file), in a 256-colour palette.
+    inlined = [Image.open(io.BytesIO(base64.b64decode(s))) for s in sources]
+    assert sorted(i.size for i in inlined) == originals
+    assert all(i.mode == "P" for i in inlined)
+    # The curves' legend is HTML: every configuration in full, in the leaderboard's order,
+    # with its colour; the SVGs hold none (a label there was cut to "opt").
+    items = re.findall(r"<li value=(\d+)><span class=swatch style='background:(#[0-9a-f]{6})'>"
+                       r"</span>([^<]+)</li>", text)
+    assert [int(n) for n, _, _ in items] == list(range(1, 11))
+    assert [label for _, _, label in items] == html_ranking(text)
+    assert all("model.depth=" in label and "model.activation=" in label for _, _, label in items)
+    for svg in re.findall(r"src='data:image/svg\+xml;base64,([^']+)'", text):
+        assert b"legend" not in base64.b64decode(svg)
+
+
 def edit_metrics(run_dir: Path, **changes) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     (run_dir / "metrics.json").write_text(json.dumps({**metrics, **changes}))
@@ -86,7 +148,7 @@ def test_html_ranks_by_validation_like_every_leaderboard(tmp_path, monkeypatch):
         **metrics["best"]["val"], "accuracy": 0.99}})
     page = write_html_report([sweep_dir], tmp_path / "report.html").read_text()
     assert html_ranking(page) == ["model=mlp", "model=cnn"]
-    assert "sorted by best_val_acc" in page
+    assert "sorted by <span id=sorted-by>best val acc, highest first</span>" in page
 
     # And the page every `vbench -m` writes when the sweep ends.
     monkeypatch.setattr(SweepSummary, "failed_jobs", [])
@@ -180,6 +242,12 @@ def test_report_renders_and_sorts_in_headless_chromium(runs, tmp_path):
         assert column("best test acc") == ["0.7000", "0.8000", "0.9000", "0.9500", "—", "—"]
         assert column("#") == ["1", "2", "3", "4", "5", "6"]
         assert column("status")[-2:] == ["failed", "missing"]
+        # The subtitle says the order the table shows now.
+        assert page.inner_text("#sorted-by") == "best test acc, lowest first"
+        page.click("table.leaderboard th:text-is('run')")
+        assert page.inner_text("#sorted-by") == "run, A to Z"
+        page.click("table.groups th:text-is('runs')")  # another table: the subtitle stays
+        assert page.inner_text("#sorted-by") == "run, A to Z"
 
         page.click("details >> nth=0 >> summary")  # a run's plots are one click away
         page.eval_on_selector_all("details", "ds => ds.forEach(d => d.open = true)")

@@ -106,7 +106,7 @@ def analyze(cfg: DictConfig, run_dir: Path, data: Data, trained: Trained, amp_dt
     if "curves" in wanted:
         plots.plot_curves(history, out / "curves.png", best_epoch)
     if "gap" in wanted:
-        plots.plot_gap(history, out / "gap.png")
+        plots.plot_gap(history, out / "gap.png", best_epoch)
     if "samples" in wanted:
         _plot_dataset(data, out)
     if "weights" in wanted:

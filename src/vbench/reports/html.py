@@ -2,10 +2,11 @@
 and next to summary.md after every multirun).
 
 Self-contained means it opens anywhere without a network: the plots are inlined as data URIs
-(the runs' own PNGs; the overlaid curves drawn here as SVG), the CSS and the few lines of
-JavaScript that sort the tables are inline. The runs, their labels, ranking and seed groups
-come from runs.py and the leaderboard's columns from columns.py, as for summary.md; no torch
-import.
+(the runs' own PNGs, re-encoded with a 256-colour palette, which a figure of flat colours
+keeps legible at about a quarter of the bytes; the overlaid curves as SVG, drawn by plots.py),
+the CSS and the few lines of JavaScript that sort the tables are inline. The runs, their
+labels, ranking and seed groups come from runs.py and the leaderboard's columns from
+columns.py, as for summary.md; no torch import.
 """
 
 import base64
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from ..core import files
 from ..core.flat import flatten
+from . import plots
 from .columns import HTML, METRICS, RUN_COLUMNS, Column, group_columns, shown
 from .runs import BAD_STATUSES, DEFAULT_SORT, collect_runs, group_rows, read_history, sort_rows
 
@@ -33,16 +35,19 @@ def write_html_report(paths: list[Path], out: Path, metric: str = DEFAULT_SORT) 
 
 
 def render(rows: list[dict], root: Path, metric: str) -> str:
-    groups = [g for g in group_rows(rows) if g["runs"] > 1]
+    configs = group_rows(rows)
+    groups = [g for g in configs if g["runs"] > 1]
     sections = [
         f"<h1>vbench report: {len(rows)} runs</h1>",
-        (f"<p class=meta>{_e(str(root))} · sorted by {_e(metric)} · "
-         f"{datetime.datetime.now():%Y-%m-%d %H:%M} · click a column title to sort</p>"),
+        # The script rewrites the sort's words when a column title is clicked.
+        (f"<p class=meta>{_e(str(root))} · sorted by <span id=sorted-by>"
+         f"{_e(_sort_words(metric))}</span> · {datetime.datetime.now():%Y-%m-%d %H:%M} · "
+         "click a column title to sort</p>"),
         "<h2>Leaderboard</h2>", _leaderboard(rows),
         _groups(sort_rows(groups, metric)) if groups else "",
         _failures(rows),
         _config_differences(rows),
-        _curves(rows),
+        _curves(rows, configs, metric),
         "<h2>Runs</h2>", *(_run_details(r) for r in rows),
     ]
     return PAGE.format(title=_e(f"vbench report: {len(rows)} runs"), style=STYLE, script=SCRIPT,
@@ -51,7 +56,8 @@ def render(rows: list[dict], root: Path, metric: str) -> str:
 
 def _leaderboard(rows: list[dict]) -> str:
     columns = shown(RUN_COLUMNS, HTML, rows)
-    head = "<th class=nosort>#</th>" + "".join(_th(c.title, c.key) for c in columns)
+    head = "<th class=nosort>#</th>" + "".join(_th(c.title, c.key, bool(c.spec))
+                                               for c in columns)
     body = [f"<tr{_bad(r)}><td>{rank}</td>{''.join(_run_cell(c, r) for c in columns)}</tr>"
             for rank, r in enumerate(rows, 1)]
     return _table("leaderboard", head, body)
@@ -68,7 +74,7 @@ def _run_cell(column: Column, r: dict) -> str:
 
 def _groups(groups: list[dict]) -> str:
     columns = group_columns(HTML)
-    head = "".join(_th(c.title, c.key) for c in columns)
+    head = "".join(_th(c.title, c.key, bool(c.spec)) for c in columns)
     body = [f"<tr>{''.join(_group_cell(c, g) for c in columns)}</tr>" for g in groups]
     return ("<h2>Seed groups</h2><p class=meta>mean ± sample standard deviation (ddof=1) over "
             "the runs of a configuration that differ only in trainer.seed</p>"
@@ -118,15 +124,40 @@ def _config_differences(rows: list[dict]) -> str:
             "runs</p>" + _table("config", head, body))
 
 
-def _curves(rows: list[dict]) -> str:
-    histories = [(r["label"], read_history(r["dir"])) for r in rows]
-    histories = [(label, h) for label, h in histories if h]
-    if not histories:
+def _sort_words(metric: str) -> str:
+    """How the subtitle names the leaderboard's order; the script says the same of a click."""
+    column = next(c for c in RUN_COLUMNS if c.key == metric)
+    return f"{column.title}, {'highest' if column.higher_is_better else 'lowest'} first"
+
+
+def _curves(rows: list[dict], configs: list[dict], metric: str) -> str:
+    """Validation accuracy and loss of every run overlaid (SVG), coloured as the sweep's PNG
+    figures colour them, with the legend as an HTML list under them: it wraps, so no label is
+    cut, and the curves keep the whole width."""
+    legend = plots.sweep_legend(configs, metric)
+    config = {g["group"]: g["label"] for g in configs}
+    curves = [(config[r["group"]], read_history(r["dir"]), r["best_epoch"]) for r in rows]
+    curves = [c for c in curves if c[1]]
+    if not curves:
         return ""
-    figures = "".join(
-        f"<figure><img alt='{_e(title)}' src='{_svg_uri(_overlay(histories, key, title))}'>"
-        f"</figure>" for key, title in CURVES if all(key in h[0] for _, h in histories))
-    return f"<h2>Validation curves</h2><div class=figures>{figures}</div>"
+    figures = []
+    for key, title in CURVES:
+        if all(key in history[0] for _, history, _ in curves):
+            svg, caption = plots.curves_svg(curves, legend, key, title)
+            figures.append(f"<figure><img alt='{_e(title)}' src='{_svg_uri(svg)}'>"
+                           f"<figcaption>{_e(caption)}</figcaption></figure>")
+    shown = legend.ranked(label for label, _, _ in curves)
+    items = "".join(f"<li value={legend.order.index(label) + 1}><span class=swatch "
+                    f"style='background:{_css_color(legend.colors[label])}'></span>"
+                    f"{_e(label)}</li>" for label in shown)
+    return (f"<h2>Validation curves</h2><div class=figures>{''.join(figures)}</div>"
+            f"<p class=meta>Runs by configuration, in the leaderboard's order "
+            f"({_e(_sort_words(metric))}); repeats of a configuration over seeds share its "
+            f"colour.</p><ol class=legend>{items}</ol>")
+
+
+def _css_color(rgba) -> str:
+    return "#" + "".join(f"{round(255 * c):02x}" for c in rgba[:3])
 
 
 def _run_details(r: dict) -> str:
@@ -136,8 +167,7 @@ def _run_details(r: dict) -> str:
     for name in RUN_PLOTS:
         path = r["dir"] / "plots" / f"{name}.png"
         if path.is_file():
-            images.append(f"<figure><img alt='{name}' src='data:image/png;base64,"
-                          f"{base64.b64encode(path.read_bytes()).decode()}'>"
+            images.append(f"<figure><img alt='{name}' src='{_png_uri(path)}'>"
                           f"<figcaption>{name}</figcaption></figure>")
     more = sorted(p.name for p in (r["dir"] / "plots").glob("*.png")
                   if p.stem not in RUN_PLOTS) if (r["dir"] / "plots").is_dir() else []
@@ -158,36 +188,25 @@ def _run_details(r: dict) -> str:
 # Pieces
 
 
-def _overlay(histories: list[tuple[str, list[dict]]], key: str, title: str) -> bytes:
-    """One SVG with every run's `key` per epoch."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+def _png_uri(path: Path) -> str:
+    """A run's PNG for the page at its own pixel size, re-encoded with a palette of 256 colours
+    (without dithering: a matplotlib figure is flat colours and their anti-aliased edges) at
+    zlib's best compression: about a quarter of the bytes of the run's file, which is written
+    for speed. A file PIL cannot read goes in as it is."""
+    from PIL import Image
 
-    figure = Figure(figsize=(6.4, 3.8), layout="constrained")
-    axes = figure.add_subplot()
-    colors = [f"C{i % 10}" for i in range(len(histories))]
-    styles = ["-", "--", ":", "-."]
-    for i, (label, history) in enumerate(histories):
-        axes.plot([row["epoch"] for row in history], [row[key] for row in history],
-                  color=colors[i], linestyle=styles[(i // 10) % len(styles)], marker="o",
-                  markersize=3, label=label)
-    axes.set(title=title, xlabel="epoch", ylabel=key)
-    axes.grid(alpha=0.3)
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if len(histories) <= 20:
-        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1),
-                    frameon=False)
-    buffer = io.BytesIO()
-    with _svg_text():
-        figure.savefig(buffer, format="svg")
-    return buffer.getvalue()
-
-
-def _svg_text():
-    import matplotlib
-
-    # Text as <text>, not glyph outlines: a third of the size, and selectable.
-    return matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "vbench"})
+    data = path.read_bytes()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            palette = image.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE,
+                                                    dither=Image.Dither.NONE)
+        buffer = io.BytesIO()
+        palette.save(buffer, "PNG", optimize=True)
+        if len(buffer.getvalue()) < len(data):
+            data = buffer.getvalue()
+    except (OSError, ValueError):
+        pass
+    return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
 def _svg_uri(svg: bytes) -> str:
@@ -204,9 +223,10 @@ def _flat_config(run_dir: Path) -> dict:
     return {k: v for k, v in config.items() if not k.startswith("logger.")}
 
 
-def _th(title: str, key: str) -> str:
+def _th(title: str, key: str, numeric: bool = False) -> str:
     first = "desc" if METRICS.get(key, False) else "asc"  # a click shows the best first
-    return f"<th data-first={first} title='sort by {_e(title)}'>{_e(title)}</th>"
+    return (f"<th data-first={first}{' data-num' if numeric else ''} "
+            f"title='sort by {_e(title)}'>{_e(title)}</th>")
 
 
 def _table(name: str, head: str, body: list[str]) -> str:
@@ -277,6 +297,10 @@ ul.bad-list li { margin: .2rem 0; }
 code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; background: #f3f5f8;
        padding: .1rem .3rem; border-radius: 3px; overflow-wrap: anywhere; }
 .figures { display: flex; flex-wrap: wrap; gap: 1rem; }
+ol.legend { columns: 2 24rem; font-size: 13px; padding-left: 2.2rem; margin-top: .3rem; }
+ol.legend li { break-inside: avoid; overflow-wrap: anywhere; }
+.swatch { display: inline-block; width: 1.6em; height: .35em; margin: 0 .5em .2em 0;
+          vertical-align: middle; border-radius: 2px; }
 figure { margin: 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e6e9ef; }
 .figures figure { flex: 1 1 30rem; max-width: 44rem; }
@@ -320,6 +344,12 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
       rows.forEach(function (row) { body.appendChild(row); });
       if (heads[0].classList.contains("nosort"))
         rows.forEach(function (row, i) { row.cells[0].textContent = i + 1; });
+      var subtitle = document.getElementById("sorted-by");
+      if (subtitle && table.classList.contains("leaderboard")) {
+        var numeric = th.hasAttribute("data-num");
+        subtitle.textContent = th.textContent.trim() + ", " + (order === "ascending"
+          ? (numeric ? "lowest first" : "A to Z") : (numeric ? "highest first" : "Z to A"));
+      }
     });
   });
 });

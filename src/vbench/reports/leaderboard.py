@@ -46,7 +46,7 @@ def write_summary(rows: list[dict], histories: dict[str, list[dict]], out: Path,
     extra = extra_columns(rows)
     files.write_text(out / "summary.csv", _csv(rows, extra))
     files.write_text(out / "summary.md", _markdown(rows, groups, extra, metric, skipped))
-    _plots(rows, groups, histories, out)
+    _plots(rows, groups, histories, out, metric)
 
 
 def writable_folder(out: Path) -> None:
@@ -110,21 +110,23 @@ def _group_text(column: Column, group: dict) -> str:
     return column.group_text(group) if column.groups else column.text(group)
 
 
-def _plots(rows, groups, histories, out: Path) -> None:
-    from .plots import plot_accuracy_vs_params, plot_sweep_bars, plot_sweep_curves, run_colors
+def _plots(rows, groups, histories, out: Path, metric: str) -> None:
+    from .plots import plot_accuracy_vs_params, plot_sweep_bars, plot_sweep_curves, sweep_legend
 
-    # One colour and one legend entry per configuration: its seed repeats share them.
+    # One colour, name and place per configuration (its seed repeats share them), in the
+    # leaderboard's order.
+    legend = sweep_legend(groups, metric)
     config = {g["group"]: g["label"] for g in groups}
     label = {r["run"]: config[r["group"]] for r in rows}
-    colors = run_colors([g["label"] for g in groups])
-    curves = [(label[run], h) for run, h in histories.items() if h]
+    curves = [(label[r["run"]], histories[r["run"]], r["best_epoch"]) for r in rows
+              if histories.get(r["run"])]
     if curves:
-        plot_sweep_curves(curves, colors, out / "summary_val_accuracy.png")
-    plot_sweep_bars(groups, colors, out / "summary_test_accuracy.png")
+        plot_sweep_curves(curves, legend, out / "summary_val_accuracy.png")
+    plot_sweep_bars(groups, legend, out / "summary_test_accuracy.png")
     points = [(label[r["run"]], r["params"], r["best_test_acc"]) for r in rows
               if r["params"] and r["best_test_acc"] is not None]
     if points:
-        plot_accuracy_vs_params(points, colors, out / "summary_accuracy_vs_params.png")
+        plot_accuracy_vs_params(points, legend, out / "summary_accuracy_vs_params.png")
 
 
 def summarize(paths: list[Path], out: Path | None = None, metric: str = DEFAULT_SORT,

@@ -4,18 +4,36 @@ ever imported. matplotlib is imported here only, when the first figure is drawn.
 
 Every function saves its PNG atomically and returns the Figure, so tests can measure its texts.
 
-Class names: up to SIDEWAYS classes are drawn in class order with names turned upright when
-they do not fit side by side; above that, bars turn horizontal and are sorted, so 100
+What every figure keeps to:
+- Axes show the differences: an axis that starts at zero only under bars; dots and lines take
+  their range from the data. A first epoch that would squash every later one (the untrained
+  model's epoch) is left out of a line plot's y range, and the caption says so.
+- The best epoch is marked wherever epochs are drawn.
+- Legends sit outside the axes; values are written with 4 significant digits.
+- Sweep figures show configurations in one order, the leaderboard's ranking, numbered, each
+  in one colour, with the keys every label sets stated once (see SweepLegend).
+- A grey caption under the figure says what orders it and what it leaves out.
+
+Class names: up to SIDEWAYS classes are drawn in class order with names turned upright only
+when they do not fit side by side; per_class.png is a dot plot sorted best first, so 100
 CIFAR-100 names stay readable. Value labels sit outside the data area, so no reference line
 runs through them.
 """
 
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .runs import round_values, shared_keys, sort_rows
+
 SIDEWAYS = 20  # above this many classes, bar charts turn horizontal (names on the y axis)
-MANY_RUNS = 8  # above this many runs, sweep legends move outside the axes
+OVERLAY = 4  # up to this many configurations share one axes; more get a panel each
+PANELS = 30  # at most this many panels (the best-ranked configurations)
+CAPTION_PT = 8  # the grey caption under a figure
+SPLIT_COLORS = {"train": "tab:blue", "val": "tab:orange"}
+BEST = "tab:green"  # the best epoch's line and star
 
 
 def _figure(figsize, layout: str | None = None):
@@ -58,12 +76,6 @@ def _save(fig, path: Path):
     return fig
 
 
-def _integer_epochs(ax) -> None:
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-
 def _class_xticks(ax, names: list[str], axes_width_in: float, fontsize: float = 9) -> float:
     """Class names under vertical bars: horizontal when they fit side by side, otherwise
     turned upright (90°, never 45°: slanted names overlap their neighbours' boxes). Returns
@@ -89,31 +101,119 @@ def _blended(ax, data_axis: str):
     return blended_transform_factory(ax.transAxes, ax.transData)
 
 
+def significant(value: float, digits: int = 4) -> str:
+    """A value label: `digits` significant digits, trailing zeros kept (0.9800, 1.000)."""
+    return f"{value:#.{digits}g}"
+
+
+def _caption(fig, text: str) -> float:
+    """`text` in grey under the axes, wrapped to the figure's width (placed in inches from the
+    bottom-left corner, so later resizing keeps it there); returns the height it takes, for the
+    bottom margin."""
+    width = fig.get_size_inches()[0]
+    chars = max(30, int((width - 0.3) * 72 / (0.62 * CAPTION_PT)))
+    lines = textwrap.wrap(text, chars)
+    fig.text(0.15, 0.1, "\n".join(lines), fontsize=CAPTION_PT, color="0.35", ha="left",
+             va="bottom", transform=fig.dpi_scale_trans)
+    return len(lines) * 1.3 * CAPTION_PT / 72 + 0.15
+
+
+def _first_epoch_outlier(series: list[tuple[list, list]]) -> bool:
+    """Whether epoch 1 would squash a line plot: the range over all epochs is more than twice
+    the range from epoch 2 on (the first epoch starts from an untrained model; the figure is
+    about what follows). `series` holds (epochs, values) pairs; needs 3 later epochs."""
+    first, rest = _split_first(series)
+    if not first or len(rest) < 3:
+        return False
+    every = first + rest
+    return float(np.ptp(every)) > 2 * float(np.ptp(rest))
+
+
+def _split_first(series) -> tuple[list[float], list[float]]:
+    first, rest = [], []
+    for epochs, values in series:
+        for e, v in zip(epochs, values):
+            if np.isfinite(v):
+                (first if e <= 1 else rest).append(float(v))
+    return first, rest
+
+
+def _y_range(series, skip_first: bool, include: tuple = ()) -> tuple[float, float]:
+    """The data's range (from epoch 2 on when `skip_first`), with `include` and a margin."""
+    first, rest = _split_first(series)
+    values = [*(rest if skip_first else first + rest), *include] or [0.0, 1.0]
+    low, high = min(values), max(values)
+    pad = max(0.08 * (high - low), 1e-3 * max(abs(low), abs(high)), 1e-6)
+    return low - pad, high + pad
+
+
+def _first_epoch_note(series, what: str = "the y axis") -> str:
+    first, _ = _split_first(series)
+    value = significant(first[0]) if len(first) == 1 else \
+        f"{significant(min(first))} to {significant(max(first))}"
+    return (f"{what[0].upper()}{what[1:]} leaves out epoch 1 ({value}), which would squash "
+            "the later epochs.")
+
+
+def _epoch_axis(ax, epochs) -> None:
+    """Whole epochs, with half an epoch of room on both sides: a mark on the first or the last
+    epoch stays off the frame."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(epochs):
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+
+
+def _positive(*series) -> bool:
+    values = [v for s in series for v in s if np.isfinite(v)]
+    return bool(values) and min(values) > 0
+
+
 # ----------------------------------------------------------------------------------------------
 # One run
 
 
 def plot_curves(history: list[dict], path: Path, best_epoch: int | None = None):
-    """Loss, accuracy (train and val) and learning rate per epoch; the best epoch marked."""
+    """Loss (log scale), accuracy (train and val) and learning rate per epoch; the best epoch
+    marked on every panel, the legend right of them."""
     epochs = [row["epoch"] for row in history]
-    fig = _figure((15, 4))
+    fig = _figure((15, 4.2))
     axes = fig.subplots(1, 3)
+    handles, notes = {}, []
     for ax, metric, title in ((axes[0], "loss", "loss"), (axes[1], "acc", "accuracy")):
-        ax.plot(epochs, [r[f"train_{metric}"] for r in history], "o-", label="train")
-        ax.plot(epochs, [r[f"val_{metric}"] for r in history], "o-", label="val")
+        series = {split: [r[f"{split}_{metric}"] for r in history] for split in SPLIT_COLORS}
+        for split, values in series.items():
+            handles[split], = ax.plot(epochs, values, "o-", ms=3, color=SPLIT_COLORS[split],
+                                      label=split)
+            if best_epoch in epochs:
+                ax.plot(best_epoch, values[epochs.index(best_epoch)], "*", ms=11, color=BEST,
+                        zorder=4)
+        pairs = [(epochs, v) for v in series.values()]
+        if metric == "loss" and _positive(*series.values()):
+            ax.set_yscale("log")
+            title = "loss (log scale)"
+        elif metric == "acc" and _first_epoch_outlier(pairs):
+            ax.set_ylim(*_y_range(pairs, skip_first=True))
+            notes.append(_first_epoch_note(pairs, "the accuracy axis"))
         ax.set(title=title, xlabel="epoch")
+    handles["lr"], = axes[2].plot(epochs, [r["lr"] for r in history], "o-", ms=3, color="0.35",
+                                  label="learning rate")
+    axes[2].set(title="learning rate", xlabel="epoch")
     for ax in axes:
         if best_epoch:
-            ax.axvline(best_epoch, color="tab:green", ls=":", lw=1.5,
-                       label=f"best epoch ({best_epoch})")
-        _integer_epochs(ax)
+            handles["best"] = ax.axvline(best_epoch, color=BEST, ls=":", lw=1.5,
+                                         label=f"best epoch ({best_epoch})")
+        _epoch_axis(ax, epochs)
         ax.grid(alpha=0.3)
-    axes[2].plot(epochs, [r["lr"] for r in history], "o-")
-    axes[2].set(title="learning rate", xlabel="epoch")
-    # Fixed corners where curves that learn leave room: loc="best" would search every time.
-    axes[0].legend(loc="upper right")
-    axes[1].legend(loc="lower right")
-    _margins(fig, left=0.6, right=0.2, top=0.4, bottom=0.55, wspace=0.22)
+    what = [(f"The dotted line and the stars mark the best epoch ({best_epoch}), the "
+            "checkpoint every 'best' number comes from.")] if best_epoch else []
+    bottom = _caption(fig, " ".join([*what, *notes]) or "Train and val per epoch.")
+    height, right = 4.2 + bottom, 1.85
+    fig.set_size_inches(15, height)
+    _margins(fig, left=0.65, right=right, top=0.4, bottom=0.55 + bottom, wspace=0.25)
+    fig.legend(handles=list(handles.values()), loc="upper left", fontsize=9, frameon=False,
+               bbox_to_anchor=(1 - (right - 0.1) / 15, 1 - 0.35 / height))
     return _save(fig, path)
 
 
@@ -132,14 +232,17 @@ def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], t
     size = min(max(4.5, 0.45 * n), 12.0)  # inches a matrix
     fontsize = _category_fontsize(n, size)
     names = _text_inches(classes, fontsize) + 0.15
-    left, bottom, top, gap = names + 0.5, names + 0.5, 0.8, 0.3
+    # Column names stand upright only when they do not fit side by side ("0"-"9" do).
+    upright = names - 0.15 > 0.85 * size / max(n, 1)
+    left, top, gap = names + 0.5, 0.8, 0.3
+    bottom = (names if upright else 1.4 * fontsize / 72 + 0.15) + 0.5
     fig = _figure((left + 2 * size + gap + 0.2, top + size + bottom))
     axes = fig.subplots(1, 2, sharey=True)
     _margins(fig, left, 0.2, top, bottom, wspace=gap / size)
     for ax, matrix, name in ((axes[0], counts, "counts"),
                              (axes[1], recall, "row-normalized (recall)")):
         ax.imshow(matrix, cmap="Blues", interpolation="nearest", aspect="equal")
-        ax.set_xticks(range(n), classes, rotation=90, fontsize=fontsize)
+        ax.set_xticks(range(n), classes, rotation=90 if upright else 0, fontsize=fontsize)
         ax.set_yticks(range(n), classes, fontsize=fontsize)
         ax.set(title=name, xlabel="predicted label")
         if n <= 20:
@@ -161,46 +264,39 @@ def _cell_values(ax, matrix: np.ndarray, integer: bool) -> None:
 
 
 def plot_per_class(accuracy: dict[str, float], title: str, path: Path):
-    """Accuracy within each true class, with the mean over classes as a reference line: in
-    class order up to SIDEWAYS classes, above that as horizontal bars sorted worst first."""
+    """Accuracy within each true class as a dot plot sorted best first, on an axis that spans
+    the data (the digits' classes differ between 0.91 and 1.00: on a 0-1 axis they would look
+    alike), with the mean over classes as a dashed line and every value written beside the
+    axes. Dots, not bars: a bar's length means something only from zero."""
     names, values = list(accuracy), np.array(list(accuracy.values()), dtype=float)
-    colors = _cmap("RdYlGn")(values)
-    mean = float(values.mean()) if len(values) else 0.0
-    labels = [f"{v:.2f}" for v in values]
-    mean_text = f"dashed line: mean over classes {mean:.3f}"
-    if len(names) <= SIDEWAYS:
-        axes_width = max(5.0, 0.5 * len(names) + 1)
-        fig = _figure((axes_width + 1.0, 4.0))
-        ax = fig.subplots()
-        ax.bar(range(len(names)), values, color=colors)
-        ax.axhline(mean, color="k", ls="--", lw=1)
-        # Values above the axes, in a row of their own: the mean line stays below 1.
-        for i, label in enumerate(labels):
-            ax.text(i, 1.01, label, transform=_blended(ax, "x"), ha="center", va="bottom",
-                    fontsize=8)
-        names_height = _class_xticks(ax, names, axes_width)
-        ax.set(xlabel=f"class ({mean_text})", ylabel="accuracy (recall)", ylim=(0, 1),
-               xlim=(-0.6, len(names) - 0.4))
-        ax.set_title(f"Per-class accuracy: {title}", pad=18)
-        fig.set_size_inches(axes_width + 1.0, 4.0 + names_height)
-        _margins(fig, left=0.75, right=0.25, top=0.65, bottom=names_height + 0.55)
-        return _save(fig, path)
     order = np.argsort(-values, kind="stable")  # best in the top row
-    axes_height = 0.16 * len(names)
-    fontsize = _category_fontsize(len(names), axes_height)
-    left = _text_inches(names, fontsize) + 0.3
-    fig = _figure((left + 6.5, axes_height + 1.1))
-    _margins(fig, left, right=0.6, top=0.5, bottom=0.6)
+    n = len(names)
+    axes_height = max(1.6, (0.3 if n <= SIDEWAYS else 0.16) * n)
+    fontsize = _category_fontsize(n, axes_height)
+    labels = [significant(v) for v in values]
+    left = _text_inches(names, fontsize) + 0.35
+    right = _text_inches(labels, fontsize) + 0.35
+    width = left + 6.0 + right
+    mean = float(values.mean()) if n else 0.0
+    low, high = (float(values.min()), float(values.max())) if n else (0.0, 1.0)
+    fig = _figure((width, axes_height + 1.2))
+    bottom = _caption(fig, f"Sorted best first. The axis spans the data ({significant(low)} to "
+                           f"{significant(high)}), not 0 to 1. Dashed line: the mean over "
+                           f"classes, {significant(mean)}.")
+    fig.set_size_inches(width, axes_height + 1.0 + bottom)
+    _margins(fig, left, right=right, top=0.45, bottom=0.55 + bottom)
     ax = fig.subplots()
-    y = np.arange(len(names))
-    ax.barh(y, values[order], color=colors[order])
+    y = np.arange(n)
+    ax.plot(values[order], y, "o", color="tab:blue", ms=6 if n <= SIDEWAYS else 4, zorder=3)
     ax.axvline(mean, color="k", ls="--", lw=1)
     for yi, i in zip(y, order):
         ax.text(1.01, yi, labels[i], transform=_blended(ax, "y"), va="center",
                 fontsize=fontsize)
     ax.set_yticks(y, [names[i] for i in order], fontsize=fontsize)
-    ax.set(xlabel=f"accuracy (recall); {mean_text}",
-           xlim=(0, 1), ylim=(len(names) - 0.4, -0.6))
+    pad = max(0.08 * (high - low), 0.005)
+    ax.set(xlabel="accuracy within the class (recall)", xlim=(low - pad, high + pad),
+           ylim=(n - 0.5, -0.5))
+    ax.grid(alpha=0.3)
     ax.set_title(f"Per-class accuracy, best first: {title}")
     return _save(fig, path)
 
@@ -268,19 +364,33 @@ def plot_weights(layers: list[tuple[str, np.ndarray, np.ndarray | None]], path: 
     return _save(fig, path)
 
 
-def plot_gap(history: list[dict], path: Path):
-    """Train minus val accuracy per epoch: above zero and growing means overfitting."""
+def plot_gap(history: list[dict], path: Path, best_epoch: int | None = None):
+    """Train minus val accuracy per epoch: above zero and growing means overfitting. The y
+    axis spans the data and zero; an outlying first epoch is left out of it (the caption says
+    so); the best epoch is marked."""
     epochs = [row["epoch"] for row in history]
     gap = [row["train_acc"] - row["val_acc"] for row in history]
-    fig = _figure((7, 4))
+    fig = _figure((8.5, 4.0))
     ax = fig.subplots()
-    ax.plot(epochs, gap, "o-", color="tab:red")
+    ax.plot(epochs, gap, "o-", ms=3, color="tab:red", label="train acc − val acc")
     ax.axhline(0, color="k", lw=0.8)
-    ax.set(title="Generalization gap (train acc is measured during the epoch)",
-           xlabel="epoch", ylabel="train acc − val acc")
-    _integer_epochs(ax)
+    if best_epoch in epochs:
+        ax.axvline(best_epoch, color=BEST, ls=":", lw=1.5, label=f"best epoch ({best_epoch})")
+        ax.plot(best_epoch, gap[epochs.index(best_epoch)], "*", ms=11, color=BEST, zorder=4)
+    notes = [("Train accuracy is measured during each epoch, while the weights change; val "
+             "accuracy after it. Above 0 and growing: overfitting.")]
+    pairs = [(epochs, gap)]
+    if _first_epoch_outlier(pairs):
+        ax.set_ylim(*_y_range(pairs, skip_first=True, include=(0.0,)))
+        notes.append(_first_epoch_note(pairs))
+    ax.set(title="Generalization gap", xlabel="epoch", ylabel="train acc − val acc")
+    _epoch_axis(ax, epochs)
     ax.grid(alpha=0.3)
-    _margins(fig, left=0.8, right=0.2, top=0.4, bottom=0.55)
+    bottom = _caption(fig, " ".join(notes))
+    fig.set_size_inches(8.5, 4.0 + bottom)
+    right = _text_inches(["train acc − val acc", f"best epoch ({best_epoch})"], 9) + 0.8
+    _margins(fig, left=0.8, right=right, top=0.4, bottom=0.55 + bottom)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9, frameon=False)
     return _save(fig, path)
 
 
@@ -299,7 +409,9 @@ def plot_samples(images: np.ndarray, labels: np.ndarray, classes: list[str], pat
             _show_image(ax, images[i])
         row[0].set_ylabel(classes[c], rotation=0, ha="right", va="center", fontsize=9)
     more = f" (first 20 of {len(classes)} classes)" if len(classes) > 20 else ""
-    fig.suptitle(f"Training samples per class{more}")
+    width = fig.get_size_inches()[0]
+    fig.suptitle(textwrap.fill(f"Training samples per class{more}",
+                               max(12, int(width * 72 / (0.62 * 12)))))
     return _save(fig, path)
 
 
@@ -377,8 +489,43 @@ def _show_image(ax, img: np.ndarray) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Sweep comparisons (vbench-report and the multirun summary). Every run of one configuration
-# (its seed group) keeps one colour in all three plots: `colors` maps a group's label to it.
+# Sweep comparisons (vbench-report, the multirun summary and report.html). Every run of one
+# configuration (its seed group) keeps one colour, one name and one place in the order.
+
+
+LABEL_CHARS = 40  # a configuration's name wraps past this many characters
+
+
+@dataclass(frozen=True)
+class SweepLegend:
+    """How the sweep figures show the configurations: `order` is the leaderboard's ranking by
+    `ranked_by` (best first); each label has a colour and a name (its rank, then its values:
+    when every label sets the same keys they are stated once, in `keys`)."""
+
+    order: list[str]
+    names: dict[str, str]
+    colors: dict[str, tuple]
+    keys: str
+    ranked_by: str
+
+    def ranked(self, labels) -> list[str]:
+        """The distinct `labels`, in the ranking's order."""
+        return sorted(set(labels), key=self.order.index)
+
+    @property
+    def caption(self) -> str:
+        return (f"In the leaderboard's order: ranked by {self.ranked_by}, best first "
+                "(the numbers are ranks).")
+
+
+def sweep_legend(groups: list[dict], ranked_by: str) -> SweepLegend:
+    """The legend of the configurations (runs.group_rows' seed groups), ranked as the
+    leaderboard ranks them by `ranked_by`."""
+    order = [g["label"] for g in sort_rows(groups, ranked_by)]
+    keys, values = shared_keys([" ".join(t) for t in round_values([o.split() for o in order])])
+    names = {label: textwrap.fill(f"{rank}. {value}", LABEL_CHARS, subsequent_indent="   ")
+             for rank, (label, value) in enumerate(zip(order, values), 1)}
+    return SweepLegend(order, names, run_colors(order), keys, ranked_by)
 
 
 def run_colors(labels: list[str]) -> dict[str, tuple]:
@@ -388,96 +535,245 @@ def run_colors(labels: list[str]) -> dict[str, tuple]:
     return {label: cmap(i % cmap.N) for i, label in enumerate(distinct)}
 
 
-def _sweep_figure(labels: list[str], height: float = 5.0):
-    """A figure with one axes of 7.5 x `height` inches, and room on the right for a legend of
-    `labels` when there are more than MANY_RUNS of them (inside the axes otherwise)."""
-    labels = list(dict.fromkeys(labels))  # seed repeats share one entry
-    outside = len(labels) > MANY_RUNS
-    right = _text_inches(labels, 7) + 0.7 if outside else 0.25
-    fig = _figure((0.85 + 7.5 + right, height + 1.0))
-    _margins(fig, left=0.85, right=right, top=0.45, bottom=0.55)
-    ax = fig.subplots()
-    return fig, ax, outside
+def _lines(text: str) -> int:
+    return text.count("\n") + 1
 
 
-def _legend(ax, outside: bool) -> None:
-    if outside:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    else:
-        ax.legend(fontsize=7, loc="best")
+def _legend_box(legend: SweepLegend, labels: list[str], fontsize: float = 9):
+    """Width and height in inches of a legend of `labels` (one column up to 30, then two)."""
+    names = [line for label in labels for line in legend.names[label].split("\n")]
+    columns = 1 if len(labels) <= 30 else 2
+    width = columns * (_text_inches([*names, legend.keys], fontsize) + 0.6)
+    rows = -(-len(names) // columns) + (1 if legend.keys else 0)
+    return width, rows * 1.45 * fontsize / 72 + 0.2, columns
 
 
-def plot_sweep_curves(curves: list[tuple[str, list[dict]]], colors: dict, path: Path):
-    """Validation accuracy per epoch of every run, overlaid; the repeats of one configuration
-    share its colour and one legend entry."""
-    fig, ax, outside = _sweep_figure([label for label, _ in curves])
-    seen = set()
-    for label, history in curves:
-        ax.plot([r["epoch"] for r in history], [r["val_acc"] for r in history], "-",
-                marker="o" if len(history) < 30 else None, ms=3, color=colors[label],
-                label=None if label in seen else label)
-        seen.add(label)
-    ax.set(title=f"Validation accuracy per epoch ({len(curves)} runs)", xlabel="epoch",
-           ylabel="val accuracy")
-    _integer_epochs(ax)
-    ax.grid(alpha=0.3)
-    _legend(ax, outside)
+def _outside_legend(ax, legend: SweepLegend, labels: list[str], handles: dict,
+                    columns: int, fontsize: float = 9) -> None:
+    ax.legend([handles[label] for label in labels], [legend.names[label] for label in labels],
+              title=legend.keys or None, title_fontsize=fontsize, fontsize=fontsize,
+              loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, ncols=columns,
+              alignment="left")
+
+
+def _sweep_series(curves, key: str):
+    """(epochs, values) of every run with `key` in its history."""
+    return [([r["epoch"] for r in history], [r[key] for r in history])
+            for _, history, _ in curves if history and key in history[0]]
+
+
+def _draw_run(ax, history, best_epoch, key: str, color, **style) -> None:
+    epochs = [r["epoch"] for r in history]
+    values = [r[key] for r in history]
+    line, = ax.plot(epochs, values, "-", color=color, marker="o" if len(epochs) < 30 else None,
+                    ms=3, **style)
+    if best_epoch in epochs:
+        ax.plot(best_epoch, values[epochs.index(best_epoch)], "*", ms=10, color=color,
+                markeredgecolor="k", markeredgewidth=0.5, zorder=5)
+    return line
+
+
+def plot_sweep_curves(curves: list[tuple[str, list[dict], int | None]], legend: SweepLegend,
+                      path: Path, key: str = "val_acc", what: str = "Validation accuracy"):
+    """`key` per epoch of every run, (label, history, best epoch) each; a star on each run's
+    best epoch. Up to OVERLAY configurations share one axes with the legend right of it; more
+    get a panel each (the run in colour over the others in grey, all panels on one y axis),
+    in the ranking's order: ten overlaid lines tangle. Repeats of a configuration (seeds)
+    share its colour and panel."""
+    series = _sweep_series(curves, key)
+    skip = _first_epoch_outlier(series)
+    limits = _y_range(series, skip_first=skip)
+    ylabel = what.lower()
+    all_epochs = [e for epochs, _ in series for e in epochs]
+    configs = legend.ranked(label for label, history, _ in curves if history)
+    notes = ["Stars mark each run's best epoch."]
+    if skip:
+        notes.append(_first_epoch_note(series))
+    runs = sum(1 for _, history, _ in curves if history)
+    if len(configs) <= OVERLAY:
+        width, height, columns = _legend_box(legend, configs)
+        fig = _figure((0.85 + 7.0 + width, max(4.6, height + 1.2)))
+        ax = fig.subplots()
+        handles = {}
+        for label, history, best in curves:
+            if history:
+                handles[label] = _draw_run(ax, history, best, key, legend.colors[label])
+        ax.set(title=f"{what} per epoch ({runs} runs)", xlabel="epoch", ylabel=ylabel,
+               ylim=limits)
+        _epoch_axis(ax, all_epochs)
+        ax.grid(alpha=0.3)
+        bottom = _caption(fig, " ".join([legend.caption, *notes]))
+        fig.set_size_inches(0.85 + 7.0 + width, max(4.6, height + 1.2) + bottom)
+        _margins(fig, left=0.85, right=width + 0.1, top=0.45, bottom=0.55 + bottom)
+        _outside_legend(ax, legend, configs, handles, columns)
+        return _save(fig, path)
+
+    shown = configs[:PANELS]
+    if len(configs) > PANELS:
+        notes.append(f"The {PANELS} best of {len(configs)} configurations are shown.")
+    cols = min(5, len(shown))
+    rows = -(-len(shown) // cols)
+    panel_w, panel_h = 2.7, 1.8
+    title_h = max(_lines(legend.names[label]) for label in shown) * 1.3 * 8 / 72 + 0.12
+    top = 0.45 + (0.2 if legend.keys else 0)
+    width = 0.75 + cols * panel_w + (cols - 1) * 0.15 + 0.2
+    fig = _figure((width, 4.0))
+    bottom = _caption(fig, " ".join([legend.caption, ("Each panel draws its configuration in "
+                                     "colour over every other run in grey."), *notes]))
+    height = top + rows * (panel_h + title_h) + 0.5 + bottom
+    fig.set_size_inches(width, height)
+    _margins(fig, left=0.75, right=0.2, top=top + title_h, bottom=0.5 + bottom,
+             wspace=0.15 / panel_w)
+    fig.subplots_adjust(hspace=title_h / panel_h)
+    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+    for ax in axes.flat[len(shown):]:
+        ax.axis("off")
+    for ax, label in zip(axes.flat, shown):
+        for other, history, _ in curves:
+            if history and other != label:
+                ax.plot([r["epoch"] for r in history], [r[key] for r in history], "-",
+                        color="0.82", lw=0.8, zorder=1)
+        for own, history, best in curves:
+            if history and own == label:
+                _draw_run(ax, history, best, key, legend.colors[label], lw=1.8, zorder=3)
+        ax.set_title(legend.names[label], fontsize=8, loc="left")
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel, fontsize=8)
+    for ax in axes.flat[max(0, len(shown) - cols):len(shown)]:
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_tick_params(labelbottom=True)
+    axes[0, 0].set_ylim(*limits)
+    _epoch_axis(axes[0, 0], all_epochs)
+    title = f"{what} per epoch ({runs} runs), one panel per configuration"
+    fig.suptitle(title + (f"\npanels: rank. {legend.keys}" if legend.keys else ""),
+                 y=1 - 0.1 / height, va="top", fontsize=11)
     return _save(fig, path)
 
 
-def plot_sweep_bars(groups: list[dict], colors: dict, path: Path):
-    """Best-checkpoint test accuracy per configuration, as a dot with its sample std over
-    seeds when the configuration ran with several; the axis spans the data, so sub-point
-    differences show. Configurations without a result are listed with their status."""
-    left = _text_inches([g["label"] for g in groups], 8) + 0.3
-    fig = _figure((left + 7.0 + 1.1, 0.35 * len(groups) + 1.3))
-    _margins(fig, left, right=1.1, top=0.45, bottom=0.6)
+def curves_svg(curves: list[tuple[str, list[dict], int | None]], legend: SweepLegend,
+               key: str, title: str) -> tuple[bytes, str]:
+    """report.html's overlay of `key` per epoch for every run, as SVG, without a legend (the
+    page lists the runs in HTML, where no label is cut), and its caption: a loss on a log
+    scale, an accuracy without an outlying first epoch; a star on each run's best epoch."""
+    fig = _figure((6.4, 3.8), "constrained")
+    ax = fig.subplots()
+    for label, history, best in curves:
+        if history and key in history[0]:
+            _draw_run(ax, history, best, key, legend.colors[label], lw=1.2)
+    series = _sweep_series(curves, key)
+    notes = ["Stars mark each run's best epoch."]
+    if "loss" in key and _positive(*(values for _, values in series)):
+        ax.set_yscale("log")
+        title += " (log scale)"
+    elif _first_epoch_outlier(series):
+        ax.set_ylim(*_y_range(series, skip_first=True))
+        notes.append(_first_epoch_note(series))
+    ax.set(title=title, xlabel="epoch", ylabel=key)
+    _epoch_axis(ax, [e for epochs, _ in series for e in epochs])
+    ax.grid(alpha=0.3)
+    import io
+
+    import matplotlib
+
+    buffer = io.BytesIO()
+    # Text as <text>, not glyph outlines: a third of the size, and selectable.
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "vbench"}):
+        fig.savefig(buffer, format="svg")
+    return buffer.getvalue(), " ".join(notes)
+
+
+def plot_sweep_bars(groups: list[dict], legend: SweepLegend, path: Path):
+    """Best-checkpoint test accuracy per configuration in the ranking's order (which ranks by
+    validation, so the dots need not fall in order: the caption says so), as a dot with its
+    sample std over seeds when the configuration ran with several; the axis spans the data,
+    so sub-point differences show. Configurations without a result show their status."""
+    groups = sorted(groups, key=lambda g: legend.order.index(g["label"]))
+    names = [legend.names[g["label"]] for g in groups]
+    lines = max(map(_lines, names), default=1)
+    row = 0.22 + 0.13 * lines
+    values = []
+    for g in groups:
+        if g["best_test_acc"] is None:
+            values.append("")
+        else:
+            std, n = g["best_test_acc_std"], g["best_test_acc_n"]
+            values.append(significant(g["best_test_acc"])
+                          + (f" ± {significant(std, 2)}" if std else "")
+                          + (f" (n={n})" if n > 1 else ""))
+    header = f"rank. {legend.keys}" if legend.keys else ""
+    left = max(_text_inches([line for name in names for line in name.split("\n")], 8),
+               1.1 * _text_inches([header], 8)) + 0.3  # the header is bold
+    right = _text_inches(values, 8) + 0.3
+    width = left + 6.5 + right
+    fig = _figure((width, 4.0))
+    seeds = any(g["best_test_acc_n"] > 1 for g in groups)
+    order = (f"In the leaderboard's order, best at the top: ranked by {legend.ranked_by} (the "
+             "numbers are ranks).")
+    if legend.ranked_by != "best_test_acc":
+        order += (" The validation split picks and the test split only reports, so the test "
+                  "accuracies need not fall in order.")
+    bottom = _caption(fig, order + " The axis spans the data.")
+    top = 0.45 + (0.25 if legend.keys else 0)
+    fig.set_size_inches(width, row * len(groups) + top + 0.6 + bottom)
+    _margins(fig, left, right=right, top=top, bottom=0.6 + bottom)
     ax = fig.subplots()
     y = np.arange(len(groups))[::-1]
-    done = [g["best_test_acc"] for g in groups if g["best_test_acc"] is not None]
-    low, high = (min(done), max(done)) if done else (0.0, 1.0)
-    pad = max(0.1 * (high - low), 0.005)
-    seeds = any(g["best_test_acc_n"] > 1 for g in groups)
-    for yi, g in zip(y, groups):
-        mean, n = g["best_test_acc"], g["best_test_acc_n"]
-        if mean is None:
+    spans = [(g["best_test_acc"] - (g["best_test_acc_std"] or 0),
+              g["best_test_acc"] + (g["best_test_acc_std"] or 0))
+             for g in groups if g["best_test_acc"] is not None]
+    low, high = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (0.0, 1.0)
+    pad = max(0.08 * (high - low), 0.005)
+    for yi, g, text in zip(y, groups, values):
+        if g["best_test_acc"] is None:
             ax.text(0.01, yi, g["statuses"], transform=_blended(ax, "y"), va="center",
                     fontsize=8, color="red")
             continue
-        ax.errorbar(mean, yi, xerr=g["best_test_acc_std"] or 0.0, fmt="o", capsize=3,
-                    color=colors[g["label"]])
-        ax.text(1.01, yi, f"{mean:.4f}" + (f" (n={n})" if n > 1 else ""),
-                transform=_blended(ax, "y"), va="center", fontsize=8)
-    ax.set_yticks(y, [g["label"] for g in groups], fontsize=8)
+        ax.errorbar(g["best_test_acc"], yi, xerr=g["best_test_acc_std"] or 0.0, fmt="o",
+                    capsize=3, color=legend.colors[g["label"]])
+        ax.text(1.01, yi, text, transform=_blended(ax, "y"), va="center", fontsize=8)
+    ax.set_yticks(y, names, fontsize=8)
+    if header:
+        ax.annotate(header, xy=(0, 1), xycoords="axes fraction",
+                    xytext=(-4, 6), textcoords="offset points", ha="right", va="bottom",
+                    fontsize=8, fontweight="bold")
     what = "mean ± sample std over seeds" if seeds else "one run each"
-    ax.set(title=f"Test accuracy of the best checkpoint ({what})", xlabel="test accuracy",
-           xlim=(low - pad, high + pad), ylim=(-0.6, len(groups) - 0.4))
+    ax.set(xlabel="test accuracy", xlim=(low - pad, high + pad),
+           ylim=(-0.6, len(groups) - 0.4))
+    ax.set_title(f"Test accuracy of the best checkpoint ({what})", pad=18 if legend.keys else 6)
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
 
 
-def plot_accuracy_vs_params(points: list[tuple[str, int, float]], colors: dict, path: Path):
+def plot_accuracy_vs_params(points: list[tuple[str, int, float]], legend: SweepLegend,
+                            path: Path):
     """Test accuracy against parameter count (log scale): what each parameter buys. Runs of
-    equal size are spread sideways (±4 %) so none hides another; the legend names what
-    differs between runs."""
-    fig, ax, outside = _sweep_figure([label for label, _, _ in points])
+    equal size are spread sideways (±4 %) so none hides another; the legend, right of the
+    axes in the ranking's order, names what differs between runs."""
+    configs = legend.ranked(label for label, _, _ in points)
+    width, height, columns = _legend_box(legend, configs)
+    fig = _figure((0.85 + 7.0 + width, max(4.6, height + 1.2)))
+    ax = fig.subplots()
     sizes: dict[int, int] = {}
     for _, params, _ in points:
         sizes[params] = sizes.get(params, 0) + 1
     placed: dict[int, int] = {}
-    seen = set()
+    handles = {}
     for label, params, acc in points:
         k, i = sizes[params], placed.get(params, 0)
         placed[params] = i + 1
         x = params * (1.04 ** (i - (k - 1) / 2)) if k > 1 else params
-        ax.scatter(x, acc, s=36, color=colors[label], label=None if label in seen else label,
-                   zorder=3)
-        seen.add(label)
+        handles[label] = ax.scatter(x, acc, s=36, color=legend.colors[label], zorder=3)
     ax.set_xscale("log")
     accs = [acc for _, _, acc in points]
-    pad = max(0.1 * (max(accs) - min(accs)), 0.005)
+    pad = max(0.08 * (max(accs) - min(accs)), 0.005)
     ax.set(title="Test accuracy against model size", xlabel="parameters (log scale)",
            ylabel="best-checkpoint test accuracy", ylim=(min(accs) - pad, max(accs) + pad))
     ax.grid(alpha=0.3, which="both")
-    _legend(ax, outside)
+    bottom = _caption(fig, legend.caption + " Runs of equal size are spread sideways (±4 %) "
+                      "so none hides another. The accuracy axis spans the data.")
+    fig.set_size_inches(0.85 + 7.0 + width, max(4.6, height + 1.2) + bottom)
+    _margins(fig, left=0.85, right=width + 0.1, top=0.45, bottom=0.55 + bottom)
+    _outside_legend(ax, legend, configs, handles, columns)
     return _save(fig, path)

@@ -55,6 +55,7 @@ def collect_runs(paths: list[Path], skipped: list[tuple[Path, str]] | None = Non
                                 "read; fix or remove their metrics.json")
     for row, label in zip(rows, short_labels([r["overrides"] for r in rows])):
         row["label"] = row["name"] or label or row["run"]  # run.name, when the user gave one
+    _seed_groups(rows)
     return rows, root
 
 
@@ -63,21 +64,34 @@ def collect_runs(paths: list[Path], skipped: list[tuple[Path, str]] | None = Non
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
-    """Every run directory at or under `paths`: one holding metrics.json or a .hydra/ folder
-    (a job that started but never wrote metrics.json is still a run: status "missing")."""
-    runs = set()
+    """Every run directory at or under `paths`. A run is a directory holding `.hydra/` (what
+    Hydra writes before a job starts, so a job that never wrote metrics.json is still a run:
+    status "missing"), or a run's metrics.json without it (one that names a `status`, or one
+    that cannot be read: it is reported as skipped). What lies inside a run directory is the
+    run's own (vbench-eval's `eval/<dataset>_<split>/metrics.json`, export/, trackers' folders),
+    never another run."""
+    found = set()
     for path in map(Path, paths):
-        if _is_run(path):
-            runs.add(path.resolve())
-            continue
-        for marker in (*path.rglob("metrics.json"), *path.rglob(".hydra")):
-            if _is_run(marker.parent):
-                runs.add(marker.parent.resolve())
+        candidates = [path] if _is_run(path) else [
+            marker.parent for marker in (*path.rglob(".hydra"), *path.rglob("metrics.json"))]
+        found.update(c.resolve() for c in candidates if _is_run(c))
+    hydra_runs = {run for run in found if (run / ".hydra").is_dir()}
+    runs = [run for run in found if not any(parent in hydra_runs for parent in run.parents)]
     return sorted(runs, key=_natural_key)
 
 
 def _is_run(path: Path) -> bool:
-    return (path / "metrics.json").is_file() or (path / ".hydra").is_dir()
+    if (path / ".hydra").is_dir():
+        return True
+    metrics = path / "metrics.json"
+    if not metrics.is_file():
+        return False
+    try:
+        record = json.loads(metrics.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return True  # a run's file cut off or damaged: reported as skipped, with why
+    # vbench-eval's records hold a checkpoint's metrics and no status: not a run.
+    return not isinstance(record, dict) or "status" in record
 
 
 def _natural_key(path: Path):
@@ -188,11 +202,69 @@ class _Fields:
 
 def short_labels(texts: list[str]) -> list[str]:
     """Each space-separated list of overrides without the ones every text shares
-    (`debug=smoke` in every job of a sweep tells nothing apart)."""
+    (`debug=smoke` in every job of a sweep tells nothing apart), its decimal values rounded to
+    the significant digits that tell the runs apart (see `round_values`)."""
     tokens = [text.split() for text in texts]
     common = set.intersection(*map(set, tokens)) if tokens else set()
-    return [" ".join(t for t in toks if t not in common) or text
-            for text, toks in zip(texts, tokens)]
+    kept = round_values([[t for t in toks if t not in common] for toks in tokens])
+    return [" ".join(toks) or text for text, toks in zip(texts, kept)]
+
+
+SIGNIFICANT = 4  # digits of a decimal value in a label, more only where runs need them
+
+
+def round_values(labels: list[list[str]]) -> list[list[str]]:
+    """`key=value` tokens whose value is a decimal number (`optimizer.lr=0.009145320282946534`,
+    as Optuna writes them) rounded to SIGNIFICANT significant digits (`optimizer.lr=0.009145`),
+    or to as many more as tell that value apart from the key's other values; integers and text
+    as they are."""
+    values: dict[str, set[str]] = {}
+    for toks in labels:
+        for key, value in map(_key_value, toks):
+            if key is not None and _decimal(value):
+                values.setdefault(key, set()).add(value)
+    shown = {}
+    for key, distinct in values.items():
+        for value in distinct:
+            others = {float(v) for v in distinct} - {float(value)}
+            digits = next((d for d in range(SIGNIFICANT, 18)
+                           if all(_round(value, d) != _round(str(o), d) for o in others)), 17)
+            shown[key, value] = _round(value, digits)
+
+    def rounded(token: str) -> str:
+        key, value = _key_value(token)
+        return f"{key}={shown[key, value]}" if (key, value) in shown else token
+
+    return [[rounded(t) for t in toks] for toks in labels]
+
+
+def _key_value(token: str) -> tuple[str | None, str]:
+    key, sep, value = token.partition("=")
+    return (key, value) if sep and key else (None, token)
+
+
+def _decimal(value: str) -> bool:
+    """A number written with a point or an exponent (a learning rate), not an integer."""
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return any(c in value for c in ".eE") and value.lower() not in ("nan", "inf", "-inf")
+
+
+def _round(value: str, digits: int) -> str:
+    return f"{float(value):.{digits}g}"
+
+
+def shared_keys(labels: list[str]) -> tuple[str, list[str]]:
+    """(the keys, each label's values) when every label sets the same keys in the same order
+    (`model.depth=4 model.activation=relu` -> "model.depth, model.activation" and "4, relu"),
+    so a figure states the keys once; ("", labels) otherwise."""
+    pairs = [[_key_value(t) for t in label.split()] for label in labels]
+    keys = [[k for k, _ in p] for p in pairs]
+    if not labels or None in keys[0] or not keys[0] or any(k != keys[0] for k in keys):
+        return "", list(labels)
+    return ", ".join(keys[0]), [", ".join(v for _, v in p) for p in pairs]
 
 
 def _overrides(run_dir: Path) -> list[str]:
@@ -229,6 +301,29 @@ def read_history(run_dir: Path) -> list[dict]:
 
 # ----------------------------------------------------------------------------------------------
 # Ranking and seed groups
+
+
+def _seed_groups(rows: list[dict]) -> None:
+    """A seed group is the runs of one configuration whose seeds differ: runs of one
+    configuration that all ran with the same seed (five `vbench` runs with the defaults) are
+    repeats, not a spread over seeds, so each stays a group of its own, named by its
+    directory."""
+    configs: dict[str, list[dict]] = {}
+    for row in rows:
+        configs.setdefault(row["group"], []).append(row)
+    for members in configs.values():
+        if len(members) > 1 and len({_seed(m) for m in members} - {None}) < 2:
+            for m in members:
+                m["group"] = m["run"]
+
+
+def _seed(row: dict):
+    """The run's trainer.seed: its override when given, else what metrics.json records (None:
+    unknown, a job that never wrote it)."""
+    for override in row["overrides"].split():
+        if override.startswith(SEED_KEY):
+            return override.removeprefix(SEED_KEY)
+    return None if row["seed"] is None else str(row["seed"])
 
 
 def sort_rows(rows: list[dict], metric: str = DEFAULT_SORT) -> list[dict]:
