@@ -1,17 +1,22 @@
 """One evaluation path: a model's metrics on a run's splits and the inference timing. A run
 (networks and scikit-learn baselines alike) and vbench-eval use it.
 
-Timing costs no extra pass: `evaluate` predicts val first, then times its test pass, which the
-val pass has warmed up (only a run without a test split pays one warm-up pass over val).
+Timing: one timed batch is noise (a thread pool waking up, another process on the cores: two
+jobs of one sweep measured the same 9,866-parameter MLP 270x apart), so inference_ms_per_image
+is the median over TIMED_BATCHES batches, per image, after a warm-up batch. The batches of
+the test pass are timed as they are predicted (`evaluate` predicts val first, which warms the
+model up too); a split of fewer batches than that (digits' 360 test images are one batch of
+eval_batch_size) times its first batch again until there are TIMED_BATCHES, which costs a
+few forward passes of one batch.
 """
 
-import time
+import statistics
 from dataclasses import dataclass
 
 import torch
 
 from ..data import Data, Split
-from .forward import predict
+from .forward import predict, predict_batch
 from .metrics import classification_metrics
 
 
@@ -44,11 +49,16 @@ def evaluate(model, data: Data, batch_size: int, amp_dtype) -> Evaluation:
         test_logits=test_logits, inference_ms_per_image=ms)
 
 
+TIMED_BATCHES = 5  # batches the median is taken over, after one warm-up batch
+
+
 def timed_predict(model, split: Split, batch_size: int, amp_dtype) -> tuple[torch.Tensor, float]:
-    """predict() and its wall time in ms per image, with the device synchronized around it."""
-    sync = torch.cuda.synchronize if split.x.is_cuda else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    logits = predict(model, split, batch_size, amp_dtype)
-    sync()
-    return logits, (time.perf_counter() - start) * 1000 / len(split)
+    """predict() and the inference time in ms per image: the median over TIMED_BATCHES
+    batches after a warm-up batch, each timed with the device synchronized around it."""
+    per_image: list[float] = []
+    logits = predict(model, split, batch_size, amp_dtype, per_image)
+    if len(per_image) <= TIMED_BATCHES:
+        first = next(iter(split.batches(batch_size)))[0]
+        while len(per_image) <= TIMED_BATCHES:
+            predict_batch(model, first, amp_dtype, per_image)
+    return logits, statistics.median(per_image[1:])  # the first batch warms up

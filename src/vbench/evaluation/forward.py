@@ -1,6 +1,8 @@
 """Batched forward passes over a split, in order, without gradients: the logits every
 evaluation scores, and the features a frozen backbone hands its head."""
 
+import time
+
 import torch
 from torch import nn
 
@@ -10,14 +12,39 @@ from ..data import Split
 
 
 @torch.no_grad()
-def predict(model: nn.Module, split: Split, batch_size: int, amp_dtype) -> torch.Tensor:
-    """Float32 logits for every image of `split`, in order."""
+def predict(model: nn.Module, split: Split, batch_size: int, amp_dtype,
+            ms_per_image: list[float] | None = None) -> torch.Tensor:
+    """Float32 logits for every image of `split`, in order; each batch's forward time in ms
+    per image is appended to `ms_per_image` when given (evaluate.timed_predict)."""
     model.eval()
     out = []
     for x, _ in track(split.batches(batch_size), split.num_batches(batch_size), "predicting"):
-        with autocast(x.device, amp_dtype):
-            out.append(model(x).float())
+        out.append(predict_batch(model, x, amp_dtype, ms_per_image))
     return torch.cat(out)
+
+
+@torch.no_grad()
+def predict_batch(model: nn.Module, x: torch.Tensor, amp_dtype,
+                  ms_per_image: list[float] | None = None) -> torch.Tensor:
+    """One batch's float32 logits; timed, with the device synchronized before and after, when
+    `ms_per_image` is given."""
+    timed = ms_per_image is not None
+    if timed:
+        _synchronize(x.device)
+        start = time.perf_counter()
+    with autocast(x.device, amp_dtype):
+        logits = model(x).float()
+    if timed:
+        _synchronize(x.device)
+        ms_per_image.append((time.perf_counter() - start) * 1000 / len(x))
+    return logits
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 @torch.no_grad()
