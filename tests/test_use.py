@@ -83,7 +83,13 @@ def test_eval_on_another_dataset_of_the_same_shape(runs):
     metrics = json.loads((runs["cnn"] / "eval/fake_test/metrics.json").read_text())
     assert set(metrics) == {"loss", "accuracy", "macro_f1", "weighted_f1", "checkpoint", "epoch"}
     assert (runs["cnn"] / "eval/fake_test/confusion.png").exists()
-    assert "another dataset" in (runs["cnn"] / "model_card.md").read_text()
+    card = (runs["cnn"] / "model_card.md").read_text()
+    # The dataset and its overrides in words, not a Python dict.
+    assert "## vbench-eval: best checkpoint on fake, another dataset (trained on digits)\n" in card
+    assert ("evaluated on fake with image size 8, in channels 1 and subset per class 20 "
+            "(overrides: `dataset=fake dataset.image_size=8 dataset.in_channels=1 "
+            "dataset.subset_per_class=20`).") in card
+    assert "{'" not in card
 
 
 def test_eval_refuses_another_shape_and_model_overrides(runs, capsys):

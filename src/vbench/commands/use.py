@@ -121,7 +121,8 @@ def _evaluate(run_dir: Path, composed, overrides: list[str], which: str) -> dict
                     {**results[split_name], "checkpoint": which, "epoch": epoch}, split.y,
                     logits, data.classes,
                     f"{cfg.model.name} ({which}, epoch {epoch}), {cfg.dataset.name} {split_name}")
-    _report(run_dir, cfg, model, results, ms, device, which, epoch, own)
+    _report(run_dir, cfg, model, results, ms, device, which, epoch,
+            None if own else run.cfg.dataset.name, overrides)
     return results
 
 
@@ -162,10 +163,9 @@ def _write_eval(out: Path, record: dict, labels, logits, classes: list[str],
 
 
 def _report(run_dir: Path, cfg, model, results: dict, ms, device, which: str,
-            epoch: int | None, own: bool) -> None:
-    """The run's table with these results, and their section in model_card.md."""
-    from omegaconf import OmegaConf
-
+            epoch: int | None, trained_on: str | None, overrides: list[str]) -> None:
+    """The run's table with these results, and their section in model_card.md (`trained_on`:
+    the run's own dataset, when these results are of another one)."""
     from ..core.console import print_summary
     from ..models import count_params
     from ..reports import model_card
@@ -180,8 +180,8 @@ def _report(run_dir: Path, cfg, model, results: dict, ms, device, which: str,
         "params": known.get("params") or count_params(model),
         "train_time_s": known.get("train_time_s") or 0.0, "inference_ms_per_image": ms,
         "device": str(device)}, run_dir)
-    model_card.append_eval(run_dir, which, epoch, cfg.dataset.name, results,
-                           OmegaConf.to_container(cfg.dataset, resolve=True) if not own else None)
+    model_card.append_eval(run_dir, which, epoch, cfg.dataset.name, results, trained_on,
+                           [o for o in overrides if o.lstrip("+~").startswith("dataset")])
 
 
 def _composed(overrides: list[str]):

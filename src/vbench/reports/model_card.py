@@ -47,19 +47,36 @@ def write(run_dir: Path, cfg, metrics: dict) -> None:
 
 
 def append_eval(run_dir: Path, which: str, epoch: int | None, dataset: str, results: dict,
-                dataset_cfg: dict | None) -> None:
+                trained_on: str | None = None, overrides: list[str] = ()) -> None:
     """A vbench-eval result of the `which` checkpoint ("best"/"final"), saved at `epoch`,
-    appended as its own section (the card is created if missing)."""
+    appended as its own section (the card is created if missing). `trained_on` names the
+    run's own dataset when `dataset` is another one; `overrides` are the dataset overrides
+    vbench-eval was given, written as they are typed."""
     path = Path(run_dir) / "model_card.md"
     text = path.read_text() if path.exists() else f"# Model card: {Path(run_dir).name}\n"
     rows = [f"| {split} | " + " | ".join(f"{values[n]:.4f}" for n in SPLIT_METRICS) + " |"
             for split, values in results.items()]
-    where = "" if dataset_cfg is None else f" (another dataset: `{dataset_cfg}`)"
     saved = "an unrecorded epoch" if epoch is None else f"epoch {epoch}"
-    section = [f"## vbench-eval: {which} checkpoint on {dataset}{where}", "",
-               f"The {which} checkpoint, saved at {saved}.", "",
-               "| split | " + " | ".join(SPLIT_METRICS) + " |", "|---|" + "---:|" * len(SPLIT_METRICS), *rows, ""]
+    heading = f"## vbench-eval: {which} checkpoint on {dataset}"
+    if trained_on is not None:
+        heading += f", another dataset (trained on {trained_on})"
+    keys = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "dataset"]
+    sentence = f"The {which} checkpoint, saved at {saved}"
+    if overrides:
+        sentence += (f", evaluated on {dataset}" + (f" with {_listed(keys)}" if keys else "")
+                     + f" (overrides: `{' '.join(shlex.quote(o) for o in overrides)}`)")
+    words = [sentence + ".", ""]
+    section = [heading, "", *words,
+               "| split | " + " | ".join(SPLIT_METRICS) + " |",
+               "|---|" + "---:|" * len(SPLIT_METRICS), *rows, ""]
     files.write_text(path, text.rstrip("\n") + "\n\n" + "\n".join(section))
+
+
+def _listed(overrides: list[str]) -> str:
+    """`dataset.image_size=8`, `dataset.in_channels=1` as "image size 8 and in channels 1"."""
+    words = [f"{key.lstrip('+~').removeprefix('dataset.').replace('_', ' ')} {value}"
+             for key, _, value in (o.partition("=") for o in overrides)]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _cell(checkpoint: dict | None, split: str, name: str) -> str:
