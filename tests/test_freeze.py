@@ -91,8 +91,8 @@ def test_frozen_backbone_trains_through_the_cache_with_the_uncached_numbers(run_
     import vbench.training.run
 
     calls = []
-    real = vbench.run.cache_features
-    monkeypatch.setattr(vbench.run, "cache_features",
+    real = vbench.training.run.cache_features
+    monkeypatch.setattr(vbench.training.run, "cache_features",
                         lambda *a: calls.append(1) or real(*a))
     cached, run_dir = run_vbench(*PROBE, name="cached")
     assert calls == [1]

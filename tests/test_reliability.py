@@ -200,8 +200,8 @@ def test_a_full_disk_is_one_line_and_the_run_says_failed(tmp_path):
 
 @pytest.mark.slow
 def test_the_readme_subset_sweep_runs(tmp_path):
-    """`vbench -m experiment=fmnist_depth trainer.epochs=5 dataset.subset_per_class=500`: a val
-    count (5000 of 60000) shrinks with the subset instead of being refused."""
+    """`vbench -m experiment=fmnist_depth trainer.epochs=5 dataset.subset_per_class=500`: the
+    default val share (5,000 of 60,000) of whatever pool the files give, not a count."""
     write_mnist(tmp_path / "data", folder="FashionMNIST", train=12000, test=100)
     result = vbench("-m", "experiment=fmnist_depth", "trainer.epochs=5",
                     "dataset.subset_per_class=500", f"dataset.root={tmp_path / 'data'}",
@@ -209,7 +209,7 @@ def test_the_readme_subset_sweep_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     for metrics in (tmp_path / "sweep").glob("*/metrics.json"):
         sizes = json.loads(metrics.read_text())["sizes"]
-        assert sizes["val"] == round(5000 * 5000 / 12000)  # 500 per class of 1200 per class
+        assert sizes["val"] == round(5000 * 5000 / 60000) == 417  # the README's figure
         assert sizes["train"] == 5000 - sizes["val"]
 
 
