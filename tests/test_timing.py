@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from vbench.data import Split
-from vbench.evaluation.evaluate import TIMED_BATCHES, timed_predict
+from vbench.evaluation.evaluate import CHEAP_BATCHES, TIMED_BATCHES, timed_predict
 
 
 class Stalling(nn.Module):
@@ -37,8 +37,13 @@ def test_one_batch_split_is_timed_several_times_after_a_warm_up():
     model = Stalling({1, 3})
     logits, ms = timed_predict(model, split(100), 1024, None)
     assert logits.shape == (100, 3)
-    assert model.calls == 1 + TIMED_BATCHES  # the pass itself, then its first batch again
+    # The pass itself, then its first batch again: cheap here, so CHEAP_BATCHES times.
+    assert model.calls == 1 + CHEAP_BATCHES
     assert ms < 0.2 * 1000 / 100 / 4  # far below one stalled batch's 2 ms per image
+    # A costly batch (0.2 s here) is repeated only up to TIMED_BATCHES.
+    slow = Stalling(set(range(1, 100)))
+    timed_predict(slow, split(100), 1024, None)
+    assert slow.calls == 1 + TIMED_BATCHES
 
 
 def test_a_split_of_many_batches_is_timed_as_it_is_predicted():

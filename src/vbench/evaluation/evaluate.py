@@ -3,14 +3,15 @@
 
 Timing: one timed batch is noise (a thread pool waking up, another process on the cores: two
 jobs of one sweep measured the same 9,866-parameter MLP 270x apart), so inference_ms_per_image
-is the median over TIMED_BATCHES batches, per image, after a warm-up batch. The batches of
-the test pass are timed as they are predicted (`evaluate` predicts val first, which warms the
-model up too); a split of fewer batches than that (digits' 360 test images are one batch of
-eval_batch_size) times its first batch again until there are TIMED_BATCHES, which costs a
-few forward passes of one batch.
+is the median over several batches, per image, after a warm-up batch. The batches of the test
+pass are timed as they are predicted (`evaluate` predicts val first, which warms the model up
+too); a split of fewer batches (digits' 360 test images are one batch of eval_batch_size)
+times its first batch again (see timed_predict), which costs a few forward passes of one
+batch.
 """
 
 import statistics
+import time
 from dataclasses import dataclass
 
 import torch
@@ -49,16 +50,22 @@ def evaluate(model, data: Data, batch_size: int, amp_dtype) -> Evaluation:
         test_logits=test_logits, inference_ms_per_image=ms)
 
 
-TIMED_BATCHES = 5  # batches the median is taken over, after one warm-up batch
+TIMED_BATCHES = 5  # the median is taken over at least this many batches after the warm-up
+CHEAP_BATCHES, CHEAP_S = 15, 0.5  # and over up to 15 when repeating a batch takes < 0.5 s
 
 
 def timed_predict(model, split: Split, batch_size: int, amp_dtype) -> tuple[torch.Tensor, float]:
-    """predict() and the inference time in ms per image: the median over TIMED_BATCHES
-    batches after a warm-up batch, each timed with the device synchronized around it."""
+    """predict() and the inference time in ms per image: the median over the batches timed
+    after a warm-up batch, each with the device synchronized around it. A split of fewer
+    than TIMED_BATCHES + 1 batches times its first batch again: TIMED_BATCHES times at least,
+    CHEAP_BATCHES while that takes under CHEAP_S seconds (on 2 shared cores one batch in six
+    or seven was preempted, 25-150x slower, sometimes three in a row)."""
     per_image: list[float] = []
     logits = predict(model, split, batch_size, amp_dtype, per_image)
     if len(per_image) <= TIMED_BATCHES:
         first = next(iter(split.batches(batch_size)))[0]
-        while len(per_image) <= TIMED_BATCHES:
+        start = time.perf_counter()
+        while len(per_image) <= TIMED_BATCHES or (
+                len(per_image) <= CHEAP_BATCHES and time.perf_counter() - start < CHEAP_S):
             predict_batch(model, first, amp_dtype, per_image)
     return logits, statistics.median(per_image[1:])  # the first batch warms up
