@@ -259,6 +259,11 @@ def test_a_seed_group_needs_runs_whose_seeds_differ(tmp_path):
     md = (runs / "summary.md").read_text()
     assert "± 0.0000" not in md
     assert "| `model=cnn` | 2 | 2 completed | " in md
+    # Runs of the same overrides are labelled by their directories, as the groups are.
+    labels = {r["run"]: r["label"] for r in rows}
+    assert all(labels[f"2026-11-22_00-0{i}_digits_mlp"] == f"2026-11-22_00-0{i}_digits_mlp"
+               for i in range(5))
+    assert labels["s1"] == "model=cnn trainer.seed=1"
 
 
 def test_labels_round_long_decimals_to_what_tells_runs_apart():

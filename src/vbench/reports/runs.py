@@ -55,6 +55,13 @@ def collect_runs(paths: list[Path], skipped: list[tuple[Path, str]] | None = Non
                                 "read; fix or remove their metrics.json")
     for row, label in zip(rows, short_labels([r["overrides"] for r in rows])):
         row["label"] = row["name"] or label or row["run"]  # run.name, when the user gave one
+    # Runs of the same overrides (five `vbench trainer.epochs=3`) are told apart by directory.
+    counts = {}
+    for row in rows:
+        counts[row["label"]] = counts.get(row["label"], 0) + 1
+    for row in rows:
+        if counts[row["label"]] > 1 and not row["name"]:
+            row["label"] = row["run"]
     _seed_groups(rows)
     return rows, root
 
