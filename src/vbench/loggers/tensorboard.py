@@ -1,5 +1,5 @@
-"""TensorBoard: scalars per epoch, plots as images, and the HParams plugin's summary so the
-jobs of a sweep compare in the HParams tab (`tensorboard --logdir <sweep dir>`)."""
+"""TensorBoard: scalars per epoch, plots as images, and the HParams plugin's summary so runs
+compare in the HParams tab (`tensorboard --logdir outputs`: every run and sweep under it)."""
 
 from pathlib import Path
 
