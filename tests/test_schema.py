@@ -167,6 +167,17 @@ REFUSED = [
     ("trainer.precision=64", "trainer.precision='64' is not valid"),
     ("trainer.monitor=val_f1", "trainer.monitor='val_f1' is not valid"),
     ("trainer.grad_clip=0", "trainer.grad_clip=0.0 is not valid; it must be a number > 0"),
+    ("trainer.ema=1", "trainer.ema=1.0 is not valid; it must be a number in (0, 1)"),
+    ("trainer.monitor=ema_val_acc", ("trainer.monitor=ema_val_acc watches the EMA weights, but "
+                                     "trainer.ema=null keeps none")),
+    ("trainer.mixup=-0.2", "trainer.mixup=-0.2 is not valid; it must be a number >= 0"),
+    ("trainer.cutmix=abc", "trainer.cutmix=abc is not valid; it must be a number"),
+    ("trainer.mixup_prob=1.5", "trainer.mixup_prob=1.5 is not valid; it must be a number in [0, 1]"),
+    ("dataset.auto_augment=augmix", ("dataset.auto_augment='augmix' is not valid; it must be one "
+                                     "of: none, randaugment, trivialaugment")),
+    ("dataset.randaugment_magnitude=31", ("dataset.randaugment_magnitude=31 is not valid; it must "
+                                          "be an integer from 0 to 30")),
+    ("dataset.random_erasing=2", "dataset.random_erasing=2.0 is not valid"),
     ("optimizer.lr=-1", "optimizer.lr=-1.0 is not valid; it must be a number > 0"),
     ("optimizer.lr=nan", "optimizer.lr=nan is not valid; it must be finite"),
     ("optimizer.lr=inf", "optimizer.lr=inf is not valid; it must be finite"),

@@ -82,9 +82,10 @@ def _log_error(log_console: Console, error: BaseException) -> None:
 
 
 def epoch_line(row: dict) -> str:
+    ema = f"ema_val_acc {row['ema_val_acc']:.4f}  " if "ema_val_acc" in row else ""
     return (f"epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  "
             f"train_acc {row['train_acc']:.4f}  val_loss {row['val_loss']:.4f}  "
-            f"val_acc {row['val_acc']:.4f}  lr {row['lr']:.2e}  {row['epoch_s']:.2f}s")
+            f"val_acc {row['val_acc']:.4f}  {ema}lr {row['lr']:.2e}  {row['epoch_s']:.2f}s")
 
 
 def _pace(images: int, done: int, total: int, elapsed: float) -> str:
@@ -300,8 +301,24 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
                   f"train {metrics['train_time_s']:.1f}s  "
                   f"inference {metrics['inference_ms_per_image']:.4f} ms/image  "
                   f"device {metrics['device']}", highlight=False, soft_wrap=True)
+    _print_ema(metrics.get("ema"))
     _print_probes(metrics)
     console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
+
+
+def _print_ema(ema: dict | None) -> None:
+    """With trainer.ema, the EMA weights' accuracies beside the table of the trained ones."""
+    if not ema:
+        return
+
+    def accuracy(when: str, split: str) -> str:
+        values = (ema.get(when) or {}).get(split)
+        return "—" if values is None else f"{values['accuracy']:.4f}"
+
+    console.print(f"EMA weights (decay {ema['decay']}): accuracy best val "
+                  f"{accuracy('best', 'val')} test {accuracy('best', 'test')}, final val "
+                  f"{accuracy('final', 'val')} test {accuracy('final', 'test')}",
+                  highlight=False, soft_wrap=True)
 
 
 def _print_probes(metrics: dict) -> None:

@@ -221,7 +221,9 @@ def load_data(cfg, device: torch.device, stats: tuple[list, list] | None = None)
         classes=list(raw.classes),
         mean=mean,
         std=std,
-        augment=build_augment(cfg.get("augment", "none")),
+        augment=build_augment(cfg.get("augment", "none"), cfg.get("auto_augment", "none"),
+                              cfg.get("randaugment_ops", 2), cfg.get("randaugment_magnitude", 9),
+                              cfg.get("random_erasing", 0.0), mean, std),
         normalization=stats_from,
     )
 

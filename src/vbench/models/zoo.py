@@ -74,7 +74,7 @@ def unknown_name_error(library: str, name: str, known: list[str], listing: str) 
                        f"{', '.join(close) or 'none'} (all names: {listing})")
 
 
-def _read_weights(path: Path) -> dict:
+def read_weights(path: Path) -> dict:
     """The state_dict in a weights file. torch.load runs with weights_only=True, so a pickle
     that would call code is refused; any unreadable file (random bytes, truncated, a bad
     .safetensors header, such a pickle) is one error naming the key and the path."""
@@ -106,7 +106,7 @@ def load_weights(model: nn.Module, path: Path) -> None:
     path = Path(path).expanduser()  # model.weights: ~/w.pt from a YAML file
     if not path.is_file():
         raise VBenchError(f"model.weights: no file at {path}")
-    state = _read_weights(path)
+    state = read_weights(path)
     own, head = model.state_dict(), head_name(model) + "."
     head_keys = {k for k, v in state.items()
                  if k.startswith(head) and k in own and v.shape != own[k].shape}

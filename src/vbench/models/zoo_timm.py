@@ -1,4 +1,13 @@
-"""Any timm model by name (`model=timm model.name=...`), and the preset vit_small."""
+"""Any timm model by name (`model=timm model.name=...`), and the preset vit_small.
+
+Weights (model.pretrained's file in the Hugging Face cache, or model.weights) go through timm's
+own loader: the file is read here, safely (weights_only / safetensors), and handed to
+`timm.create_model(..., pretrained=True, pretrained_cfg_overlay={"state_dict": ...})`, so the
+model's checkpoint filter adapts it to the model as built (a ViT's position embeddings resampled
+to another image size, old key layouts renamed). timm never downloads: the state dict is the
+source it loads from. The load is strict: the model is built with the file's number of classes,
+so every key must fit, and the head is then replaced for the dataset's classes.
+"""
 
 from pathlib import Path
 
@@ -6,7 +15,7 @@ from torch import nn
 
 from ..core.errors import VBenchError
 from .registry import InputSpec, register_model
-from .zoo import InputAdapter, attach_adapter, load_weights, unknown_name_error
+from .zoo import InputAdapter, attach_adapter, read_weights, unknown_name_error
 
 # The files timm publishes on the Hugging Face hub, newest format first.
 _HUB_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -18,28 +27,50 @@ def build_timm(cfg, spec: InputSpec) -> nn.Module:
 
     if not timm.is_model(cfg.name):
         raise unknown_name_error("timm", cfg.name, timm.list_models(), "timm.list_models()")
-    # timm builds the classifier head for num_classes; weights are loaded by us, from disk only.
-    model = _create(timm, cfg.name, spec.num_classes, cfg.input_size)
-    stats = None
-    if cfg.weights:
-        load_weights(model, Path(cfg.weights))
-    if cfg.pretrained:
-        if not cfg.weights:
-            load_weights(model, hub_file(cfg.name))
-        stats = (model.pretrained_cfg["mean"], model.pretrained_cfg["std"])
+    # Transformers fix their grid (position embeddings) at creation: built for the size the
+    # batches arrive at, input_size or the data's.
+    size = cfg.input_size or spec.image_size
+    path = (Path(cfg.weights).expanduser() if cfg.weights
+            else hub_file(cfg.name) if cfg.pretrained else None)
+    if path is None:
+        model = _create(timm, cfg.name, size, num_classes=spec.num_classes)
+    else:
+        model = _create_from_file(timm, cfg.name, size, spec.num_classes, path)
+    stats = (model.pretrained_cfg["mean"], model.pretrained_cfg["std"]) if cfg.pretrained else None
     return attach_adapter(model, InputAdapter(spec, cfg.input_size, stats))
 
 
-def _create(timm, name: str, num_classes: int, input_size: int | None) -> nn.Module:
-    """Transformers fix their input size (position embeddings) at creation, so they are built
-    for `input_size`; convolutional models take any size and do not accept `img_size`."""
-    if input_size is not None:
-        try:
-            return timm.create_model(name, pretrained=False, num_classes=num_classes,
-                                     img_size=input_size)
-        except TypeError:
-            pass
-    return timm.create_model(name, pretrained=False, num_classes=num_classes)
+def _create(timm, name: str, size: int, **kwargs) -> nn.Module:
+    """timm.create_model at `size` pixels for the models that take `img_size`; convolutional
+    models take any size and refuse the keyword."""
+    try:
+        return timm.create_model(name, img_size=size, **kwargs)
+    except TypeError as e:
+        if "img_size" not in str(e):
+            raise
+    return timm.create_model(name, **kwargs)
+
+
+def _create_from_file(timm, name: str, size: int, num_classes: int, path: Path) -> nn.Module:
+    """The model with the weights of `path`, loaded by timm (see the module doc)."""
+    if not path.is_file():
+        raise VBenchError(f"model.weights: no file at {path}")
+    state = read_weights(path)
+    classifier = getattr(timm.models.get_pretrained_cfg(name), "classifier", None)
+    head = classifier if isinstance(classifier, str) else (classifier or [None])[0]
+    file_classes = (state[f"{head}.weight"].shape[0] if f"{head}.weight" in state
+                    else num_classes)
+    try:
+        model = _create(timm, name, size, pretrained=True, num_classes=file_classes,
+                        pretrained_cfg_overlay={"state_dict": state,
+                                                "num_classes": file_classes})
+    except RuntimeError as e:  # load_state_dict's missing, unexpected or mis-shaped keys
+        raise VBenchError(f"weights file {path} does not fit this model: "
+                          f"{' '.join(str(e).split())[:300]}") from None
+    model.pretrained_cfg.pop("state_dict", None)  # loaded: do not keep a second copy alive
+    if file_classes != num_classes:
+        model.reset_classifier(num_classes)
+    return model
 
 
 def hub_file(name: str) -> Path:

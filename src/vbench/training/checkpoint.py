@@ -52,21 +52,27 @@ def weights_of(model) -> dict:
 
 
 def save_best(run_dir: Path, model, epoch: int, monitor: str, value: float,
-              about: dict) -> None:
-    files.save_torch(path_of(run_dir, "best"),
-                     {"model": weights_of(model), "epoch": epoch, monitor: value, **about})
+              about: dict, ema=None) -> None:
+    """best.pt: the weights of the best epoch and, with trainer.ema, their EMA then
+    (`model_ema`, what metrics.json `ema.best` evaluates)."""
+    state = {"model": weights_of(model), "epoch": epoch, monitor: value, **about}
+    if ema is not None:
+        state["model_ema"] = ema.module.state_dict()
+    files.save_torch(path_of(run_dir, "best"), state)
 
 
 def save_last(run_dir: Path, epoch: int, loop: dict, about: dict) -> None:
     """last.pt: the weights and every piece of state an exact resume needs. `loop` holds the
-    live objects: model, optimizer, scheduler (or None), stopper, history, generator."""
-    scheduler = loop["scheduler"]
+    live objects: model, optimizer, scheduler (or None), stopper, history, generator, and
+    with trainer.ema the EMA (its weights and update count: `ema`)."""
+    scheduler, ema = loop["scheduler"], loop.get("ema")
     files.save_torch(path_of(run_dir, "final"), {
         "model": weights_of(loop["model"]), "optimizer": loop["optimizer"].state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "epoch": epoch, "early_stopping": vars(loop["stopper"]).copy(),
         "history": loop["history"],
         "rng": {"torch": _torch().get_rng_state(), "batches": loop["generator"].get_state()},
+        **({"ema": ema.state_dict()} if ema is not None else {}),
         **about,  # its "config" is the fingerprint resume compares
     })
 
@@ -82,6 +88,8 @@ def restore_last(state: dict, loop: dict) -> tuple[list[dict], int]:
     _torch().set_rng_state(state["rng"]["torch"])
     loop["generator"].set_state(state["rng"]["batches"])
     vars(loop["stopper"]).update(state["early_stopping"])
+    if loop.get("ema") is not None:
+        loop["ema"].load_state_dict(state["ema"])
     return list(state["history"]), state["epoch"] + 1
 
 

@@ -20,10 +20,16 @@ from ..models.freeze import head_name
 
 
 def uses_feature_cache(cfg) -> bool:
-    """Only the head learns and every epoch sees the same images."""
-    augment = OmegaConf.select(cfg, "dataset.augment", default="none")
+    """Only the head learns and every epoch sees the same images (no augmentation, no mixing of
+    images)."""
+    def off(key, default):
+        return OmegaConf.select(cfg, key, default=default) in (None, "none", 0, default)
+
+    same_images = (off("dataset.augment", "none") and off("dataset.auto_augment", "none")
+                   and off("dataset.random_erasing", 0.0) and off("trainer.mixup", 0.0)
+                   and off("trainer.cutmix", 0.0))
     enabled = OmegaConf.select(cfg, "freeze.cache", default=True)
-    return cfg.freeze.policy == "backbone" and augment in (None, "none") and enabled
+    return cfg.freeze.policy == "backbone" and same_images and enabled
 
 
 class HeadOnFeatures(nn.Module):
@@ -42,6 +48,11 @@ class HeadOnFeatures(nn.Module):
 
     def load_state_dict(self, state_dict, *args, **kwargs):
         return self.full.load_state_dict(state_dict, *args, **kwargs)
+
+
+def full_model(module: nn.Module) -> nn.Module:
+    """The whole model behind a HeadOnFeatures (or a copy of one: the EMA's), else `module`."""
+    return module.full if isinstance(module, HeadOnFeatures) else module
 
 
 def cache_features(model: nn.Module, data: Data, batch_size: int, amp_dtype):

@@ -35,6 +35,7 @@ class Outcome:
     monitor: str | None
     train_time_s: float
     figures: Callable[[], dict]
+    ema: dict | None = None  # trainer.ema: the EMA weights' best and final evaluations
 
 
 def finish(run, outcome: Outcome) -> dict:
@@ -44,7 +45,7 @@ def finish(run, outcome: Outcome) -> dict:
     metrics = summary(run, outcome.best, outcome.final, status=outcome.status,
                       params=count_params(outcome.model), epochs_run=outcome.epochs_run,
                       best_epoch=outcome.best_epoch, monitor=outcome.monitor,
-                      train_time_s=outcome.train_time_s)
+                      train_time_s=outcome.train_time_s, ema=outcome.ema)
     run.phases.lap("evaluation")
     metrics.update(outcome.figures())
     run.phases.lap("plots")  # and the eval.extra / eval.shift_pixels probes when asked
@@ -55,10 +56,12 @@ def finish(run, outcome: Outcome) -> dict:
     return run.loggers.finish(metrics, run.dir)
 
 
-def summary(run, best: Evaluation | None, final: Evaluation, **fields) -> dict:
+def summary(run, best: Evaluation | None, final: Evaluation, ema: dict | None = None,
+            **fields) -> dict:
     """metrics.json: the keys every kind of run shares around `fields`, which differ (status,
     params, epochs_run, best_epoch, monitor, train_time_s). Per-class accuracy and the timing
-    are the best checkpoint's (the final weights' when no epoch was best)."""
+    are the best checkpoint's (the final weights' when no epoch was best). `best` and `final`
+    are the trained weights; with trainer.ema, `ema` holds the EMA weights' alike."""
     cfg, data = run.cfg, run.data
     chosen = best or final
     return {
@@ -75,6 +78,7 @@ def summary(run, best: Evaluation | None, final: Evaluation, **fields) -> dict:
         **fields,
         "best": best.metrics() if best is not None else None,
         "final": final.metrics(),
+        **({"ema": ema} if ema is not None else {}),
         "per_class_accuracy": (per_class_accuracy(best.test_logits, data.test.y, data.classes)
                                if best is not None and best.test_logits is not None else None),
         "inference_ms_per_image": chosen.inference_ms_per_image,

@@ -28,6 +28,8 @@ class StepRecipe:
     augment: Callable | None = None  # augment(x, generator): on-device, training batches only
     accumulate: int = 1  # batches per optimizer step (gradient accumulation)
     shard: tuple[int, int] = (0, 1)  # (rank, world size): this process's share of each epoch
+    mix: Callable | None = None  # mix(x, y, generator) -> (x, target probabilities): mix.py
+    ema: object | None = None  # ema.WeightsEma, updated after every optimizer step
 
 
 def optimizer_steps(split: Split, batch_size: int, accumulate: int = 1,
@@ -41,7 +43,10 @@ def train_one_epoch(model: nn.Module, split: Split, batch_size: int, recipe: Ste
                     generator: torch.Generator,
                     on_batch: Callable[[int], None] | None = None) -> tuple[float, float]:
     """One pass over `split` in a fresh random order; returns (mean loss, accuracy) over the
-    images this process drew. `on_batch(images)` follows every batch (the progress bar).
+    images this process drew. `on_batch(images)` follows every batch (the progress bar). With
+    mixup/cutmix (`recipe.mix`) the loss is against the mixed targets, and so is the accuracy:
+    a prediction scores the share its class has in the image's target (lambda for the image's
+    own class, 1 - lambda for its partner's).
 
     Each optimizer step sees a group of `recipe.accumulate` batches; every batch's mean loss is
     weighted by its share of the group's images, so the step's gradient is the mean over the
@@ -53,12 +58,16 @@ def train_one_epoch(model: nn.Module, split: Split, batch_size: int, recipe: Ste
     group_images = batch_size * recipe.accumulate
     # Sums stay on the device: one sync per epoch instead of one per batch.
     loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
+    correct = torch.zeros((), device=device,
+                          dtype=torch.long if recipe.mix is None else torch.float32)
     batches = split.batches(batch_size, generator, recipe.augment, drop_single=True,
                             shard=recipe.shard)
     for i, (x, y) in enumerate(batches):
         first, seen = i % recipe.accumulate == 0, i * batch_size + len(y)
         last = seen % group_images == 0 or seen == drawn
+        target = y
+        if recipe.mix is not None:
+            x, target = recipe.mix(x, y, generator)
         if recipe.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if first:
@@ -68,12 +77,15 @@ def train_one_epoch(model: nn.Module, split: Split, batch_size: int, recipe: Ste
         with _syncing(model, last):
             with autocast(device, recipe.amp_dtype):
                 logits = model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+                loss = F.cross_entropy(logits, target, label_smoothing=recipe.label_smoothing)
             recipe.scaler.scale(loss * (len(y) / group)).backward()
         if last:
             _step(model, recipe)
         loss_sum += loss.detach().float() * len(y)
-        correct += (logits.argmax(1) == y).sum()
+        if recipe.mix is None:
+            correct += (logits.argmax(1) == y).sum()
+        else:
+            correct += target.gather(1, logits.argmax(1, keepdim=True)).sum()
         if on_batch is not None:
             on_batch(len(y))
     return loss_sum.item() / drawn, correct.item() / drawn
@@ -94,6 +106,8 @@ def _step(model: nn.Module, recipe: StepRecipe) -> None:
     recipe.scaler.update()
     if recipe.per_step_scheduler is not None:
         recipe.per_step_scheduler.step()
+    if recipe.ema is not None:
+        recipe.ema.update()
 
 
 @dataclass

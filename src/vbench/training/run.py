@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ..core import files
-from ..core.columns import EPOCH_COLUMNS
+from ..core.columns import EPOCH_COLUMNS, epoch_columns
 from ..core.console import console, epoch_progress, run_log
 from ..core.device import (
     auto_precision,
@@ -47,9 +47,11 @@ from ..models.sklearn import fit_baseline, is_sklearn
 from ..reports.analysis import Trained, analyze, keep_initial, load_extra
 from ..reports.plots import plot_confusion
 from . import checkpoint, distributed
-from .features import cache_features, uses_feature_cache
+from .ema import WeightsEma
+from .features import cache_features, full_model, uses_feature_cache
 from .finish import Outcome, finish, write_unfinished
 from .loop import EarlyStopping, StepRecipe, optimizer_steps, train_one_epoch
+from .mix import build_mix
 from .optim import build_optimizer, build_scheduler
 from .resume import finished_metrics, resume_state
 from .rundir import exclusive, remove_stale_temps
@@ -213,11 +215,12 @@ def _fit_network(run: Run) -> Outcome | None:
     if not distributed.is_main():
         return None
     best, final = _best_and_final(run, model, stopper.best_epoch, len(history))
+    ema = _ema_best_and_final(run, training.recipe.ema, stopper.best_epoch, len(history))
     trained = Trained(model, history, stopper.best_epoch,
                       best.test_logits if best is not None else None, initial, extra)
     return Outcome(model, best, final, status, len(history), stopper.best_epoch,
                    cfg.trainer.monitor, train_time,
-                   figures=lambda: analyze(cfg, run.dir, data, trained, run.amp_dtype))
+                   figures=lambda: analyze(cfg, run.dir, data, trained, run.amp_dtype), ema=ema)
 
 
 @dataclass
@@ -244,10 +247,14 @@ def _training(run: Run, model: nn.Module) -> Training:
         trainee, fit_data = cache_features(model, run.data, t.eval_batch_size, run.amp_dtype)
     cache_s = time.perf_counter() - start
     scaler = torch.amp.GradScaler(run.device.type, enabled=run.amp_dtype == torch.float16)
+    # The EMA averages what the loop trains (the head alone on cached features), before DDP
+    # and torch.compile wrap it.
+    ema = WeightsEma(trainee, t.ema, t.ema_warmup) if t.ema is not None else None
     recipe = StepRecipe(optimizer, scaler, scheduler if per_step else None, run.amp_dtype,
                         t.label_smoothing, t.grad_clip,
                         t.channels_last and fit_data.train.x.ndim == 4, run.data.augment,
-                        t.accumulate, distributed.shard())
+                        t.accumulate, distributed.shard(), build_mix(t, run.data.num_classes),
+                        ema)
     trained = distributed.wrap(trainee, run.device)  # DDP under torchrun
     trained = torch.compile(trained) if t.compile else trained  # shares the parameters
     return Training(trained, fit_data, recipe, scheduler, cache_s)
@@ -263,11 +270,12 @@ def _epochs(run: Run, training: Training, report):
     history, status, first_epoch = [], "completed", 1
     live = {"model": training.model, "optimizer": training.recipe.optimizer,
             "scheduler": training.scheduler, "stopper": stopper, "history": history,
-            "generator": generator}  # what last.pt saves and restores (checkpoint.py)
+            "generator": generator, "ema": training.recipe.ema}  # what last.pt holds
+    columns = epoch_columns(training.recipe.ema is not None)  # history.csv's
     if run.resumed is not None:
         restored, first_epoch = checkpoint.restore_last(run.resumed, live)
         history.extend(restored)
-        _write_history(history, run.dir / "history.csv")  # a kill may have cut it short
+        _write_history(history, run.dir / "history.csv", columns)  # a kill may have cut it
         if stopper.should_stop:
             status = "early_stopped"
     report.restored(len(history), checkpoint.path_of(run.dir, "final"))
@@ -281,7 +289,7 @@ def _epochs(run: Run, training: Training, report):
         report(row)
         run.loggers.log_epoch(row)
         if main:
-            _write_history(history, run.dir / "history.csv")
+            _write_history(history, run.dir / "history.csv", columns)
         if not math.isfinite(row["train_loss"]):
             console.print(f"diverged: the training loss is {row['train_loss']} at epoch {epoch}",
                           highlight=False)
@@ -289,7 +297,7 @@ def _epochs(run: Run, training: Training, report):
             break
         if stopper.update(row[t.monitor], epoch) and main:
             checkpoint.save_best(run.dir, training.model, epoch, t.monitor, stopper.best,
-                                 run.about)
+                                 run.about, training.recipe.ema)
         if main:
             checkpoint.save_last(run.dir, epoch, live, run.about)
         pause_at(f"epoch:{epoch}")
@@ -311,15 +319,24 @@ def _epoch(run: Run, training: Training, epoch: int, generator, report) -> dict:
         training.model, training.data.train, t.batch_size, recipe, generator, report.batch))
     if training.scheduler is not None and recipe.per_step_scheduler is None:
         training.scheduler.step()
-    val = None
+    val = ema_val = None
     if distributed.is_main():
         val_split = training.data.val
         val = classification_metrics(predict(distributed.unwrap(training.model), val_split,
                                              t.eval_batch_size, run.amp_dtype), val_split.y)
+        if recipe.ema is not None:
+            ema_val = classification_metrics(predict(recipe.ema.module, val_split,
+                                                     t.eval_batch_size, run.amp_dtype),
+                                             val_split.y)
     val = distributed.broadcast(val)
     values = (epoch, train_loss, train_acc, val["loss"], val["accuracy"], lr,
               time.perf_counter() - start)
-    return dict(zip(EPOCH_COLUMNS, values, strict=True))
+    row = dict(zip(EPOCH_COLUMNS, values, strict=True))
+    if recipe.ema is None:
+        return row
+    ema_val = distributed.broadcast(ema_val)
+    row |= {"ema_val_loss": ema_val["loss"], "ema_val_acc": ema_val["accuracy"]}
+    return {column: row[column] for column in epoch_columns(True)}
 
 
 def _best_and_final(run: Run, model: nn.Module, best_epoch: int, epochs_run: int):
@@ -335,9 +352,25 @@ def _best_and_final(run: Run, model: nn.Module, best_epoch: int, epochs_run: int
     return evaluate(model, run.data, batch_size, run.amp_dtype), final
 
 
-def _write_history(history: list[dict], path: Path) -> None:
+def _ema_best_and_final(run: Run, ema: WeightsEma | None, best_epoch: int,
+                        epochs_run: int) -> dict | None:
+    """metrics.json `ema`: the EMA weights evaluated as `best` and `final` are (the EMA at the
+    best epoch is best.pt's `model_ema`); None without trainer.ema."""
+    if ema is None:
+        return None
+    batch_size, model = run.cfg.trainer.eval_batch_size, full_model(ema.module)
+    final = evaluate(model, run.data, batch_size, run.amp_dtype)
+    best = final if best_epoch == epochs_run else None
+    if best_epoch and best is None:
+        model.load_state_dict(files.load_torch(checkpoint.path_of(run.dir, "best"))["model_ema"])
+        best = evaluate(model, run.data, batch_size, run.amp_dtype)
+    return {"decay": run.cfg.trainer.ema, "best": best.metrics() if best is not None else None,
+            "final": final.metrics()}
+
+
+def _write_history(history: list[dict], path: Path, columns=EPOCH_COLUMNS) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EPOCH_COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(history)
     files.write_text(path, buffer.getvalue())
