@@ -271,7 +271,7 @@ def test_long_labels_are_rounded_and_their_keys_stated_once(tmp_path):
                                      tmp_path / "curves.png")
     assert_readable(curves)
     assert curves.get_size_inches()[0] < 12
-    assert curves.axes[0].get_legend().get_title().get_text() == "optimizer.lr, model.width"
+    assert curves.axes[0].get_legend().get_title().get_text() == "rank. optimizer.lr, model.width"
 
 
 def test_seed_groups_say_mean_and_std(tmp_path):

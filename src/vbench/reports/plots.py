@@ -543,7 +543,7 @@ def _legend_box(legend: SweepLegend, labels: list[str], fontsize: float = 9):
     """Width and height in inches of a legend of `labels` (one column up to 30, then two)."""
     names = [line for label in labels for line in legend.names[label].split("\n")]
     columns = 1 if len(labels) <= 30 else 2
-    width = columns * (_text_inches([*names, legend.keys], fontsize) + 0.6)
+    width = columns * (_text_inches([*names, f"rank. {legend.keys}"], fontsize) + 0.6)
     rows = -(-len(names) // columns) + (1 if legend.keys else 0)
     return width, rows * 1.45 * fontsize / 72 + 0.2, columns
 
@@ -551,7 +551,8 @@ def _legend_box(legend: SweepLegend, labels: list[str], fontsize: float = 9):
 def _outside_legend(ax, legend: SweepLegend, labels: list[str], handles: dict,
                     columns: int, fontsize: float = 9) -> None:
     ax.legend([handles[label] for label in labels], [legend.names[label] for label in labels],
-              title=legend.keys or None, title_fontsize=fontsize, fontsize=fontsize,
+              title=f"rank. {legend.keys}" if legend.keys else None, title_fontsize=fontsize,
+              fontsize=fontsize,
               loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, ncols=columns,
               alignment="left")
 
