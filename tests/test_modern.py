@@ -316,7 +316,8 @@ OPTIONS = {  # option -> (overrides, epochs)
 }
 
 
-@pytest.mark.parametrize("option", OPTIONS)
+@pytest.mark.parametrize("option", [pytest.param(o, marks=pytest.mark.slow)
+                                    if o in ("ema", "modern") else o for o in OPTIONS])
 def test_each_option_runs_end_to_end(run_vbench, cifar, option):
     overrides, epochs = OPTIONS[option]
     metrics, run_dir = run_vbench(*cifar, *overrides, f"trainer.epochs={epochs}")
@@ -340,6 +341,7 @@ def test_each_option_runs_end_to_end(run_vbench, cifar, option):
         assert metrics["ema"]["best"]["val"]["loss"] == pytest.approx(min(ema_losses), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_ema_and_mixing_resume_to_the_uninterrupted_numbers(run_vbench, monkeypatch):
     """Interrupted after epoch 1 of 2 and resumed: the EMA's average and update count, and
     the generator the mixing and augmentation draw from, continue as if never stopped."""
