@@ -138,3 +138,24 @@ def test_fill_counts_the_visible_gpus_and_pins_job_i_to_gpu_i_mod_n(monkeypatch)
     for job in range(7):
         parallel.pin_job(job)
     assert chosen == [0, 1, 2, 0, 1, 2, 0]
+
+
+@pytest.mark.slow
+@needs("hydra_plugins.hydra_joblib_launcher")
+def test_the_readme_fill_example_runs_as_written(tmp_path):
+    """`vbench -m experiment=fmnist_depth hydra/launcher=fill run.jobs_per_device=5`, with a
+    small Fashion-MNIST in ./data (the dataset's default root)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from formats import write_mnist
+
+    write_mnist(tmp_path / "data", folder="FashionMNIST", train=200, test=50)
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("HYDRA_FULL_ERROR", "VBENCH_DATA")}
+    done = subprocess.run([str(VBENCH), "-m", "experiment=fmnist_depth", "hydra/launcher=fill",
+                           "run.jobs_per_device=5"], cwd=tmp_path, env=environment,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    (sweep,) = (tmp_path / "outputs/sweeps").iterdir()
+    jobs = job_metrics(sweep)
+    assert sorted(m["config"]["model"]["depth"] for m in jobs) == [1, 2, 3, 5, 8]
+    assert all(m["status"] == "completed" for m in jobs)

@@ -166,3 +166,38 @@ def test_fused_optimizer_kernels_where_torch_has_them():
         steps.append(net.weight.detach().clone())
     assert torch.allclose(*steps, atol=1e-6)
 
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("recipe_keys", [[], ["trainer.mixup=0.2", "trainer.cutmix=1.0",
+                                              "dataset.auto_augment=trivialaugment",
+                                              "trainer.grad_clip=1.0"]])
+def test_the_training_loop_never_waits_for_the_gpu(recipe_keys):
+    """No device synchronisation inside an epoch's loop (the one .item() per epoch comes
+    after it): the loop runs under sync debug mode "error", where a sync raises."""
+    import torch
+
+    from conftest import make_cfg
+    from vbench.core.schema import validate
+    from vbench.data import load_data
+    from vbench.models import InputSpec, build_model
+    from vbench.training.loop import epoch_sums
+    from vbench.training.run import Run, _training
+
+    cfg = make_cfg("model=cnn", "trainer.device=cuda", *recipe_keys)
+    validate(cfg)
+    run = Run(cfg, None, None, device=torch.device("cuda"))
+    run.data = load_data(cfg.dataset, run.device)
+    model = build_model(cfg.model, InputSpec.of(run.data)).to(run.device)
+    training = _training(run, model)
+    generator = torch.Generator(device=run.device).manual_seed(0)
+    epoch_sums(training.model, training.data.train, 64, training.recipe, generator)  # warm-up
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        loss_sum, correct, drawn = epoch_sums(training.model, training.data.train, 64,
+                                              training.recipe, generator)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert 0 < drawn <= len(run.data.train) and 0 <= correct.item() <= drawn
+    assert torch.isfinite(loss_sum).item()

@@ -51,6 +51,15 @@ def train_one_epoch(model: nn.Module, split: Split, batch_size: int, recipe: Ste
     Each optimizer step sees a group of `recipe.accumulate` batches; every batch's mean loss is
     weighted by its share of the group's images, so the step's gradient is the mean over the
     group: K batches of B give the step one batch of K*B gives."""
+    loss_sum, correct, drawn = epoch_sums(model, split, batch_size, recipe, generator, on_batch)
+    return loss_sum.item() / drawn, correct.item() / drawn  # the epoch's one wait for the device
+
+
+def epoch_sums(model: nn.Module, split: Split, batch_size: int, recipe: StepRecipe,
+               generator: torch.Generator, on_batch: Callable[[int], None] | None = None):
+    """The loop of `train_one_epoch`: the sums of the loss and of the correct predictions as
+    device tensors, and the images drawn. It never waits for the device: a test runs it under
+    torch.cuda.set_sync_debug_mode("error")."""
     model.train()
     keep_frozen_in_eval(model)
     device = split.x.device
@@ -88,7 +97,7 @@ def train_one_epoch(model: nn.Module, split: Split, batch_size: int, recipe: Ste
             correct += target.gather(1, logits.argmax(1, keepdim=True)).sum()
         if on_batch is not None:
             on_batch(len(y))
-    return loss_sum.item() / drawn, correct.item() / drawn
+    return loss_sum, correct, drawn
 
 
 def _syncing(model: nn.Module, sync: bool):
