@@ -9,7 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 
 import vbench.training.names  # noqa: F401  (the resolver, as cli.py registers it)
 from vbench.reports.leaderboard import leaderboard_tables, summarize
-from vbench.training.names import MAX_LENGTH, run_name
+from vbench.training.names import JOB_DIR_LENGTH, MAX_LENGTH, run_name
 
 
 def run_dir_name(*overrides: str) -> str:
@@ -52,3 +52,24 @@ def test_name_and_tags_reach_metrics_and_leaderboard(run_vbench, tmp_path):
     text = console.export_text()
     assert "baseline" in text and "paper v2" in text
     assert json.loads((run_dir / "metrics.json").read_text())["tags"] == ["paper", "v2"]
+
+
+def test_a_sweep_over_many_overrides_gets_job_directories_a_file_system_takes(tmp_path):
+    """Hydra names a job's directory after its overrides; a dozen of them went past the 255
+    bytes of a file name ("File name too long" after the sweep had started)."""
+    import subprocess
+    import sys
+
+    overrides = ["debug=smoke", "eval.plots=[]", "dataset=fake", "dataset.image_size=12",
+                 "dataset.in_channels=1", "dataset.train_size=300", "dataset.test_size=100",
+                 "dataset.val_size=100", "trainer.batch_size=64", "optimizer=adam",
+                 "optimizer.lr=0.001", "optimizer.weight_decay=0.0001", "model.width=32",
+                 "model.depth=1,2"]
+    done = subprocess.run([sys.executable, "-m", "vbench", "-m", *overrides,
+                           f"hydra.sweep.dir={tmp_path / 'sweep'}"], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert [p.name[:2] for p in jobs] == ["0_", "1_"]
+    assert all(len(p.name) <= 2 + JOB_DIR_LENGTH for p in jobs) and jobs[0].name != jobs[1].name
+    assert all(json.loads((p / "metrics.json").read_text())["status"] == "completed" for p in jobs)

@@ -4,7 +4,8 @@ option the user chose that differs from the defaults of conf/config.yaml, e.g.
 
 Registered as the OmegaConf resolver `vbench_run_name` (cli.py imports this module before
 hydra.main) and used by `hydra.run.dir` in config.yaml. Sweep job directories keep Hydra's
-override-based names (hydra.sweep.subdir).
+override-based names (hydra.sweep.subdir), cut by the resolver `vbench_job_dir`: a directory
+name holds at most 255 bytes, and a sweep with a dozen overrides went past it.
 """
 
 import hashlib
@@ -15,6 +16,7 @@ from importlib import resources
 from omegaconf import OmegaConf
 
 MAX_LENGTH = 60  # characters of the name part (the timestamp comes before it)
+JOB_DIR_LENGTH = 150  # characters of a sweep job's override_dirname (its number comes before)
 # The groups named after the dataset and model, in this order; Hydra's own groups never.
 GROUPS = ("optimizer", "scheduler", "freeze", "regularization", "variant", "experiment",
           "hparams_search", "debug")
@@ -46,12 +48,19 @@ def run_name(choices, model_name: str | None = None, label: str | None = None) -
     return _cut(_safe("_".join(parts)))
 
 
-def _cut(name: str) -> str:
-    """At most MAX_LENGTH characters, a long name ending in a short hash of the whole, so two
+def job_dir(override_dirname: str) -> str:
+    """A sweep job's directory name after its number: Hydra's override_dirname, cut to
+    JOB_DIR_LENGTH characters (the report labels jobs by .hydra/overrides.yaml, not by this)."""
+    return _cut(str(override_dirname), JOB_DIR_LENGTH)
+
+
+def _cut(name: str, limit: int = MAX_LENGTH) -> str:
+    """At most `limit` characters, a long name ending in a short hash of the whole, so two
     long names stay apart (and a 300-character run.name is no "File name too long")."""
-    if len(name) <= MAX_LENGTH:
+    if len(name.encode()) <= limit:
         return name
-    return f"{name[:MAX_LENGTH - 7]}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
+    cut = name.encode()[:limit - 7].decode(errors="ignore")
+    return f"{cut}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
 
 
 def _safe(text: str) -> str:
@@ -59,3 +68,4 @@ def _safe(text: str) -> str:
 
 
 OmegaConf.register_new_resolver("vbench_run_name", run_name, replace=True)
+OmegaConf.register_new_resolver("vbench_job_dir", job_dir, replace=True)
