@@ -8,7 +8,8 @@ import pytest
 from hydra import compose, initialize_config_module
 
 # Small enough for a 2-core CI, large enough that accuracy well above chance is meaningful.
-TINY = ["trainer.device=cpu", "trainer.precision=32"]
+# Figures drawn before run() returns: the tests read plots/ right after.
+TINY = ["trainer.device=cpu", "trainer.precision=32", "eval.background_plots=false"]
 
 
 def make_cfg(*overrides: str):

@@ -24,7 +24,7 @@ def test_run_log_records_the_error_that_ends_a_run(tmp_path):
     # A valid config whose data is missing, as a sweep's job: the run starts, then fails.
     with pytest.raises(VBenchError):
         run(make_cfg("debug=smoke", "dataset=mnist", f"dataset.root={tmp_path / 'none'}"),
-            tmp_path / "bad", record_refusal=True)
+            tmp_path / "bad", sweep_job=True)
     log = (tmp_path / "bad/vbench.log").read_text()
     assert "vbench: error: dataset=mnist: data not found" in log
     assert json.loads((tmp_path / "bad/metrics.json").read_text())["status"] == "failed"

@@ -131,14 +131,6 @@ def test_early_stopping_is_announced(run_vbench, capsys):
     assert "early stopping: val_loss has not improved for 1 epochs" in capsys.readouterr().out
 
 
-@pytest.mark.slow
-def test_torch_compile_trains_and_saves_plain_weights(run_vbench):
-    metrics, run_dir = run_vbench("debug=smoke", "trainer.compile=true")
-    assert metrics["status"] == "completed"
-    state = load_torch(run_dir / "checkpoints/best.pt")["model"]
-    assert not any(k.startswith("_orig_mod") for k in state)  # loads into an uncompiled model
-
-
 def test_fused_optimizer_kernels_where_torch_has_them():
     """fused=True on CUDA (one kernel for every parameter); CPU keeps torch's default."""
     import torch

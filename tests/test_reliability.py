@@ -15,6 +15,7 @@ import pytest
 
 from conftest import start_paused
 from formats import write_cifar10, write_mnist
+from vbench.core.rundir import wait_for_figures
 
 VBENCH = Path(sys.executable).with_name("vbench")
 # A wide MLP with Adam: checkpoints of some size; kills land at pause points (start()).
@@ -90,6 +91,7 @@ def test_a_second_process_into_the_same_run_dir_stops_at_once(tmp_path):
 
 def test_a_finished_run_of_another_config_is_refused_and_left_as_it_was(tmp_path):
     assert vbench("debug=smoke", "hydra.run.dir=run", cwd=tmp_path).returncode == 0
+    wait_for_figures(tmp_path / "run")
     before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()
               and p.name != ".lock"}
     other = vbench("debug=smoke", "model.depth=3", "hydra.run.dir=run", cwd=tmp_path)
@@ -229,6 +231,7 @@ def test_every_file_of_a_run_honours_the_umask(tmp_path, umask):
                           cwd=tmp_path, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     run = tmp_path / "run"
+    wait_for_figures(run)  # drawn in the background
     written = [p for p in run.rglob("*") if p.is_file() and p.name != ".lock"]
     names = {p.relative_to(run).as_posix() for p in written}
     assert {"metrics.json", "history.csv", "model_card.md", "checkpoints/best.pt",

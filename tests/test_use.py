@@ -278,7 +278,7 @@ def test_eval_overrides_pass_the_schema_first(runs, overrides, message, capsys):
 
 
 HOLD_LOCK = """import sys
-from vbench.training.rundir import exclusive
+from vbench.core.rundir import exclusive
 with exclusive(sys.argv[1]):
     print("held", flush=True)
     sys.stdin.read()
@@ -342,7 +342,7 @@ def test_no_tool_writes_over_the_runs_records(runs, tmp_path, capsys):
 
 
 def test_the_records_are_declared_once():
-    from vbench.training.rundir import RECORDS, own_record
+    from vbench.core.rundir import RECORDS, own_record
 
     assert {"checkpoints", "metrics.json", "history.csv", ".hydra", "vbench.log"} <= set(RECORDS)
     run = Path("/runs/a")

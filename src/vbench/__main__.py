@@ -1,5 +1,5 @@
 """`python -m vbench`, the form torchrun starts: `torchrun --nproc_per_node=2 -m vbench ...`."""
 
-from .commands.cli import main
+from .commands.cli import command
 
-main()
+command()

@@ -11,7 +11,9 @@ import threading
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
+
+from ..core.process import console_command
 
 # Imported for the OmegaConf resolvers config.yaml and hydra/launcher=fill use.
 from ..training import names, parallel  # noqa: F401
@@ -39,8 +41,7 @@ def _threads_per_job(launcher) -> int | None:
     return launcher.get("cpus_per_task")  # submitit: the CPUs each job was given
 
 
-@hydra.main(version_base="1.3", config_path="pkg://vbench.conf", config_name="config")
-def _app(cfg: DictConfig) -> float:
+def _job(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -68,7 +69,7 @@ def _app(cfg: DictConfig) -> float:
             torch.set_num_threads(threads)
         if multirun and _is_joblib(hydra_cfg.launcher):
             parallel.pin_job(hydra_cfg.job.num)
-        metrics = run(cfg, run_dir, record_refusal=multirun)  # a sweep lists its refused jobs
+        metrics = run(cfg, run_dir, sweep_job=multirun)
     except VBenchError as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -92,6 +93,32 @@ def _app(cfg: DictConfig) -> float:
     best = metrics["best"]
     # The value a Hydra sweeper (e.g. optuna) optimizes: the best checkpoint's val accuracy.
     return best["val"]["accuracy"] if best else math.nan  # no best epoch: a failed trial
+
+
+# Hydra's own path: sweeps, --cfg, --info, ... (it composes the config again).
+_app = hydra.main(version_base="1.3", config_path="pkg://vbench.conf", config_name="config")(_job)
+
+
+def _run_composed(cfg: DictConfig, config_name: str) -> None:
+    """One run of the config check_command_line composed and checked, which Hydra's path would
+    compose a second time (about 0.1 s): Hydra.run's steps after its composition, through
+    run_job, the function Hydra's launchers start jobs with."""
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.utils import configure_log, run_job
+    from hydra.types import HydraContext, RunMode
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        cfg.hydra.mode = RunMode.RUN
+        cfg.hydra.overrides.hydra.append("hydra.mode=RUN")  # as Hydra records it
+    configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
+    callbacks = Callbacks(cfg)
+    callbacks.on_run_start(config=cfg, config_name=config_name)
+    ret = run_job(hydra_context=HydraContext(config_loader=None, callbacks=callbacks),
+                  task_function=_job, config=cfg, job_dir_key="hydra.run.dir",
+                  job_subdir_key=None)
+    callbacks.on_run_end(config=cfg, config_name=config_name, job_return=ret)
+    _ = ret.return_value  # raises the job's exception, as Hydra's path does
 
 
 def _continue_command(hydra_cfg, multirun: bool) -> str:
@@ -143,8 +170,8 @@ def _claimed(run_dir, cfg):
     both before Hydra overwrites the directory's .hydra/config.yaml."""
     from omegaconf import OmegaConf
 
+    from ..core.rundir import exclusive
     from ..training.resume import finished_metrics
-    from ..training.rundir import exclusive
 
     with exclusive(run_dir):
         finished_metrics(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), run_dir)
@@ -167,6 +194,7 @@ def main() -> None:
         sys.argv = distributed.agree_on_run_dir(sys.argv)
     sys.argv[1:] = expand_home(sys.argv[1:])  # dataset.root=~/photos: Hydra refuses the ~
     args = get_args_parser().parse_args()
+    cfg = None
     with contextlib.ExitStack() as held:
         if not (args.hydra_help or args.info or args.shell_completion or args.experimental_rerun):
             try:
@@ -178,13 +206,20 @@ def main() -> None:
                     return
                 if not args.cfg and not args.multirun:
                     sys.argv = _pinned_run_dir(sys.argv, cfg)
+                    with open_dict(cfg):  # ${now:...} resolved once: the lock's directory
+                        cfg.hydra.run.dir = str(cfg.hydra.run.dir)
                 if not args.cfg and distributed.is_main():
                     held.enter_context(_claim_output_dir(cfg, args.multirun))
             except VBenchError as e:
                 if full_errors():
                     raise
                 _refuse(e)
-        _app()
+        # A single run goes on with the config composed above; the rest takes Hydra's path
+        # (--config-path: the checked config came from the package's, not that folder).
+        if cfg is not None and not (args.cfg or args.multirun or args.config_path):
+            _run_composed(cfg, args.config_name or "config")
+        else:
+            _app()
     from ..reports.leaderboard import SweepSummary
 
     if SweepSummary.failed_jobs:
@@ -196,6 +231,9 @@ def main() -> None:
         sys.exit(1)
 
 
+command = console_command(main)  # the `vbench` script and `python -m vbench`
+
+
 def _refuse(error: Exception) -> None:
     """A user's mistake: one line, exit 2 (Hydra itself would print several and exit 1)."""
     from ..core.console import err_console
@@ -205,4 +243,4 @@ def _refuse(error: Exception) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    command()

@@ -4,7 +4,7 @@ Each reads the run's checkpoint (checkpoint.py: config, classes, normalization, 
 none needs the training dataset; each is a few lines over evaluate.py, predict.py, export.py.
 A user error is one line on stderr and exit code 2. Each checks its input before any work
 (vbench-eval's overrides through core/schema.validate, as `vbench` does), holds the run
-directory's lock (training/rundir.exclusive) while it writes inside it, so a training or
+directory's lock (core/rundir.exclusive) while it writes inside it, so a training or
 another tool there stops it at once, and never writes over the run's own records
 (rundir.RECORDS: checkpoints/, metrics.json, ...).
 """
@@ -14,6 +14,8 @@ import contextlib
 import json
 import sys
 from pathlib import Path
+
+from ..core.process import console_command
 
 EVAL_KEYS = ("dataset", "trainer.device", "trainer.eval_batch_size", "trainer.precision")
 
@@ -43,7 +45,7 @@ def _refuse_records(run_dir: Path, option: str, given: Path, paths: list[Path]) 
     """One line when writing `paths` (what `option given` writes) would replace one of the
     run's own records; the paths are resolved, so `..` and symlinks do not slip past."""
     from ..core.errors import VBenchError
-    from ..training.rundir import RECORDS, own_record
+    from ..core.rundir import RECORDS, own_record
 
     for path in paths:
         record = own_record(run_dir, path)
@@ -56,8 +58,8 @@ def _refuse_records(run_dir: Path, option: str, given: Path, paths: list[Path]) 
 def _lock_if_inside(run_dir: Path, which: str, prog: str, paths: list[Path]):
     """The run directory's lock when any of `paths` lies inside it (nothing otherwise): a
     training still running there, or another tool writing there, stops `prog` at once."""
+    from ..core.rundir import exclusive, inside
     from ..training.checkpoint import checkpoint_path
-    from ..training.rundir import exclusive, inside
 
     if not any(inside(run_dir, path) is not None for path in paths):
         return contextlib.nullcontext()
@@ -348,3 +350,9 @@ def _export(args) -> None:
         diff = export(run, args.format, out, split.uint8())  # the images as read: raw uint8
     print(f"exported {out} ({args.format}); max |logit difference| to PyTorch on "
           f"{len(split)} test images: {diff:.3g} (tolerance {TOLERANCE})")
+
+
+# The console scripts (pyproject.toml): each ends its process once its files are written.
+eval_command = console_command(eval_main)
+predict_command = console_command(predict_main)
+export_command = console_command(export_main)

@@ -10,6 +10,9 @@ SIGKILL kills it). The points:
                     epoch has started
   epoch:N           epoch N is finished: its history.csv row and checkpoints are on disk
   checkpoint-write  the first checkpoint's temporary file is written, not yet renamed
+  figures           in the process drawing a finished run's figures (reports/figures.py),
+                    holding the run directory's lock, before the first figure; it prints to
+                    the run's vbench.log
 """
 
 import os

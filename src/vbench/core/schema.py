@@ -32,6 +32,8 @@ AUTO_AUGMENTS = ("none", "randaugment", "trivialaugment")
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 MONITORS = {"val_loss": "min", "val_acc": "max", "ema_val_loss": "min", "ema_val_acc": "max"}
 RESUME_MODES = ("auto", True, False)
+COMPILE_SETTINGS = (False, True, "default", "reduce-overhead", "max-autotune",
+                    "max-autotune-no-cudagraphs")
 PLOTS = ("curves", "confusion", "per_class", "misclassified", "tsne", "weights", "gap", "samples")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("none", "step", "multistep", "cosine", "onecycle", "warmup_cosine")
@@ -146,8 +148,10 @@ class Trainer:
     mixup_switch_prob: float = key(0.5, "with both on: chance an image gets cutmix instead of "
                                    "mixup", fraction(closed_high=True))
     channels_last: bool = key(False, "channels_last memory format for conv nets")
-    compile: bool = key(False, "torch.compile the model (slow start, faster epochs on big "
-                        "models)")
+    compile: Any = key(False, "torch.compile mode: default (or true), reduce-overhead (CUDA "
+                       "graphs), max-autotune, max-autotune-no-cudagraphs; kept only when a "
+                       "training step measures faster than eager (metrics.json compile); false "
+                       "= eager", one_of(*COMPILE_SETTINGS))
     deterministic: bool = key(False, "torch.use_deterministic_algorithms: bit-identical reruns "
                               "on GPU too")
     log_every_s: float | None = key(30.0, "off a terminal (CI, SLURM): a progress line inside an "
@@ -163,6 +167,10 @@ class Eval:
     plots: list[str] = key(["curves", "confusion", "per_class", "gap"],
                            "figures in plots/; also: misclassified, tsne, weights, samples "
                            "(tsne is slow: seconds per 500 images)", each(one_of(*PLOTS)))
+    background_plots: bool = key(True, "a single run draws plots/ in a background process once "
+                                 "metrics.json is written, so the command returns at once (it "
+                                 "holds the run dir's lock until done); a sweep's jobs and runs "
+                                 "with a logger draw them first, as false does")
     extra: list[Any] = key([], "cross-domain: test splits of these datasets (same shape), "
                            "e.g. [fashion_mnist]")
     shift_pixels: list[int] = key([], "translation probe: test images shifted by k px, "

@@ -49,6 +49,11 @@ class Loggers:
             except Exception as e:  # noqa: BLE001 - a tracker never costs the run
                 warn(name, "could not start", e)
 
+    @property
+    def active(self) -> bool:
+        """Whether a backend is open (it logs plots/ at finish, so they must be drawn)."""
+        return bool(self._backends)
+
     def log_epoch(self, row: dict) -> None:
         self._each("log_epoch", row)
 

@@ -18,7 +18,7 @@ from ..core.schema import load_option, option_names
 from ..data import Data, Split, load_data
 from ..evaluation.forward import predict
 from ..evaluation.metrics import classification_metrics, per_class_accuracy
-from . import plots
+from .figures import Figures
 
 # Keys an eval.extra dataset takes from the training dataset's config unless the entry sets
 # them: where the files lie, and how much a smoke run keeps.
@@ -87,11 +87,12 @@ class Trained:
     extra: dict[str, Split] | None = None
 
 
-def analyze(cfg: DictConfig, run_dir: Path, data: Data, trained: Trained, amp_dtype) -> dict:
-    """Draw the requested plots; returns the probes' results for metrics.json."""
+def analyze(cfg: DictConfig, run_dir: Path, data: Data, trained: Trained,
+            amp_dtype) -> tuple[dict, Figures]:
+    """The probes' results for metrics.json, and the requested figures (to draw)."""
     model, history, best_epoch = trained.model, trained.history, trained.best_epoch
     test_logits, initial, extra = trained.test_logits, trained.initial, trained.extra
-    ev, out = cfg.eval, Path(run_dir) / "plots"
+    ev, out, figures = cfg.eval, Path(run_dir) / "plots", Figures(run_dir)
     batch_size = cfg.trainer.eval_batch_size
     results = {"extra": {}, "shift": {}}
     if test_logits is not None:
@@ -100,34 +101,36 @@ def analyze(cfg: DictConfig, run_dir: Path, data: Data, trained: Trained, amp_dt
             for name, split in (extra or {}).items()}
         results["shift"] = shift_probe(model, data, list(ev.shift_pixels), batch_size, amp_dtype)
         if results["shift"]:
-            plots.plot_shift(results["shift"], 1 / data.num_classes, out / "shift.png")
+            figures.add("plot_shift", results["shift"], 1 / data.num_classes, out / "shift.png")
 
     wanted = set(ev.plots)
     if "curves" in wanted:
-        plots.plot_curves(history, out / "curves.png", best_epoch)
+        figures.add("plot_curves", history, out / "curves.png", best_epoch)
     if "gap" in wanted:
-        plots.plot_gap(history, out / "gap.png", best_epoch)
+        figures.add("plot_gap", history, out / "gap.png", best_epoch)
     if "samples" in wanted:
-        _plot_dataset(data, out)
+        _plot_dataset(data, out, figures)
     if "weights" in wanted:
         layers = _weight_layers(model, initial)
         if layers:
-            plots.plot_weights(layers, out / "weights.png")
+            figures.add("plot_weights", layers, out / "weights.png")
     if test_logits is None:
-        return results
+        return results, figures
 
     y_true, y_pred = data.test.y.cpu().numpy(), test_logits.argmax(1).cpu().numpy()
     where = f"best checkpoint (epoch {best_epoch}), test split"
     if "confusion" in wanted:
-        plots.plot_confusion(y_true, y_pred, data.classes, where, out / "confusion.png")
+        figures.add("plot_confusion", y_true, y_pred, data.classes, where, out / "confusion.png")
     if "per_class" in wanted:
-        plots.plot_per_class(per_class_accuracy(test_logits, data.test.y, data.classes), where,
-                             out / "per_class.png")
+        figures.add("plot_per_class", per_class_accuracy(test_logits, data.test.y, data.classes),
+                    where, out / "per_class.png")
     if "misclassified" in wanted:
-        _plot_misclassified(data, test_logits, ev.misclassified, out / "misclassified.png")
+        _plot_misclassified(data, test_logits, ev.misclassified, out / "misclassified.png",
+                            figures)
     if "tsne" in wanted:
-        _plot_tsne(cfg, model, initial, data.test, data.classes, amp_dtype, out / "tsne.png")
-    return results
+        _plot_tsne(cfg, model, initial, data.test, data.classes, amp_dtype, out / "tsne.png",
+                   figures)
+    return results, figures
 
 
 def shift_probe(model: nn.Module, data: Data, ks: list[int], batch_size: int,
@@ -160,41 +163,41 @@ def shift_images(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     return out
 
 
-def _plot_dataset(data: Data, out: Path) -> None:
+def _plot_dataset(data: Data, out: Path, figures: Figures) -> None:
     """Seed 001 section 1: samples per class, class distribution, mean image per class."""
     y = data.train.y.cpu().numpy()
     per_class = 8
     picks = np.concatenate([np.flatnonzero(y == c)[:per_class] for c in range(data.num_classes)])
-    plots.plot_samples(data.train.pixels(picks).cpu().numpy(), y[picks], data.classes,
-                       out / "samples.png", per_class)
+    figures.add("plot_samples", data.train.pixels(picks).cpu().numpy(), y[picks], data.classes,
+                out / "samples.png", per_class)
     splits = {"train": data.train, "val": data.val, "test": data.test}
     counts = {name: np.bincount(s.y.cpu().numpy(), minlength=data.num_classes)
               for name, s in splits.items() if s is not None}
-    plots.plot_class_distribution(counts, data.classes, out / "class_distribution.png")
+    figures.add("plot_class_distribution", counts, data.classes, out / "class_distribution.png")
     means = np.stack([data.train.pixels(data.train.y == c).mean(0).cpu().numpy()
                       if (y == c).any() else np.zeros(data.train.x.shape[1:])
                       for c in range(data.num_classes)])
-    plots.plot_mean_images(means, data.classes, out / "mean_images.png")
+    figures.add("plot_mean_images", means, data.classes, out / "mean_images.png")
 
 
-def _plot_misclassified(data: Data, logits: torch.Tensor, count: int, path: Path) -> None:
+def _plot_misclassified(data: Data, logits: torch.Tensor, count: int, path: Path,
+                        figures: Figures) -> None:
     probs = logits.softmax(1)
     confidence, pred = probs.max(1)
     wrong = torch.nonzero(pred != data.test.y).flatten()
     # The most confident mistakes are the informative ones (label noise, look-alike classes).
     wrong = wrong[confidence[wrong].argsort(descending=True)]
     shown = wrong[:count]
-    plots.plot_misclassified(data.test.pixels(shown).cpu().numpy(),
-                             data.test.y[shown].cpu().numpy(), pred[shown].cpu().numpy(),
-                             confidence[shown].cpu().numpy(), data.classes,
-                             (len(wrong), len(data.test)), path)
+    figures.add("plot_misclassified", data.test.pixels(shown).cpu().numpy(),
+                data.test.y[shown].cpu().numpy(), pred[shown].cpu().numpy(),
+                confidence[shown].cpu().numpy(), data.classes, (len(wrong), len(data.test)),
+                path)
 
 
-def _plot_tsne(cfg, model, initial, split: Split, classes, amp_dtype, path: Path) -> None:
+def _plot_tsne(cfg, model, initial, split: Split, classes, amp_dtype, path: Path,
+               figures: Figures) -> None:
     """Penultimate features (the input of the last nn.Linear) of the trained model beside the
     untrained initialisation, on a fixed random sample of the test split."""
-    from sklearn.manifold import TSNE
-
     g = torch.Generator().manual_seed(cfg.trainer.seed)
     n = min(cfg.eval.tsne_samples, len(split))
     idx = torch.randperm(len(split), generator=g)[:n].to(split.y.device)
@@ -206,11 +209,9 @@ def _plot_tsne(cfg, model, initial, split: Split, classes, amp_dtype, path: Path
         features = _penultimate(m, sample, cfg.trainer.eval_batch_size, amp_dtype)
         if features is None:
             return  # no nn.Linear head: nothing to project
-        tsne = TSNE(n_components=2, init="pca", learning_rate="auto",
-                    perplexity=min(30.0, (n - 1) / 3), random_state=cfg.trainer.seed)
-        panels.append((f"{name}\n{features.shape[1]} features", tsne.fit_transform(features)))
-    plots.plot_tsne(panels, sample.y.cpu().numpy(), classes,
-                    f"t-SNE of penultimate features, {n} test images", path)
+        panels.append((f"{name}\n{features.shape[1]} features", features))
+    figures.add("plot_tsne", panels, sample.y.cpu().numpy(), classes,
+                f"t-SNE of penultimate features, {n} test images", path, cfg.trainer.seed)
 
 
 def _penultimate(model: nn.Module, split: Split, batch_size: int, amp_dtype) -> np.ndarray | None:

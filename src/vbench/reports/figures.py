@@ -103,7 +103,7 @@ def draw_pending(run_dir: Path) -> None:
     for plot, args in spec:
         try:
             getattr(plots, plot)(*_decode(args, arrays, Path(run_dir)))
-        except Exception:
+        except Exception:  # noqa: BLE001 - one figure's failure spares the others
             print(f"vbench: figure {plot} could not be drawn:\n{traceback.format_exc()}",
                   file=sys.stderr, flush=True)
     (out / SPEC).unlink()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..core import files
 from ..core.flat import flatten
+from ..core.rundir import wait_for_figures
 from . import plots
 from .columns import HTML, METRICS, RUN_COLUMNS, Column, group_columns, shown
 from .runs import BAD_STATUSES, DEFAULT_SORT, collect_runs, group_rows, read_history, sort_rows
@@ -164,6 +165,7 @@ def _run_details(r: dict) -> str:
     command = "vbench " + " ".join(shlex.quote(o) for o in r["overrides"].split()) \
         if r["overrides"] or (r["dir"] / ".hydra").is_dir() else "(not started by vbench: no .hydra/)"
     images = []
+    wait_for_figures(r["dir"])  # a run that just ended may still be drawing them
     for name in RUN_PLOTS:
         path = r["dir"] / "plots" / f"{name}.png"
         if path.is_file():

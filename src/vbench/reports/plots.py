@@ -324,8 +324,15 @@ def plot_misclassified(images: np.ndarray, true: np.ndarray, pred: np.ndarray,
 
 
 def plot_tsne(panels: list[tuple[str, np.ndarray]], labels: np.ndarray, classes: list[str],
-              title: str, path: Path):
-    """One t-SNE scatter per (title, 2-D embedding), coloured by true class."""
+              title: str, path: Path, seed: int = 0):
+    """One t-SNE scatter per (title, features), coloured by true class: scikit-learn's TSNE
+    projects each panel's features to 2-D here, so that a background drawer pays for it."""
+    from sklearn.manifold import TSNE
+
+    perplexity = min(30.0, (len(labels) - 1) / 3)
+    panels = [(name, TSNE(n_components=2, init="pca", learning_rate="auto", perplexity=perplexity,
+                          random_state=seed).fit_transform(features))
+              for name, features in panels]
     fig = _figure((6.5 * len(panels) + 2.5, 6), "constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)
     cmap = _cmap("tab10" if len(classes) <= 10 else "tab20")

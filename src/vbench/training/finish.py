@@ -1,6 +1,7 @@
 """How a run ends, for networks and scikit-learn baselines alike: metrics.json (written last,
 atomically: its presence with a finished status means every other file is complete), the
-figures, model_card.md, the console summary and the experiment trackers. A run that did not
+figures (drawn after metrics.json by a background process: reports/figures.py),
+model_card.md, the console summary and the experiment trackers. A run that did not
 finish says so instead (`write_unfinished`)."""
 
 import contextlib
@@ -15,16 +16,19 @@ import torch
 from ..core import files
 from ..core.console import print_summary
 from ..core.errors import VBenchError
+from ..core.rundir import held_fd
 from ..evaluation.evaluate import Evaluation
 from ..evaluation.metrics import per_class_accuracy
 from ..reports import model_card
+from ..reports.figures import Figures
 from .checkpoint import config_fingerprint
 
 
 @dataclass
 class Outcome:
     """What fitting produced: the model as evaluated, best and final, and what metrics.json
-    says of the fit. `figures()` draws the run's plots and returns what they add to metrics."""
+    says of the fit. `analysis()` runs the probes and returns what they add to metrics and
+    the figures to draw."""
 
     model: torch.nn.Module
     best: Evaluation | None  # None: no epoch was best (every val value was NaN)
@@ -34,7 +38,7 @@ class Outcome:
     best_epoch: int
     monitor: str | None
     train_time_s: float
-    figures: Callable[[], dict]
+    analysis: Callable[[], tuple[dict, Figures]]
     ema: dict | None = None  # trainer.ema: the EMA weights' best and final evaluations
 
 
@@ -47,11 +51,18 @@ def finish(run, outcome: Outcome) -> dict:
                       best_epoch=outcome.best_epoch, monitor=outcome.monitor,
                       train_time_s=outcome.train_time_s, ema=outcome.ema)
     run.phases.lap("evaluation")
-    metrics.update(outcome.figures())
-    run.phases.lap("plots")  # and the eval.extra / eval.shift_pixels probes when asked
-    metrics["timings"] = run.phases.timings
+    probes, figures = outcome.analysis()
+    metrics.update(probes)
+    # Trackers log plots/ at the end, so a run with one draws them now; so does a sweep's job.
+    background = run.cfg.eval.background_plots and not (run.loggers.active or run.sweep_job)
+    if not background:
+        figures.draw()
+    run.phases.lap("plots")  # with the eval.extra / eval.shift_pixels probes; in the background:
+    metrics["timings"] = run.phases.timings  # only preparing the figures' data
     model_card.write(run.dir, run.cfg, metrics)
     files.write_json(run.dir / "metrics.json", metrics)
+    if background:
+        figures.draw_detached(held_fd(run.dir))
     print_summary(metrics, run.dir)
     return run.loggers.finish(metrics, run.dir)
 
@@ -84,6 +95,7 @@ def summary(run, best: Evaluation | None, final: Evaluation, ema: dict | None = 
         "inference_ms_per_image": chosen.inference_ms_per_image,
         "precision": str(run.amp_dtype or torch.float32).removeprefix("torch."),
         "precision_reason": run.precision_reason,
+        "compile": run.compile,  # trainer.compile: eager and compiled step times, the choice
         "sizes": {"train": len(data.train), "val": len(data.val),
                   "test": len(data.test) if data.test is not None else 0},
         "classes": data.classes,

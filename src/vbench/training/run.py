@@ -35,6 +35,7 @@ from ..core.device import (
 )
 from ..core.errors import VBenchError
 from ..core.pause import pause_at
+from ..core.rundir import exclusive, remove_stale_temps
 from ..core.schema import MONITORS, validate
 from ..data import Data, load_data
 from ..evaluation.evaluate import Evaluation, evaluate
@@ -45,8 +46,9 @@ from ..models import InputSpec, build_model, count_params
 from ..models.freeze import apply_freeze
 from ..models.sklearn import fit_baseline, is_sklearn
 from ..reports.analysis import Trained, analyze, keep_initial, load_extra
-from ..reports.plots import plot_confusion
+from ..reports.figures import Figures
 from . import checkpoint, distributed
+from .compile import compile_if_faster, compile_mode
 from .ema import WeightsEma
 from .features import cache_features, full_model, uses_feature_cache
 from .finish import Outcome, finish, write_unfinished
@@ -54,27 +56,30 @@ from .loop import EarlyStopping, StepRecipe, optimizer_steps, train_one_epoch
 from .mix import build_mix
 from .optim import build_optimizer, build_scheduler
 from .resume import finished_metrics, resume_state
-from .rundir import exclusive, remove_stale_temps
 from .timing import Phases
 
 
-def run(cfg: DictConfig, run_dir: Path, record_refusal: bool = False) -> dict:
+def run(cfg: DictConfig, run_dir: Path, sweep_job: bool = False) -> dict:
     """Train and evaluate one configuration; returns what metrics.json holds. A refusal before
     the run produced anything (missing data, a split that cannot be made) removes the run
-    directory, unless `record_refusal` (a sweep's job: its summary lists the job as failed)."""
+    directory, unless the run is a `sweep_job` (the sweep's summary lists it as failed). A
+    sweep's job draws its figures in its own process, which trains the next job (a drawer
+    beside it slowed a 4-job CPU sweep's training 3x); a single run draws them after
+    metrics.json in the background (eval.background_plots)."""
     run_dir = Path(run_dir)
     validate(cfg)  # bad input changes nothing on disk, a finished run's files included
     main = distributed.is_main()  # under torchrun, rank 0 alone touches the run directory
     refused = []
     try:
         with _owned(run_dir, cfg.trainer.log_every_s) if main else contextlib.nullcontext():
-            return _guarded(cfg, run_dir, main, None if record_refusal else refused)
+            return _guarded(cfg, run_dir, main, None if sweep_job else refused, sweep_job)
     finally:
         if refused:  # after the lock and the log are let go
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _guarded(cfg: DictConfig, run_dir: Path, main: bool, refused: list | None) -> dict:
+def _guarded(cfg: DictConfig, run_dir: Path, main: bool, refused: list | None,
+             sweep_job: bool) -> dict:
     """The run, with how it ends when it does not finish: interrupted or failed in
     metrics.json; or, refused before it produced anything, no run directory at all (appended
     to `refused`, run() removes it; None: record the refusal as a failure)."""
@@ -88,7 +93,7 @@ def _guarded(cfg: DictConfig, run_dir: Path, main: bool, refused: list | None) -
     loggers = Loggers()  # experiment trackers, started once the config is known to be valid
     try:
         pause_at("start")
-        metrics = _run(cfg, run_dir, loggers)
+        metrics = _run(cfg, run_dir, loggers, sweep_job)
     except KeyboardInterrupt:
         if main:
             write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
@@ -125,8 +130,9 @@ def _owned(run_dir: Path, log_every_s):
         yield
 
 
-def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> dict:
+def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers, sweep_job: bool) -> dict:
     run = _prepare(cfg, run_dir, loggers)
+    run.sweep_job = sweep_job
     outcome = _fit_baseline(run) if is_sklearn(cfg.model) else _fit_network(run)
     # Evaluation and every file are rank 0's; the other ranks get its metrics.
     return distributed.broadcast(finish(run, outcome) if distributed.is_main() else None)
@@ -147,6 +153,8 @@ class Run:
     data: Data | None = None
     about: dict | None = None  # checkpoint.describe: what every checkpoint carries
     world_size: int = 1  # processes of a torchrun job
+    sweep_job: bool = False  # one job of a sweep (run())
+    compile: dict | None = None  # trainer.compile's measurement (compile.py), for metrics.json
 
 
 def _prepare(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> Run:
@@ -154,6 +162,9 @@ def _prepare(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> Run:
     run.resumed = resume_state(cfg, run_dir)  # a foreign or corrupt last.pt fails before any work
     t = cfg.trainer
     run.device = distributed.device_for(resolve_device(t.device))
+    if run.device.type == "cuda":
+        torch.empty(0, device=run.device)  # CUDA's context, made here so `device` times it
+    run.phases.lap("device")
     run.amp_dtype = autocast_dtype(t.precision, run.device)
     configure_determinism(t.deterministic, run.device)
     torch.manual_seed(t.seed)  # weight init; batch order has its own generator (_epochs)
@@ -178,16 +189,16 @@ def _fit_baseline(run: Run) -> Outcome | None:
     result = evaluate(model, run.data, run.cfg.trainer.eval_batch_size, None)
     checkpoint.save_fitted(run.dir, model.checkpoint_state(), run.about)
     return Outcome(model, result, result, "completed", epochs_run=1, best_epoch=1, monitor=None,
-                   train_time_s=train_time, figures=lambda: _confusion_only(run, result))
+                   train_time_s=train_time, analysis=lambda: ({}, _confusion_only(run, result)))
 
 
-def _confusion_only(run: Run, result: Evaluation) -> dict:
+def _confusion_only(run: Run, result: Evaluation) -> Figures:
+    figures, data = Figures(run.dir), run.data
     if result.test_logits is not None:
-        data = run.data
-        plot_confusion(data.test.y.cpu().numpy(), result.test_logits.argmax(1).cpu().numpy(),
-                       data.classes, f"{run.cfg.model.name}, test split",
-                       run.dir / "plots/confusion.png")
-    return {}
+        figures.add("plot_confusion", data.test.y.cpu().numpy(),
+                    result.test_logits.argmax(1).cpu().numpy(), data.classes,
+                    f"{run.cfg.model.name}, test split", run.dir / "plots/confusion.png")
+    return figures
 
 
 def _fit_network(run: Run) -> Outcome | None:
@@ -220,7 +231,7 @@ def _fit_network(run: Run) -> Outcome | None:
                       best.test_logits if best is not None else None, initial, extra)
     return Outcome(model, best, final, status, len(history), stopper.best_epoch,
                    cfg.trainer.monitor, train_time,
-                   figures=lambda: analyze(cfg, run.dir, data, trained, run.amp_dtype), ema=ema)
+                   analysis=lambda: analyze(cfg, run.dir, data, trained, run.amp_dtype), ema=ema)
 
 
 @dataclass
@@ -256,7 +267,11 @@ def _training(run: Run, model: nn.Module) -> Training:
                         t.accumulate, distributed.shard(), build_mix(t, run.data.num_classes),
                         ema)
     trained = distributed.wrap(trainee, run.device)  # DDP under torchrun
-    trained = torch.compile(trained) if t.compile else trained  # shares the parameters
+    mode = compile_mode(t.compile)
+    if mode is not None:
+        trained, run.compile = compile_if_faster(trained, mode, fit_data.train, t.batch_size,
+                                                 run.amp_dtype, recipe.channels_last)
+        run.phases.lap("compile")  # compiling and measuring it against eager
     return Training(trained, fit_data, recipe, scheduler, cache_s)
 
 

@@ -5,6 +5,13 @@ import time
 
 import vbench
 
+# The phases, in the order a run passes them: `startup` (imports and the config: the first
+# run of a process only), `device` (CUDA's context, on a GPU), `data`, `setup` (the model and
+# optimizer; the first optimizer imports torch._dynamo), `compile` (trainer.compile's
+# measurement), `training`, `evaluation`, `plots` (the probes and figures; in the background,
+# only preparing the figures' data).
+PHASES = ("startup", "device", "data", "setup", "compile", "training", "evaluation", "plots")
+
 _first_run = True
 
 
@@ -21,6 +28,7 @@ class Phases:
         _first_run = False
 
     def lap(self, phase: str, since: float | None = None) -> None:
+        assert phase in PHASES, phase
         now = time.perf_counter()
         self.timings[phase] = round(now - (self._last if since is None else since), 4)
         self._last = now

@@ -1,0 +1,69 @@
+"""trainer.compile: a mode is measured against eager on the run's own training step and kept
+only when faster; either way metrics.json records both times, and the run trains exactly as it
+would have without the measurement."""
+
+import json
+
+import pytest
+import torch
+
+from vbench.core.files import load_torch
+from vbench.training import compile as compile_module
+
+pytestmark = pytest.mark.slow  # inductor compiles a graph on the CPU: seconds each
+
+
+def test_the_faster_of_eager_and_compiled_trains(run_vbench):
+    metrics, _ = run_vbench("debug=smoke", "trainer.compile=default")
+    record = metrics["compile"]
+    assert record["mode"] == "default"
+    assert record["eager_ms_per_step"] > 0 and record["compiled_ms_per_step"] > 0
+    if record["compiled_ms_per_step"] != record["eager_ms_per_step"]:  # rounded to 1 µs
+        faster = record["compiled_ms_per_step"] < record["eager_ms_per_step"]
+        assert record["trained"] == ("compiled" if faster else "eager")
+    assert metrics["timings"]["compile"] > 0
+
+
+def test_a_compiled_model_trains_and_saves_plain_weights(run_vbench, monkeypatch):
+    monkeypatch.setattr(compile_module, "_step_times", lambda *args: (2.0, 1.0))  # compiled wins
+    torch._dynamo.reset()
+    metrics, run_dir = run_vbench("debug=smoke", "trainer.compile=reduce-overhead",
+                                  "trainer.epochs=2")
+    assert metrics["compile"]["trained"] == "compiled"
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # the loop ran it
+    assert metrics["status"] == "completed" and metrics["best"]["test"]["accuracy"] > 0
+    state = load_torch(run_dir / "checkpoints/best.pt")["model"]
+    assert not any(k.startswith("_orig_mod") for k in state)  # loads into an uncompiled model
+
+
+def test_a_mode_slower_than_eager_is_reported_and_changes_nothing(run_vbench, monkeypatch,
+                                                                  capsys):
+    """The measurement's steps run for real (dropout draws, BatchNorm statistics, gradients),
+    then eager is declared faster: the run must train exactly as one without trainer.compile."""
+    measure = compile_module._step_times
+
+    def compiled_loses(*args):
+        eager_s, _ = measure(*args)
+        return eager_s, 2 * eager_s
+
+    monkeypatch.setattr(compile_module, "_step_times", compiled_loses)
+    shared = ("debug=smoke", "trainer.epochs=2", "model.dropout=0.3", "model.batchnorm=true")
+    measured, measured_dir = run_vbench(*shared, "trainer.compile=max-autotune-no-cudagraphs",
+                                        name="measured")
+    out = capsys.readouterr().out
+    plain, plain_dir = run_vbench(*shared, name="plain")
+    record = measured["compile"]
+    assert record["trained"] == "eager"
+    assert record["compiled_ms_per_step"] == pytest.approx(2 * record["eager_ms_per_step"],
+                                                           abs=2e-3)
+    assert ("trainer.compile=max-autotune-no-cudagraphs: a training step takes "
+            in " ".join(out.split()))
+    assert "so this run trains eager" in " ".join(out.split())
+    assert plain["compile"] is None
+    for which in ("best", "final"):
+        assert measured[which] == plain[which]
+    drop_time = [line.rsplit(",", 1)[0] for line in
+                 (measured_dir / "history.csv").read_text().splitlines()]
+    assert drop_time == [line.rsplit(",", 1)[0] for line in
+                         (plain_dir / "history.csv").read_text().splitlines()]
+    assert json.loads((measured_dir / "metrics.json").read_text())["compile"] == record
