@@ -1,167 +1,208 @@
-"""Training throughput on a GPU: vbench (data resident on the GPU, batches sliced there) against
-the seeds' idiom (a torchvision-style Dataset decoding each uint8 image with ToTensor +
-Normalize, a DataLoader with workers and pinned memory, batches copied from the host).
+"""Training on a GPU against the floor: vbench against a minimal loop doing the same work.
 
-    python benchmarks/gpu.py [--models resnet18 simple_cnn convnet cnn] [--epochs 2]
-    python benchmarks/gpu.py --device cpu --tiny     # the same code paths, small, on a CPU
+    python benchmarks/gpu.py                       # on a CUDA machine (about 5 minutes on an H200)
+    python benchmarks/gpu.py --device cpu --tiny   # the same code paths, small, on a CPU
 
-CIFAR-10-size fake data (50,000 train / 10,000 test 3x32x32 images, 10 classes; --tiny: 1,000
-/ 200), batch 128, Adam. Each model runs in float32, bf16 autocast, bf16 + channels_last and
-bf16 + channels_last + torch.compile (--no-compile skips the last). Printed: images/s of the
-last epoch (training plus vbench's validation pass; the idiom evaluates nothing), so run at
-least 2 epochs on a GPU to leave warm-up and compilation out. Exits with a message when
-the device is not there.
+The work: Fashion-MNIST-shape images (dataset=fake, 1x28x28, 10 classes; 55,000 train / 5,000
+val, --tiny 2,000 / 500), batch 128, Adam at 1e-3, the models `mlp` (2x128) and `cnn`. An
+epoch is the training pass and the val pass. The minimal loop is the floor of that work: the
+uint8 images resident on the device, per step an index, normalize, forward, loss, backward and
+optimizer step (the same model, optimizer kernels and precision as vbench), then a val pass
+under no_grad. Times are the fastest epoch after the first (warm-up, compilation).
+
+Rows, per model (target in brackets, issue 20):
+  float32         vbench trainer.precision=32 / minimal loop, float32          [<= 1.15]
+  auto            vbench trainer.precision=auto / vbench float32 (which dtype) [<= 1.0]
+  reduce-overhead vbench trainer.compile=reduce-overhead / vbench eager, with
+                  what the run chose after measuring (metrics.json compile)    [<= 0.85]
+and a sweep row: 10 jobs (mlp, depth 1-5 x seeds 0-1, 3 epochs) with hydra/launcher=fill
+run.jobs_per_device=5 against the same sweep one job at a time, whole `vbench -m` processes
+[>= 4x faster], with a check that both sweeps give the same numbers (on a CPU the serial
+sweep runs with the fill jobs' share of the cores, so that both sum in the same order).
 """
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-AT_32PX = {"resnet18": ["model.input_size=null"]}  # its default resizes to 224 px
 sys.path.insert(0, str(ROOT / "src"))
 
-import torch  # noqa: E402
+import torch
 
-VARIANTS = {  # name: (bf16 autocast, channels_last, torch.compile)
-    "fp32": (False, False, False),
-    "bf16": (True, False, False),
-    "bf16+cl": (True, True, False),
-    "bf16+cl+compile": (True, True, True),
-}
+BATCH = 128
 
 
-def fake_cifar(train: int, test: int):
-    from hydra import compose, initialize_config_module
-
-    from vbench.data.fake import make_fake
+def compose(*overrides: str):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
 
     with initialize_config_module("vbench.conf", version_base="1.3"):
-        cfg = compose("config", overrides=["dataset=fake", f"dataset.train_size={train}",
-                                           f"dataset.test_size={test}"])
-    return make_fake(cfg.dataset)
+        return hydra_compose("config", overrides=list(overrides))
 
 
-def vbench_images_per_s(arch, variant, args, tmp: Path) -> float:
-    from hydra import compose, initialize_config_module
+def work(args) -> list[str]:
+    """The overrides of the benchmark's data and batch, shared by vbench and the loop."""
+    return ["dataset=fake", "dataset.image_size=28", "dataset.in_channels=1",
+            f"dataset.train_size={args.train + args.val}", f"dataset.test_size={args.val}",
+            f"dataset.val_size={args.val}", "dataset.noise=3", f"trainer.batch_size={BATCH}",
+            f"trainer.device={args.device}", "optimizer=adam", "optimizer.lr=1e-3",
+            "eval.plots=[]", "eval.background_plots=false"]
 
+
+def vbench_epoch_s(args, model: str, tmp: Path, *overrides: str) -> tuple[float, dict]:
+    """vbench's fastest epoch after the first (history.csv epoch_s: train and val passes),
+    and its metrics.json."""
     from vbench.core.console import console
     from vbench.training.run import run
 
-    console.quiet = True  # the table below is the output
-
-    bf16, channels_last, compiled = VARIANTS[variant]
-    with initialize_config_module("vbench.conf", version_base="1.3"):
-        cfg = compose("config", overrides=[
-            "dataset=fake", f"dataset.train_size={args.train}", f"dataset.test_size={args.test}",
-            f"model={arch}", *AT_32PX.get(arch, []), f"trainer.device={args.device}",
-            f"trainer.precision={'bf16-mixed' if bf16 else '32'}", "trainer.batch_size=128",
-            f"trainer.channels_last={str(channels_last).lower()}",
-            f"trainer.compile={str(compiled).lower()}", f"trainer.epochs={args.epochs}",
-            "eval.plots=[]"])
-    metrics = run(cfg, tmp / f"{arch}-{variant}")
-    last_epoch_s = _last_epoch_s(tmp / f"{arch}-{variant}" / "history.csv")
-    return metrics["sizes"]["train"] / last_epoch_s
+    console.quiet = True  # the table is the output
+    run_dir = tmp / f"{model}-{len(list(tmp.iterdir()))}"
+    metrics = run(compose(*work(args), f"model={model}", f"trainer.epochs={args.epochs}",
+                          *overrides), run_dir)
+    header, *rows = (run_dir / "history.csv").read_text().splitlines()
+    column = header.split(",").index("epoch_s")
+    return min(float(row.split(",")[column]) for row in rows[1:]), metrics
 
 
-def _last_epoch_s(history: Path) -> float:
-    header, *rows = history.read_text().splitlines()
-    return float(rows[-1].split(",")[header.split(",").index("epoch_s")])
-
-
-class IdiomDataset(torch.utils.data.Dataset):
-    """What torchvision.datasets.CIFAR10 does per item: a PIL image, then the transform."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor):
-        from torchvision import transforms
-
-        self.images, self.labels = x.permute(0, 2, 3, 1).numpy(), y.tolist()
-        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(
-            (0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261))])
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        from PIL import Image
-
-        return self.transform(Image.fromarray(self.images[i])), self.labels[i]
-
-
-def idiom_images_per_s(arch, variant, args, raw) -> float:
-    from hydra import compose, initialize_config_module
-
+def loop_epoch_s(args, model: str, amp_dtype) -> float:
+    """The minimal loop's fastest epoch after the first, on the data vbench trains on."""
+    from vbench.core.device import autocast
+    from vbench.data import load_data
     from vbench.models import InputSpec, build_model
+    from vbench.training.optim import build_optimizer
 
-    bf16, channels_last, compiled = VARIANTS[variant]
+    cfg = compose(*work(args), f"model={model}")
     device = torch.device(args.device)
-    with initialize_config_module("vbench.conf", version_base="1.3"):
-        model_cfg = compose("config", overrides=[f"model={arch}", *AT_32PX.get(arch, [])]).model
+    data = load_data(cfg.dataset, device)
     torch.manual_seed(0)
-    model = build_model(model_cfg, InputSpec(3, 32, 10)).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    step_model = torch.compile(model) if compiled else model
-    loader = torch.utils.data.DataLoader(
-        IdiomDataset(raw.train_x, raw.train_y), batch_size=128, shuffle=True,
-        num_workers=args.workers, pin_memory=device.type == "cuda",
-        persistent_workers=args.workers > 0)
+    net = build_model(cfg.model, InputSpec.of(data)).to(device)
+    optimizer = build_optimizer(cfg.optimizer, net)  # fused kernels on CUDA, as vbench's
+    (x, y), (vx, vy) = (data.train.x, data.train.y), (data.val.x, data.val.y)
+    mean, std = (s.view(1, -1, 1, 1).to(device) for s in (data.train.mean, data.train.std))
+    times = []
     for _ in range(args.epochs):
+        synchronize(device)
         start = time.perf_counter()
-        for x, y in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = torch.nn.functional.cross_entropy(step_model(x), y)
+        net.train()
+        for idx in torch.randperm(len(y), device=device).split(BATCH):
+            xb = (x[idx].float() / 255 - mean) / std
+            with autocast(device, amp_dtype):
+                loss = torch.nn.functional.cross_entropy(net(xb), y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        epoch_s = time.perf_counter() - start
-    return len(raw.train_y) / epoch_s
+        net.eval()
+        with torch.no_grad(), autocast(device, amp_dtype):
+            correct = sum((net((vx[i:i + 1024].float() / 255 - mean) / std).argmax(1)
+                           == vy[i:i + 1024]).sum() for i in range(0, len(vy), 1024))
+        correct.item()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return min(times[1:])
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def dtype_of(metrics: dict):
+    return None if metrics["precision"] == "float32" else getattr(torch, metrics["precision"])
+
+
+def model_rows(args, model: str, tmp: Path) -> list[tuple]:
+    fp32, _ = vbench_epoch_s(args, model, tmp, "trainer.precision=32")
+    floor = loop_epoch_s(args, model, None)
+    auto, auto_metrics = vbench_epoch_s(args, model, tmp, "trainer.precision=auto")
+    compiled, compiled_metrics = vbench_epoch_s(args, model, tmp, "trainer.precision=32",
+                                                "trainer.compile=reduce-overhead")
+    chose = compiled_metrics["compile"]
+    return [
+        (model, "float32", f"{fp32:.3f} s", f"loop {floor:.3f} s", fp32 / floor, "<= 1.15", ""),
+        (model, "auto", f"{auto:.3f} s", f"fp32 {fp32:.3f} s", auto / fp32, "<= 1.0",
+         f"{auto_metrics['precision']}: {auto_metrics['precision_reason']}"),
+        (model, "reduce-overhead", f"{compiled:.3f} s", f"eager {fp32:.3f} s", compiled / fp32,
+         "<= 0.85", (f"trained {chose['trained']} (step {chose['compiled_ms_per_step']} ms "
+                     f"compiled, {chose['eager_ms_per_step']} ms eager)")),
+    ]
+
+
+def sweep_row(args, tmp: Path) -> tuple:
+    jobs = ["model=mlp", "model.depth=1,2,3,4,5", "trainer.seed=0,1",
+            f"trainer.epochs={args.sweep_epochs}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    if args.device == "cpu":  # fill gives each job its share of the cores: so does serial here,
+        env["OMP_NUM_THREADS"] = str(max(1, os.cpu_count() // args.per_device))  # same sums
+    walls, numbers = {}, {}
+    for name, launcher in (("serial", []), ("fill", ["hydra/launcher=fill",
+                                                     f"run.jobs_per_device={args.per_device}"])):
+        out = tmp / f"sweep-{name}"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "vbench", "-m", *work(args), *jobs,
+                        f"hydra.sweep.dir={out}", *launcher], check=True, cwd=tmp,
+                       stdout=subprocess.DEVNULL, env=env)
+        walls[name] = time.perf_counter() - start
+        numbers[name] = [{k: m[k] for k in ("best", "final")} for m in (
+            json.loads(p.read_text()) for p in sorted(out.glob("*/metrics.json")))]
+    same = _compare(numbers["serial"], numbers["fill"])
+    return ("sweep", f"10 jobs, {args.per_device}/device", f"{walls['fill']:.1f} s",
+            f"serial {walls['serial']:.1f} s", walls["fill"] / walls["serial"], "<= 0.25",
+            f"{walls['serial'] / walls['fill']:.2f}x faster, {same}")
+
+
+def _compare(serial: list[dict], fill: list[dict]) -> str:
+    """Whether the two sweeps' jobs got the same numbers: accuracies and F1 exactly; losses
+    to within float32 rounding of a different summation order (on a CPU, fill gives each job
+    fewer torch threads, which sum in another order)."""
+    def values(jobs, loss: bool):
+        return [v for job in jobs for which in ("best", "final") for split in ("val", "test")
+                for k, v in sorted(job[which][split].items()) if (k == "loss") == loss]
+
+    if values(serial, False) != values(fill, False):
+        return "ACCURACIES DIFFER"
+    worst = max(abs(a - b) / abs(a) for a, b in zip(values(serial, True), values(fill, True)))
+    return "same numbers" if worst == 0 else f"same accuracies, losses within {worst:.1g}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--models", nargs="+", default=["resnet18", "simple_cnn", "convnet", "cnn"])
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--tiny", action="store_true", help="1,000 images, 1 epoch, fp32 and bf16")
-    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--tiny", action="store_true", help="2,000 images, 2 epochs, 2 per device")
+    parser.add_argument("--no-sweep", action="store_true")
     args = parser.parse_args()
-    args.train, args.test = (1000, 200) if args.tiny else (50_000, 10_000)
-    variants = list(VARIANTS)
+    args.train, args.val, args.sweep_epochs, args.per_device = 55_000, 5_000, 3, 5
     if args.tiny:
-        args.epochs, args.workers, variants = 1, 0, ["fp32", "bf16+cl"]
-    if args.no_compile:
-        variants = [v for v in variants if "compile" not in v]
+        args.train, args.val, args.epochs, args.sweep_epochs, args.per_device = 2000, 500, 2, 1, 2
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("benchmarks/gpu.py: no CUDA device on this machine; nothing measured "
               "(--device cpu --tiny runs the same code paths on the CPU)")
         return
-    if args.device == "cpu":
-        from vbench.core.device import _cpu_has_bf16
-
-        if not _cpu_has_bf16():  # vbench refuses emulated bf16 on CPU: compare float32 only
-            variants = [v for v in variants if not VARIANTS[v][0]]
-    name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
-    raw = fake_cifar(args.train, args.test)
-    print(f"{name}, {args.train} train images 3x32x32, batch 128, images/s of epoch "
-          f"{args.epochs} (vbench: training + validation; idiom: training only)")
-    print(f"{'model':<11} {'variant':<16} {'vbench':>9} {'idiom':>9} {'ratio':>6}")
+    where = (torch.cuda.get_device_name(args.device) if args.device.startswith("cuda")
+             else f"CPU, {torch.get_num_threads()} threads")
+    print(f"{where}, torch {torch.__version__}; seconds per epoch ({args.train:,} train + "
+          f"{args.val:,} val images, batch {BATCH}), fastest after the first", flush=True)
+    header = ("model", "row", "vbench", "baseline", "ratio", "target", "")
+    print(" | ".join(header))
     with tempfile.TemporaryDirectory() as tmp:
-        for arch in args.models:
-            for variant in variants:
-                ours = vbench_images_per_s(arch, variant, args, Path(tmp))
-                theirs = idiom_images_per_s(arch, variant, args, raw)
-                print(f"{arch:<11} {variant:<16} {ours:>9.0f} {theirs:>9.0f} {ours / theirs:>6.2f}",
-                      flush=True)
+        tmp = Path(tmp)
+        for model in args.models:
+            for row in model_rows(args, model, tmp):
+                show(row)
+        if not args.no_sweep:
+            show(sweep_row(args, tmp))
+
+
+def show(row: tuple) -> None:
+    *cells, ratio, target, note = row
+    print(" | ".join([*cells, f"{ratio:.2f}x", target, note]), flush=True)
 
 
 if __name__ == "__main__":

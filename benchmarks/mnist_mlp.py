@@ -92,7 +92,7 @@ def timed(command: list[str], cwd: Path) -> float:
 
 
 def vbench_command(root: Path, epochs: int, device: str, run_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "vbench.commands.cli", "dataset=mnist", f"dataset.root={root}", "model=mlp",
+    return [sys.executable, "-m", "vbench", "dataset=mnist", f"dataset.root={root}", "model=mlp",
             "model.batchnorm=false", "model.depth=2", "model.width=128", "optimizer=adam",
             "trainer.batch_size=128", "scheduler=none", f"trainer.epochs={epochs}",
             f"trainer.device={device}", f"hydra.run.dir={run_dir}"]

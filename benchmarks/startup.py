@@ -1,6 +1,6 @@
 """Start-up and wrap-up: whole `vbench` processes against the floor of any torch run.
 
-    python benchmarks/startup.py [--repeats 3] [--skip-sweep]
+    python benchmarks/startup.py [--repeats 3] [--skip-sweep] [--device cuda]
 
 Prints, each the minimum over --repeats whole processes (wall clock, as a user waits):
 
@@ -14,7 +14,9 @@ Prints, each the minimum over --repeats whole processes (wall clock, as a user w
   plus its jobs' training times.
 
 Targets (issue 14): default <= 1.4x floor, smoke <= 1.2x floor, sweep <= floor + 1.3x the sum of
-its jobs' training times. Benchmarks this checkout (src/ first on PYTHONPATH).
+its jobs' training times. Benchmarks this checkout (src/ first on PYTHONPATH). With --device
+cuda the floor steps its optimizer on the GPU and the runs train there: the breakdown's
+`device` phase is CUDA's context.
 """
 
 import argparse
@@ -27,15 +29,21 @@ import time
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-FLOOR = ("import torch; m = torch.nn.Linear(8, 2); o = torch.optim.Adam(m.parameters()); "
-         "m(torch.ones(4, 8)).sum().backward(); o.step()")
-ORDER = ("startup", "data", "setup", "training", "evaluation", "plots")
+sys.path.insert(0, str(SRC))
+from vbench.training.timing import PHASES
+
+
+def floor_code(device: str) -> str:
+    return (f"import torch; m = torch.nn.Linear(8, 2).to('{device}'); "
+            "o = torch.optim.Adam(m.parameters()); "
+            f"m(torch.ones(4, 8, device='{device}')).sum().backward(); o.step()")
 
 
 def timed(command: list[str], cwd: Path) -> float:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                            check=False)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
@@ -45,13 +53,13 @@ def timed(command: list[str], cwd: Path) -> float:
 def vbench(cwd: Path, *overrides: str) -> tuple[float, list[dict]]:
     """Wall time of one `vbench` process and the metrics.json of each of its runs."""
     cwd.mkdir(parents=True)
-    wall = timed([sys.executable, "-m", "vbench.commands.cli", *overrides], cwd)
+    wall = timed([sys.executable, "-m", "vbench", *overrides], cwd)
     runs = sorted(cwd.glob("outputs/**/metrics.json"))
     return wall, [json.loads(path.read_text()) for path in runs]
 
 
 def breakdown(wall: float, timings: dict) -> str:
-    parts = [f"{name} {timings[name]:.2f}" for name in ORDER if name in timings]
+    parts = [f"{name} {timings[name]:.2f}" for name in PHASES if name in timings]
     return ", ".join(parts + [f"rest {wall - sum(timings.values()):.2f}"])
 
 
@@ -59,24 +67,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda for a CUDA start")
     args = parser.parse_args()
-    cases = {"vbench": ([], 1.4), "vbench debug=smoke": (["debug=smoke"], 1.2)}
+    device = [f"trainer.device={args.device}"]
+    cases = {"vbench": (device, 1.4), "vbench debug=smoke": (["debug=smoke", *device], 1.2)}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         # Repeats interleave the cases, so that each sees the same load on a busy machine.
         floors, walls = [], {label: [] for label in cases}
         for i in range(args.repeats):
-            floors.append(timed([sys.executable, "-c", FLOOR], tmp))
+            floors.append(timed([sys.executable, "-c", floor_code(args.device)], tmp))
             for label, (overrides, _) in cases.items():
                 walls[label].append(vbench(tmp / f"{label}-{i}".replace(" ", "_"), *overrides))
         floor = min(floors)
-        print(f"floor (import torch + one optimizer step): {floor:.2f} s", flush=True)
+        print(f"floor (import torch + one optimizer step on {args.device}): {floor:.2f} s",
+              flush=True)
         for label, (_, target) in cases.items():
             wall, (metrics,) = min(walls[label], key=lambda result: result[0])
             print(f"{label}: {wall:.2f} s = {wall / floor:.2f}x floor (target <= {target}x); "
                   f"{breakdown(wall, metrics['timings'])}", flush=True)
         if not args.skip_sweep:
-            wall, runs = min((vbench(tmp / f"sweep-{i}", "-m", "trainer.seed=0,1,2,3")
+            wall, runs = min((vbench(tmp / f"sweep-{i}", "-m", "trainer.seed=0,1,2,3", *device)
                               for i in range(args.repeats)), key=lambda result: result[0])
             trained = sum(m["train_time_s"] for m in runs)
             print(f"four-job digits sweep: {wall:.2f} s; floor + jobs' training {trained:.2f} s: "
