@@ -58,8 +58,18 @@ class Figures:
                 [sys.executable, "-m", "vbench.reports.figures", str(self.run_dir), str(lock_fd)],
                 pass_fds=(lock_fd,), start_new_session=True, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=log,
-                env={**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"})
+                env={**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+                     "PYTHONPATH": _importable_here()})
         mark_holder(lock_fd, DRAWING, pid=drawer.pid)  # others wait for it instead of stopping
+
+
+def _importable_here() -> str:
+    """PYTHONPATH for the drawer: this vbench first, however this process found it (a script
+    that put src/ on sys.path, a notebook), then the caller's."""
+    import vbench
+
+    here = str(Path(vbench.__file__).resolve().parents[1])
+    return os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 def _encode(value, arrays: dict, run_dir: Path):
