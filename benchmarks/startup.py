@@ -30,6 +30,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 sys.path.insert(0, str(SRC))
+from vbench.core.rundir import wait_for_figures
 from vbench.training.timing import PHASES
 
 
@@ -53,8 +54,12 @@ def timed(command: list[str], cwd: Path) -> float:
 def vbench(cwd: Path, *overrides: str) -> tuple[float, list[dict]]:
     """Wall time of one `vbench` process and the metrics.json of each of its runs."""
     cwd.mkdir(parents=True)
-    wall = timed([sys.executable, "-m", "vbench", *overrides], cwd)
+    # What a user at a terminal gets: the figures drawn after the command returns (waited for
+    # here, so that the drawer does not slow the next measured process).
+    wall = timed([sys.executable, "-m", "vbench", "eval.background_plots=true", *overrides], cwd)
     runs = sorted(cwd.glob("outputs/**/metrics.json"))
+    for run in runs:
+        wait_for_figures(run.parent)
     return wall, [json.loads(path.read_text()) for path in runs]
 
 

@@ -1,6 +1,7 @@
 """What a `vbench` process costs around its training (issue 20 item 5): the figures are drawn
-after metrics.json by a background process that holds the run directory's lock, and the
-process ends without Python's teardown, once its threads and atexit handlers are done."""
+after metrics.json by a background process that holds the run directory's lock (at a terminal,
+or with eval.background_plots=true), and the process ends without Python's teardown, once its
+threads and atexit handlers are done."""
 
 import os
 import signal
@@ -34,7 +35,8 @@ def _until(condition, what: str, limit_s: float = 120):
 
 def test_the_command_returns_before_the_figures_whose_drawer_holds_the_lock(tmp_path):
     run_dir = tmp_path / "run"
-    done = _vbench(tmp_path, run_dir, env={"VBENCH_PAUSE_AT": "figures"})
+    done = _vbench(tmp_path, run_dir, "eval.background_plots=true",
+                   env={"VBENCH_PAUSE_AT": "figures"})
     assert done.returncode == 0, done.stderr
     # The command is back; its drawer waits at the pause point, every number already written.
     _until(lambda: "paused at figures" in (run_dir / "vbench.log").read_text(), "drawer paused")
@@ -58,10 +60,18 @@ def test_the_command_returns_before_the_figures_whose_drawer_holds_the_lock(tmp_
     writer.join(60)
     assert entered.is_set()
 
+    # Killed with its job (SLURM, a container): the next vbench there draws what it left.
+    again = _vbench(tmp_path, run_dir, "eval.background_plots=true")
+    assert again.returncode == 0 and "already finished" in again.stdout
+    assert "drawing the figures a stopped drawer left" in again.stderr
+    for name in DEFAULT_PLOTS:
+        assert png_ok(run_dir / "plots" / f"{name}.png")
+    assert not (run_dir / "plots" / SPEC).exists()
+
 
 def test_figures_drawn_in_the_background_match_those_drawn_inline(tmp_path):
     background, inline = tmp_path / "background", tmp_path / "inline"
-    assert _vbench(tmp_path, background).returncode == 0
+    assert _vbench(tmp_path, background, "eval.background_plots=true").returncode == 0
     assert _vbench(tmp_path, inline, "eval.background_plots=false").returncode == 0
     wait_for_figures(background)
     for name in DEFAULT_PLOTS:
@@ -70,6 +80,16 @@ def test_figures_drawn_in_the_background_match_those_drawn_inline(tmp_path):
         assert drawn.read_bytes() == (inline / "plots" / f"{name}.png").read_bytes()
     assert sorted(p.name for p in (background / "plots").iterdir()) == sorted(
         f"{name}.png" for name in DEFAULT_PLOTS)  # the calls' data is gone
+
+
+def test_off_a_terminal_the_figures_are_drawn_before_the_command_returns(tmp_path):
+    """eval.background_plots=auto (the default): a script, CI or a SLURM job reads plots/ as
+    soon as vbench returns, and no drawer outlives a job whose end kills it."""
+    run_dir = tmp_path / "run"
+    assert _vbench(tmp_path, run_dir).returncode == 0  # output captured: not a terminal
+    assert all(png_ok(run_dir / "plots" / f"{name}.png") for name in DEFAULT_PLOTS)
+    assert not (run_dir / "plots" / SPEC).exists()
+    assert "figures" not in (run_dir / ".lock").read_text()
 
 
 def test_a_console_command_ends_after_its_threads_and_atexit_handlers(tmp_path):

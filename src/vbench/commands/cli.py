@@ -104,6 +104,7 @@ def _run_composed(cfg: DictConfig, config_name: str) -> None:
     compose a second time (about 0.1 s): Hydra.run's steps after its composition, through
     run_job, the function Hydra's launchers start jobs with."""
     from hydra._internal.callbacks import Callbacks
+    from hydra._internal.utils import run_and_report
     from hydra.core.utils import configure_log, run_job
     from hydra.types import HydraContext, RunMode
     from omegaconf import open_dict
@@ -118,7 +119,8 @@ def _run_composed(cfg: DictConfig, config_name: str) -> None:
                   task_function=_job, config=cfg, job_dir_key="hydra.run.dir",
                   job_subdir_key=None)
     callbacks.on_run_end(config=cfg, config_name=config_name, job_return=ret)
-    _ = ret.return_value  # raises the job's exception, as Hydra's path does
+    # The job's exception as Hydra's path reports it (HYDRA_FULL_ERROR=1: the whole trace).
+    run_and_report(lambda: ret.return_value)
 
 
 def _continue_command(hydra_cfg, multirun: bool) -> str:

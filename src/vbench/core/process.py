@@ -10,6 +10,8 @@ workers, TensorBoard's writer; flushed output) and skips the teardown. In-proces
 """
 
 import atexit
+import contextlib
+import ctypes
 import functools
 import os
 import sys
@@ -45,7 +47,10 @@ def exit_now(code: int) -> NoReturn:
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:
+                stream.flush()
         except (OSError, ValueError):  # a closed pipe (vbench ... | head): nothing to lose
             pass
+    with contextlib.suppress(OSError, AttributeError):  # C's stdio buffers (C++ libraries')
+        ctypes.CDLL(None).fflush(None)
     os._exit(code)

@@ -17,6 +17,7 @@ finds the lock held by a figure drawer waits for it (a second or so) instead of 
 import contextlib
 import fcntl
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -73,8 +74,13 @@ def _locked(fd: int, mode: int) -> bool:
         return True
     except BlockingIOError:
         pass
+    holder = _holder(fd)
+    if DRAWING not in holder:
+        return False
+    print(f"vbench: waiting for pid {holder[0]} to finish drawing the run's figures",
+          file=sys.stderr, flush=True)
     deadline = time.monotonic() + WAIT_FOR_FIGURES_S
-    while DRAWING in _holder(fd) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         time.sleep(0.05)
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
@@ -84,16 +90,19 @@ def _locked(fd: int, mode: int) -> bool:
     return False
 
 
+_MARK_BYTES = 64  # the lock file's record, written whole: a reader never sees it half-written
+
+
 def _holder(fd: int) -> list[str]:
     """The lock file's words: the holder's pid, and DRAWING for a figure drawer."""
-    return os.pread(fd, 64, 0).decode(errors="replace").split()
+    return os.pread(fd, _MARK_BYTES, 0).decode(errors="replace").split()
 
 
 def mark_holder(fd: int, *words: str, pid: int | None = None) -> None:
     """Name the holder (this process, or `pid`) in the lock file, for the message of a process
-    that finds it held."""
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{' '.join([str(pid or os.getpid()), *words])}\n".encode(), 0)
+    that finds it held: one write of a fixed-size record, never a truncation first."""
+    record = " ".join([str(pid or os.getpid()), *words]).ljust(_MARK_BYTES - 1) + "\n"
+    os.pwrite(fd, record.encode(), 0)
 
 
 def held_fd(run_dir: Path) -> int:
@@ -102,15 +111,16 @@ def held_fd(run_dir: Path) -> int:
 
 
 def wait_for_figures(run_dir: Path) -> None:
-    """Return once no process draws `run_dir`'s figures (at once when none does): what reads
-    plots/ right after a run (the sweep's report) calls this first."""
+    """Return once no process draws `run_dir`'s figures (at once when none was started): what
+    reads plots/ right after a run (report.html, tests) calls this first."""
     lock = Path(run_dir) / ".lock"
     if Path(run_dir).resolve() in _HELD or not lock.exists():
         return
     with contextlib.suppress(OSError):
         fd = os.open(lock, os.O_RDONLY)
         try:
-            _locked(fd, fcntl.LOCK_SH)  # a training run holding it: not ours to wait for
+            if DRAWING in _holder(fd):  # else: no drawer was started, nothing to wait for
+                _locked(fd, fcntl.LOCK_SH)
         finally:
             os.close(fd)
 

@@ -167,10 +167,11 @@ class Eval:
     plots: list[str] = key(["curves", "confusion", "per_class", "gap"],
                            "figures in plots/; also: misclassified, tsne, weights, samples "
                            "(tsne is slow: seconds per 500 images)", each(one_of(*PLOTS)))
-    background_plots: bool = key(True, "a single run draws plots/ in a background process once "
-                                 "metrics.json is written, so the command returns at once (it "
-                                 "holds the run dir's lock until done); a sweep's jobs and runs "
-                                 "with a logger draw them first, as false does")
+    background_plots: Any = key("auto", "auto: a single run at a terminal (outside SLURM) "
+                                "draws plots/ in a background process once metrics.json is "
+                                "written, so the prompt returns at once; true: off a terminal "
+                                "too; false: before metrics.json. Sweep jobs and runs with a "
+                                "logger always draw first", one_of("auto", True, False))
     extra: list[Any] = key([], "cross-domain: test splits of these datasets (same shape), "
                            "e.g. [fashion_mnist]")
     shift_pixels: list[int] = key([], "translation probe: test images shifted by k px, "

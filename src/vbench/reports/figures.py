@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core import files
 from ..core.pause import pause_at
 from ..core.rundir import DRAWING, mark_holder
 from . import plots
@@ -52,7 +53,7 @@ class Figures:
         out = self.run_dir / "plots"
         out.mkdir(parents=True, exist_ok=True)
         np.savez(out / ARRAYS, **arrays)
-        (out / SPEC).write_text(json.dumps(spec))
+        files.write_text(out / SPEC, json.dumps(spec))  # last, atomically: the calls are whole
         with open(self.run_dir / "vbench.log", "ab") as log:  # the drawer's errors go there
             drawer = subprocess.Popen(
                 [sys.executable, "-m", "vbench.reports.figures", str(self.run_dir), str(lock_fd)],
@@ -64,12 +65,14 @@ class Figures:
 
 
 def _importable_here() -> str:
-    """PYTHONPATH for the drawer: this vbench first, however this process found it (a script
-    that put src/ on sys.path, a notebook), then the caller's."""
+    """PYTHONPATH for the drawer: the folder this vbench was imported from when it is not a
+    site-packages folder (a checkout a script put on sys.path), ahead of the caller's; a
+    site-packages folder on PYTHONPATH would come before the standard library."""
     import vbench
 
-    here = str(Path(vbench.__file__).resolve().parents[1])
-    return os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
+    here = Path(vbench.__file__).resolve().parents[1]
+    paths = [] if here.name in ("site-packages", "dist-packages") else [str(here)]
+    return os.pathsep.join([*paths, *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 def _encode(value, arrays: dict, run_dir: Path):
@@ -118,6 +121,20 @@ def draw_pending(run_dir: Path) -> None:
                   file=sys.stderr, flush=True)
     (out / SPEC).unlink()
     (out / ARRAYS).unlink()
+
+
+def draw_left_over(run_dir: Path) -> None:
+    """Draw the figures a drawer that was killed (with its SLURM job, its container) left in
+    plots/; the caller holds the run directory's lock, so no drawer runs now."""
+    if not (Path(run_dir) / "plots" / SPEC).is_file():
+        return
+    print(f"vbench: drawing the figures a stopped drawer left in {run_dir}/plots",
+          file=sys.stderr, flush=True)
+    try:
+        draw_pending(Path(run_dir))
+    except (OSError, ValueError, KeyError) as e:  # unreadable: the run's numbers still stand
+        print(f"vbench: could not read them ({e}); rerun with trainer.resume=false to draw "
+              "them again", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":  # the drawer; argv[2], the lock it holds, is closed as it ends

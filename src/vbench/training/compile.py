@@ -4,9 +4,11 @@ torch.compile pays off on big models and can lose on small ones: on an H200 the 
 made the seeds' CNN 1.35x slower than eager, while `reduce-overhead` (CUDA graphs) made it
 1.25x faster. So before training, the run times its own training step (forward, loss,
 backward on a real batch of its batch size, precision and memory format) eager and compiled,
-after warm-up, and trains with whichever is faster; metrics.json `compile` records both times
-and the choice, and a mode that lost is reported on the console. The measurement changes
-nothing the run trains with: gradients, BatchNorm statistics and the random state are put back.
+after warm-up, and trains compiled only when that is at least MARGIN faster; metrics.json
+`compile` records both times, the choice and why, and a mode that lost is reported on the
+console. The measurement changes nothing the run trains with: gradients, BatchNorm statistics
+and the random state are put back. The choice goes into every checkpoint, so a resumed run
+trains as its first part did.
 
 Shapes are static (`dynamic=False`): CUDA graphs are recorded per shape, and a run trains on
 two batch shapes at most (the full batches and an epoch's last), so each is compiled once
@@ -24,8 +26,10 @@ from ..core.console import console
 from ..core.device import autocast
 from ..core.errors import VBenchError
 from ..data.registry import Split
+from ..models.freeze import keep_frozen_in_eval
 from . import distributed
 
+MARGIN = 0.03  # compiled is kept when this much faster: a tie goes to eager (no compile time)
 WARMUP_STEPS = 3  # cudagraph trees record on the third call of a shape
 TIMED_STEPS = 5  # per round; the median of ROUNDS rounds, eager and compiled alternating
 ROUNDS = 3
@@ -38,31 +42,64 @@ def compile_mode(setting) -> str | None:
     return "default" if setting is True else setting
 
 
-def compile_if_faster(model: nn.Module, mode: str, split: Split, batch_size: int,
-                      amp_dtype, channels_last: bool) -> tuple[nn.Module, dict]:
+def compile_if_faster(model: nn.Module, mode: str, split: Split, batch_size: int, amp_dtype,
+                      channels_last: bool, earlier: dict | None = None,
+                      deterministic: bool = False) -> tuple[nn.Module, dict]:
     """`model` compiled in `mode` when its training step measures faster so, else `model`
-    itself; and metrics.json's `compile` record of the measurement."""
+    itself; and metrics.json's `compile` record. A resumed run keeps the choice its first
+    part made (`earlier`, from last.pt), and trainer.deterministic keeps the compiled model
+    unmeasured: the noise of a measurement must not choose a run's numerics."""
     compiled = torch.compile(model, mode=mode, dynamic=False)  # shares the parameters
-    x, y = next(iter(split.batches(min(batch_size, len(split)))))
+    if earlier is not None and earlier.get("mode") == mode:
+        return (compiled if earlier["trained"] == "compiled" else model), earlier
+    if deterministic:
+        return compiled, _record(mode, None, None, "compiled",
+                                 "trainer.deterministic: compiled, not measured")
+    times = _measure(model, compiled, split, batch_size, amp_dtype, channels_last, mode)
+    # One decision for every rank of a torchrun job: rank 0's.
+    faster = distributed.broadcast(
+        times is not None and times[1] < (1 - MARGIN) * times[0] if distributed.is_main()
+        else None)
+    eager_s, compiled_s = times or (None, None)
+    if faster:
+        return compiled, _record(mode, eager_s, compiled_s, "compiled", "measured faster")
+    reason = ("out of memory while measuring it" if times is None else
+              f"compiled {compiled_s * 1e3:.3g} ms a training step against {eager_s * 1e3:.3g} "
+              f"ms eager after warm-up (kept only when {MARGIN:.0%} faster)")
+    console.print(f"trainer.compile={mode}: {reason}, so this run trains eager (metrics.json "
+                  "compile)", highlight=False, soft_wrap=True)
+    torch._dynamo.reset()  # the compiled graphs (and CUDA graphs' memory) are not kept
+    if split.x.device.type == "cuda":
+        torch.cuda.empty_cache()
+    return model, _record(mode, eager_s, compiled_s, "eager", reason)
+
+
+def _measure(model, compiled, split: Split, batch_size: int, amp_dtype, channels_last: bool,
+             mode: str) -> tuple[float, float] | None:
+    """(eager, compiled) seconds of a training step; None when compiling ran out of memory."""
+    n = min(batch_size, len(split))
+    x, y = split.inputs(split.uint8(slice(0, n))), split.y[:n]  # decodes n files when streamed
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
+    model.train()
+    keep_frozen_in_eval(model)  # the modes the loop trains in: the graph it will run
     with _unchanged(model):
         try:
-            eager_s, compiled_s = _step_times(model, compiled, x, y, amp_dtype)
+            return _step_times(model, compiled, x, y, amp_dtype)
+        except torch.OutOfMemoryError:
+            return None
         except Exception as e:  # noqa: BLE001 - inductor's failures come in many types
             raise VBenchError(f"trainer.compile={mode}: torch.compile failed "
                               f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); train "
                               "eager with trainer.compile=false") from None
-    # One decision for every rank of a torchrun job: rank 0's.
-    faster = distributed.broadcast(compiled_s < eager_s if distributed.is_main() else None)
-    record = {"mode": mode, "eager_ms_per_step": round(eager_s * 1e3, 3),
-              "compiled_ms_per_step": round(compiled_s * 1e3, 3),
-              "trained": "compiled" if faster else "eager"}
-    if not faster:
-        console.print(f"trainer.compile={mode}: a training step takes {compiled_s * 1e3:.3g} ms "
-                      f"compiled against {eager_s * 1e3:.3g} ms eager after warm-up, so this "
-                      "run trains eager (metrics.json compile)", highlight=False, soft_wrap=True)
-    return (compiled if faster else model), record
+
+
+def _record(mode: str, eager_s, compiled_s, trained: str, reason: str) -> dict:
+    def ms(seconds):
+        return None if seconds is None else round(seconds * 1e3, 3)
+
+    return {"mode": mode, "eager_ms_per_step": ms(eager_s), "compiled_ms_per_step": ms(compiled_s),
+            "trained": trained, "reason": reason}
 
 
 def _step_times(eager: nn.Module, compiled: nn.Module, x, y, amp_dtype) -> tuple[float, float]:
@@ -106,6 +143,7 @@ class _unchanged:
         self.buffers = {name: b.detach().clone() for name, b in self.model.named_buffers()}
         self.rng = torch.random.get_rng_state()
         self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        self.mps_rng = torch.mps.get_rng_state() if torch.backends.mps.is_available() else None
 
     def __exit__(self, *exc):
         with torch.no_grad():
@@ -116,3 +154,5 @@ class _unchanged:
         torch.random.set_rng_state(self.rng)
         if self.cuda_rng is not None:
             torch.cuda.set_rng_state_all(self.cuda_rng)
+        if self.mps_rng is not None:
+            torch.mps.set_rng_state(self.mps_rng)

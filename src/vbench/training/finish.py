@@ -1,10 +1,11 @@
-"""How a run ends, for networks and scikit-learn baselines alike: metrics.json (written last,
-atomically: its presence with a finished status means every other file is complete), the
-figures (drawn after metrics.json by a background process: reports/figures.py),
-model_card.md, the console summary and the experiment trackers. A run that did not
+"""How a run ends, for networks and scikit-learn baselines alike: metrics.json (written
+atomically after every other file: its presence with a finished status means they are
+complete, except plots/ while a background process draws it: reports/figures.py), the
+figures, model_card.md, the console summary and the experiment trackers. A run that did not
 finish says so instead (`write_unfinished`)."""
 
 import contextlib
+import os
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..core import files
-from ..core.console import print_summary
+from ..core.console import console, print_summary
 from ..core.errors import VBenchError
 from ..core.rundir import held_fd
 from ..evaluation.evaluate import Evaluation
@@ -53,8 +54,7 @@ def finish(run, outcome: Outcome) -> dict:
     run.phases.lap("evaluation")
     probes, figures = outcome.analysis()
     metrics.update(probes)
-    # Trackers log plots/ at the end, so a run with one draws them now; so does a sweep's job.
-    background = run.cfg.eval.background_plots and not (run.loggers.active or run.sweep_job)
+    background = _draw_in_background(run)
     if not background:
         figures.draw()
     run.phases.lap("plots")  # with the eval.extra / eval.shift_pixels probes; in the background:
@@ -62,9 +62,25 @@ def finish(run, outcome: Outcome) -> dict:
     model_card.write(run.dir, run.cfg, metrics)
     files.write_json(run.dir / "metrics.json", metrics)
     if background:
-        figures.draw_detached(held_fd(run.dir))
+        try:
+            figures.draw_detached(held_fd(run.dir))
+        except (OSError, ValueError, TypeError) as e:  # the run is complete: draw them here
+            console.print(f"figures: no background drawer ({e}); drawing them now",
+                          highlight=False, soft_wrap=True)
+            figures.draw()
     print_summary(metrics, run.dir)
     return run.loggers.finish(metrics, run.dir)
+
+
+def _draw_in_background(run) -> bool:
+    """Whether the figures are drawn after metrics.json by a detached process: for a single
+    run whose user waits at a terminal (eval.background_plots=auto), outside SLURM, whose job
+    end kills what the job started. A sweep's job draws its own (a drawer beside the next job
+    slowed it 3x on 2 cores), and so does a run with a tracker (it logs plots/)."""
+    setting = run.cfg.eval.background_plots
+    if setting is False or run.sweep_job or run.loggers.active:
+        return False
+    return setting is True or (console.is_terminal and "SLURM_JOB_ID" not in os.environ)
 
 
 def summary(run, best: Evaluation | None, final: Evaluation, ema: dict | None = None,

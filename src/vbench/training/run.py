@@ -46,7 +46,7 @@ from ..models import InputSpec, build_model, count_params
 from ..models.freeze import apply_freeze
 from ..models.sklearn import fit_baseline, is_sklearn
 from ..reports.analysis import Trained, analyze, keep_initial, load_extra
-from ..reports.figures import Figures
+from ..reports.figures import Figures, draw_left_over
 from . import checkpoint, distributed
 from .compile import compile_if_faster, compile_mode
 from .ema import WeightsEma
@@ -85,6 +85,8 @@ def _guarded(cfg: DictConfig, run_dir: Path, main: bool, refused: list | None,
     to `refused`, run() removes it; None: record the refusal as a failure)."""
     done = finished_metrics(cfg, run_dir)  # refuses a finished run of another config
     if done is not None:
+        if main:
+            draw_left_over(run_dir)
         console.print(f"already finished ({done['status']}): {run_dir}; trainer.resume=false "
                       "trains it again", highlight=False, soft_wrap=True)
         return done
@@ -269,8 +271,10 @@ def _training(run: Run, model: nn.Module) -> Training:
     trained = distributed.wrap(trainee, run.device)  # DDP under torchrun
     mode = compile_mode(t.compile)
     if mode is not None:
-        trained, run.compile = compile_if_faster(trained, mode, fit_data.train, t.batch_size,
-                                                 run.amp_dtype, recipe.channels_last)
+        trained, run.compile = compile_if_faster(
+            trained, mode, fit_data.train, t.batch_size, run.amp_dtype, recipe.channels_last,
+            earlier=(run.resumed or {}).get("compile"), deterministic=t.deterministic)
+        run.about["compile"] = run.compile  # in every checkpoint: a resumed run keeps it
         run.phases.lap("compile")  # compiling and measuring it against eager
     return Training(trained, fit_data, recipe, scheduler, cache_s)
 
