@@ -11,11 +11,11 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import png_ok
+from conftest import make_cfg, png_ok
 from vbench.core.rundir import exclusive, wait_for_figures
 from vbench.reports.figures import ARRAYS, SPEC
 
-DEFAULT_PLOTS = ("curves", "confusion", "per_class", "gap")
+DEFAULT_PLOTS = tuple(make_cfg().eval.plots)
 
 
 def _vbench(tmp_path: Path, run_dir: Path, *overrides: str, env: dict | None = None):

@@ -69,7 +69,7 @@ def compile_if_faster(model: nn.Module, mode: str, split: Split, batch_size: int
     console.print(f"trainer.compile={mode}: {reason}, so this run trains eager (metrics.json "
                   "compile)", highlight=False, soft_wrap=True)
     torch._dynamo.reset()  # the compiled graphs (and CUDA graphs' memory) are not kept
-    if split.x.device.type == "cuda":
+    if torch.cuda.is_initialized():
         torch.cuda.empty_cache()
     return model, _record(mode, eager_s, compiled_s, "eager", reason)
 
