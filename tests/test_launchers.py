@@ -105,17 +105,19 @@ def test_a_slurm_launcher_without_slurm_is_one_line_and_writes_nothing(tmp_path,
 @needs("hydra_plugins.hydra_joblib_launcher")
 def test_fill_runs_k_jobs_per_device_with_a_serial_sweeps_numbers(tmp_path):
     """hydra/launcher=fill run.jobs_per_device=K: K jobs at once per device (here the CPU,
-    whose cores they share); the summary and the numbers are a serial sweep's."""
+    whose cores they share); the numbers are a serial sweep's at the same torch thread count,
+    as the README states it: `OMP_NUM_THREADS=<threads> vbench -m ...`."""
     from joblib import cpu_count
 
+    threads = max(1, cpu_count() // 2)
     grid = ("eval.plots=[]", "model.depth=1,2")
     (tmp_path / "par").mkdir()
     sweep(*grid, "hydra/launcher=fill", "run.jobs_per_device=2", cwd=tmp_path / "par")
-    sweep(*grid, cwd=tmp_path)
+    sweep(*grid, cwd=tmp_path, OMP_NUM_THREADS=str(threads))
     parallel, serial = job_metrics(tmp_path / "par/sweep"), job_metrics(tmp_path / "sweep")
     assert len(parallel) == len(serial) == 2
     for p, s in zip(parallel, serial, strict=True):
-        assert p["threads"] == max(1, cpu_count() // 2) and p["config"] == s["config"]
+        assert p["threads"] == s["threads"] == threads and p["config"] == s["config"]
         for which in ("best", "final"):
             for split in ("val", "test"):
                 for name, value in s[which][split].items():
