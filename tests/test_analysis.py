@@ -38,7 +38,7 @@ def test_every_plot_and_probe(run_vbench):
 def test_extra_dataset_is_normalized_with_the_training_statistics():
     cfg = make_cfg(f"eval.extra=[{FAKE_AS_DIGITS}]")
     digits = load_data(cfg.dataset, torch.device("cpu"))
-    extra = load_extra(cfg, digits, torch.device("cpu"))["fake"]
+    extra = load_extra(cfg.eval.extra, cfg.dataset, digits, torch.device("cpu"))["fake"]
     own = load_data(make_cfg("dataset=fake", "dataset.image_size=8", "dataset.in_channels=1",
                              "dataset.test_size=100").dataset, torch.device("cpu"))
     # The same pixels, un-normalized either way, with the model's (digits') stats for extra.

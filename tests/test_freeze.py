@@ -119,8 +119,14 @@ def test_frozen_backbone_trains_through_the_cache_with_the_uncached_numbers(run_
 def test_cache_only_without_augmentation_and_only_for_a_frozen_backbone():
     from vbench.training.features import uses_feature_cache
 
-    assert uses_feature_cache(make_cfg("freeze=backbone"))
-    assert not uses_feature_cache(make_cfg("freeze=backbone", "dataset.augment=flip_crop"))
-    assert uses_feature_cache(make_cfg("freeze=backbone", "dataset.augment=none"))
-    assert not uses_feature_cache(make_cfg("freeze=backbone", "freeze.cache=false"))
-    assert not uses_feature_cache(make_cfg("freeze=layers"))
+    from vbench.core.schema import typed
+
+    def caches(*overrides):
+        cfg = typed(make_cfg(*overrides))
+        return uses_feature_cache(cfg.freeze, cfg.dataset, cfg.trainer)
+
+    assert caches("freeze=backbone")
+    assert not caches("freeze=backbone", "dataset.augment=flip_crop")
+    assert caches("freeze=backbone", "dataset.augment=none")
+    assert not caches("freeze=backbone", "freeze.cache=false")
+    assert not caches("freeze=layers")

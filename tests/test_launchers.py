@@ -127,7 +127,7 @@ def test_fill_runs_k_jobs_per_device_with_a_serial_sweeps_numbers(tmp_path):
 def test_fill_counts_the_visible_gpus_and_pins_job_i_to_gpu_i_mod_n(monkeypatch):
     import torch
 
-    from vbench.training import parallel
+    from vbench.commands import parallel
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,3")
     assert parallel.visible_gpus() == 3 and parallel.parallel_jobs(5) == 15

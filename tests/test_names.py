@@ -7,9 +7,9 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 
-import vbench.training.names  # noqa: F401  (the resolver, as cli.py registers it)
+import vbench.commands.names  # noqa: F401  (the resolver, as cli.py registers it)
 from vbench.reports.leaderboard import leaderboard_tables, summarize
-from vbench.training.names import JOB_DIR_LENGTH, MAX_LENGTH, run_name
+from vbench.commands.names import JOB_DIR_LENGTH, MAX_LENGTH, run_name
 
 
 def run_dir_name(*overrides: str) -> str:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import png_ok
-from vbench.reports.leaderboard import main, summarize
+from vbench.commands.report import main
+from vbench.reports.leaderboard import summarize
 
 VBENCH = Path(sys.executable).with_name("vbench")
 SRC = Path(__file__).parents[1] / "src"
@@ -160,14 +161,14 @@ def test_multirun_writes_its_summary_and_vbench_report_reproduces_it(tmp_path):
     written = {n: (sweep / n).read_text() for n in ("summary.csv", "summary.md")}
     for name in written:
         (sweep / name).unlink()
-    report = vbench(sys.executable, "-m", "vbench.reports.leaderboard", "sweep", cwd=tmp_path)
+    report = vbench(sys.executable, "-m", "vbench.commands.report", "sweep", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert {n: (sweep / n).read_text() for n in written} == written
     assert "model.depth=2 dataset=digits" in report.stdout
 
 
 def test_report_module_does_not_import_torch():
-    code = "import sys, vbench.reports.leaderboard; sys.exit('torch' in sys.modules)"
+    code = "import sys, vbench.commands.report; sys.exit('torch' in sys.modules)"
     assert vbench(sys.executable, "-c", code, cwd=SRC).returncode == 0
 
 

@@ -11,7 +11,8 @@ from rich.console import Console
 
 from test_report import fake_run
 from vbench.core.console import summary_table
-from vbench.reports.leaderboard import leaderboard_tables, main, summarize
+from vbench.commands.report import main
+from vbench.reports.leaderboard import leaderboard_tables, summarize
 
 WIDTHS = [80, 100, 160]
 LONG = ["model=resnet18", "optimizer=sgd", "scheduler=onecycle", "dataset=fashion_mnist",

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, open_dict
 from ..core.process import console_command
 
 # Imported for the OmegaConf resolvers config.yaml and hydra/launcher=fill use.
-from ..training import names, parallel  # noqa: F401
+from . import hydra_private, names, parallel  # noqa: F401  (the resolvers config.yaml and fill use)
 
 
 def _interrupt(signum, frame):
@@ -103,8 +103,6 @@ def _run_composed(cfg: DictConfig, config_name: str) -> None:
     """One run of the config check_command_line composed and checked, which Hydra's path would
     compose a second time (about 0.1 s): Hydra.run's steps after its composition, through
     run_job, the function Hydra's launchers start jobs with."""
-    from hydra._internal.callbacks import Callbacks
-    from hydra._internal.utils import run_and_report
     from hydra.core.utils import configure_log, run_job
     from hydra.types import HydraContext, RunMode
     from omegaconf import open_dict
@@ -113,14 +111,14 @@ def _run_composed(cfg: DictConfig, config_name: str) -> None:
         cfg.hydra.mode = RunMode.RUN
         cfg.hydra.overrides.hydra.append("hydra.mode=RUN")  # as Hydra records it
     configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
-    callbacks = Callbacks(cfg)
+    callbacks = hydra_private.callbacks(cfg)
     callbacks.on_run_start(config=cfg, config_name=config_name)
     ret = run_job(hydra_context=HydraContext(config_loader=None, callbacks=callbacks),
                   task_function=_job, config=cfg, job_dir_key="hydra.run.dir",
                   job_subdir_key=None)
     callbacks.on_run_end(config=cfg, config_name=config_name, job_return=ret)
     # The job's exception as Hydra's path reports it (HYDRA_FULL_ERROR=1: the whole trace).
-    run_and_report(lambda: ret.return_value)
+    hydra_private.run_and_report(lambda: ret.return_value)
 
 
 def _continue_command(hydra_cfg, multirun: bool) -> str:
@@ -170,19 +168,18 @@ def _claim_output_dir(cfg, multirun: bool):
 def _claimed(run_dir, cfg):
     """The run directory's lock, and the check that a finished run there is of this config:
     both before Hydra overwrites the directory's .hydra/config.yaml."""
-    from omegaconf import OmegaConf
-
     from ..core.rundir import exclusive
+    from ..core.schema import typed
+    from ..training.checkpoint import config_fingerprint
     from ..training.resume import finished_metrics
 
     with exclusive(run_dir):
-        finished_metrics(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), run_dir)
+        root = typed(cfg)
+        finished_metrics(root.trainer.resume, config_fingerprint(root), run_dir)
         yield
 
 
 def main() -> None:
-    from hydra._internal.utils import get_args_parser
-
     from ..core.errors import VBenchError
     from ..training import distributed
     from .preflight import check_command_line, expand_home, full_errors
@@ -195,7 +192,7 @@ def main() -> None:
     if distributed.launched():  # torchrun: one run directory for all ranks (distributed.py)
         sys.argv = distributed.agree_on_run_dir(sys.argv)
     sys.argv[1:] = expand_home(sys.argv[1:])  # dataset.root=~/photos: Hydra refuses the ~
-    args = get_args_parser().parse_args()
+    args = hydra_private.get_args_parser().parse_args()
     cfg = None
     with contextlib.ExitStack() as held:
         if not (args.hydra_help or args.info or args.shell_completion or args.experimental_rerun):
@@ -222,7 +219,7 @@ def main() -> None:
             _run_composed(cfg, args.config_name or "config")
         else:
             _app()
-    from ..reports.leaderboard import SweepSummary
+    from .report import SweepSummary
 
     if SweepSummary.failed_jobs:
         from ..core.console import err_console

@@ -12,12 +12,11 @@ from importlib import metadata
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..core.schema import GROUPS, SECTIONS, option_names
+from ..core.schema import GROUPS, SECTIONS, config_groups, option_names
 
-# Groups a user chooses from, in the order a run is described; `variant` holds the arms of the
-# experiment presets (chosen by the presets' sweeps, not by hand), so it is only counted.
-_USER_GROUPS = ("dataset", "model", "optimizer", "scheduler", "freeze", "regularization",
-                "experiment", "logger", "debug", "hparams_search")
+# `variant` holds the arms of the experiment presets (chosen by the presets' sweeps, not by
+# hand), so it is only counted.
+_COUNTED = "variant"
 
 _USAGE = """\
 vbench: one image-classification study per command line (a Hydra app).
@@ -35,10 +34,10 @@ Also: vbench-report, --cfg job (print the config), --version, --hydra-help (Hydr
 def help_text(cfg: DictConfig, choices: dict[str, str]) -> str:
     width = min(shutil.get_terminal_size((100, 24)).columns, 120)
     out = [_USAGE, "Config groups (GROUP=OPTION; the chosen one in brackets):"]
-    for group in _USER_GROUPS:
+    for group in (g for g in config_groups() if g != _COUNTED):
         options = [f"[{o}]" if choices.get(group) == o else o for o in option_names(group)]
         out += _wrapped(f"  {group}: ", ", ".join(options), width)
-    out.append(f"  variant: {len(option_names('variant'))} arms of the experiment presets "
+    out.append(f"  {_COUNTED}: {len(option_names(_COUNTED))} arms of the experiment presets "
                "(chosen by their sweeps)")
     out.append("")
     out.append("Keys (KEY=VALUE; defaults of the chosen options):")

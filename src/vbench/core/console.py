@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .columns import SPLIT_METRICS
+from .rundir import LOG_FILE
 
 console = Console()
 err_console = Console(stderr=True)
@@ -47,7 +48,7 @@ def run_log(run_dir: Path, log_every_s: float | None = 30.0):
     terminal, progress lines inside long passes come every `log_every_s` seconds."""
     _settings["log_every_s"] = log_every_s
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    with open(Path(run_dir) / "vbench.log", "a", encoding="utf-8", buffering=1) as f:
+    with open(Path(run_dir) / LOG_FILE, "a", encoding="utf-8", buffering=1) as f:
         log_console = Console(file=f, width=160, color_system=None, force_terminal=False,
                               force_jupyter=False, soft_wrap=False)
         hook = _CopyToLog()

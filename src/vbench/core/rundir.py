@@ -26,10 +26,15 @@ from ..core.errors import VBenchError
 _HELD: dict[Path, list[int]] = {}  # run dir -> [lock fd, times this process entered it]
 DRAWING = "figures"  # the lock file's second word while a figure drawer holds it
 WAIT_FOR_FIGURES_S = 300  # a drawer that takes longer is stuck: stop waiting for it
+# The run directory's files and folders, named once (the README's "The run directory").
+METRICS_FILE, HISTORY_FILE = "metrics.json", "history.csv"
+LOG_FILE, MODEL_CARD_FILE, LOCK_FILE = "vbench.log", "model_card.md", ".lock"
+CHECKPOINTS_DIR, PLOTS_DIR, HYDRA_DIR = "checkpoints", "plots", ".hydra"
+EVAL_DIR, EXPORT_DIR = "eval", "export"  # what vbench-eval and vbench-export add
 # What a run writes about itself, at the top of its directory: no tool may write over these
 # (or anything under the folders among them).
-RECORDS = ("checkpoints", "metrics.json", "history.csv", ".hydra", "vbench.log",
-           "model_card.md", "plots", ".lock")
+RECORDS = (CHECKPOINTS_DIR, METRICS_FILE, HISTORY_FILE, HYDRA_DIR, LOG_FILE, MODEL_CARD_FILE,
+           PLOTS_DIR, LOCK_FILE)
 
 
 @contextlib.contextmanager
@@ -47,7 +52,7 @@ def exclusive(run_dir: Path, advice: str = "wait for it to end, or choose anothe
         return
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
         raise VBenchError(f"cannot write the run directory {run_dir}: {e.strerror}; choose "
                           "another hydra.run.dir (or hydra.sweep.dir)") from None
@@ -113,7 +118,7 @@ def held_fd(run_dir: Path) -> int:
 def wait_for_figures(run_dir: Path) -> None:
     """Return once no process draws `run_dir`'s figures (at once when none was started): what
     reads plots/ right after a run (report.html, tests) calls this first."""
-    lock = Path(run_dir) / ".lock"
+    lock = Path(run_dir) / LOCK_FILE
     if Path(run_dir).resolve() in _HELD or not lock.exists():
         return
     with contextlib.suppress(OSError):

@@ -15,13 +15,16 @@ after Hydra composed it: unknown keys and types would still pass composition, `-
 print configs that cannot run, and the YAML defaults would not be tied to a declaration.
 """
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from .columns import MONITORS
 from .errors import VBenchError, choices_error
 
 # The closed vocabularies, each the one list of its names: the modules that implement them
@@ -30,7 +33,6 @@ ACTIVATIONS = ("relu", "tanh", "leaky_relu", "gelu", "sigmoid", "silu")
 AUGMENTS = ("none", "flip_crop", "rotate")
 AUTO_AUGMENTS = ("none", "randaugment", "trivialaugment")
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
-MONITORS = {"val_loss": "min", "val_acc": "max", "ema_val_loss": "min", "ema_val_acc": "max"}
 RESUME_MODES = ("auto", True, False)
 COMPILE_SETTINGS = (False, True, "default", "reduce-overhead", "max-autotune",
                     "max-autotune-no-cudagraphs")
@@ -521,6 +523,37 @@ def validate(cfg: DictConfig) -> None:
     _check_relations(cfg)
 
 
+def typed(cfg: DictConfig) -> "Root":
+    """The composed config, checked, as the schema's dataclasses: the one place a config
+    becomes typed. Entry points call it; the code below them receives the sections it needs
+    (`root.dataset`, `root.model`, ...) with every default the schema's."""
+    validate(cfg)
+    sections = OmegaConf.masked_copy(cfg, [f.name for f in fields(Root)])  # without hydra
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Root), sections))
+
+
+def from_stored(config: dict, where: str) -> "Root":
+    """A run's stored config (a checkpoint's or metrics.json's `config`: resolved plain values,
+    without the keys that do not decide the numbers) typed and checked as a composed one; each
+    group section takes the kind whose keys it has. A value edited to break its rule is one
+    line naming the key and `where` it was read from."""
+    plain = {k: v for k, v in config.items() if k not in GROUPS}
+    cfg = OmegaConf.merge(OmegaConf.structured(Root), plain)
+    try:
+        for group, kinds in GROUPS.items():
+            stored = config.get(group)
+            kind = next((schema for schema in kinds.values() if isinstance(stored, dict)
+                         and {f.name for f in fields(schema)} == set(stored)), None)
+            if kind is None:
+                raise VBenchError(f"{group} holds keys {sorted(stored or {})}, which no {group} "
+                                  f"schema declares")
+            cfg[group] = OmegaConf.merge(OmegaConf.structured(kind), stored)
+        return typed(cfg)
+    except (VBenchError, OmegaConfBaseException) as e:
+        raise VBenchError(f"{where}: the stored config is not valid: {str(e).splitlines()[0]}; "
+                          "it was edited or written by another vbench: train the run again") from None
+
+
 def _check_relations(cfg: DictConfig) -> None:
     """The rules that relate a key to another key or to the shipped options."""
     mean, std = cfg.dataset.mean, cfg.dataset.std
@@ -597,12 +630,29 @@ def declared_keys(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
+def values(section) -> dict[str, Any]:
+    """{key: value} of one typed section (a dataclass of this schema), in declaration order."""
+    return {f.name: getattr(section, f.name) for f in fields(section)}
+
+
 def docs(schema: type) -> list[tuple[str, str]]:
     """(field name, doc) of a schema dataclass, in declaration order."""
     return [(f.name, f.metadata.get("doc", "")) for f in fields(schema)]
 
 
 # -- the options shipped in conf/ -----------------------------------------------------------
+
+
+@functools.cache
+def config_groups() -> dict[str, str | None]:
+    """The config groups a user chooses from, each with its default option, in the order the
+    packaged config.yaml composes them: its defaults list is their one list."""
+    from importlib import resources
+
+    text = resources.files("vbench.conf").joinpath("config.yaml").read_text()
+    defaults = OmegaConf.to_container(OmegaConf.create(text).defaults)
+    return {k: v for entry in defaults if isinstance(entry, dict)
+            for k, v in entry.items() if not k.startswith("override")}
 
 
 def option_names(group: str) -> list[str]:

@@ -221,9 +221,8 @@ def load_data(cfg, device: torch.device, stats: tuple[list, list] | None = None)
         classes=list(raw.classes),
         mean=mean,
         std=std,
-        augment=build_augment(cfg.get("augment", "none"), cfg.get("auto_augment", "none"),
-                              cfg.get("randaugment_ops", 2), cfg.get("randaugment_magnitude", 9),
-                              cfg.get("random_erasing", 0.0), mean, std),
+        augment=build_augment(cfg.augment, cfg.auto_augment, cfg.randaugment_ops,
+                              cfg.randaugment_magnitude, cfg.random_erasing, mean, std),
         normalization=stats_from,
     )
 
@@ -234,7 +233,7 @@ def _normalization(cfg, train_x, seed: int) -> tuple[list[float], list[float], s
     channels = train_x.shape[1]
     if not cfg.normalize:
         return [0.0] * channels, [1.0] * channels, "off"
-    if cfg.get("mean") is None:
+    if cfg.mean is None:
         # Statistics come from the train split only: val and test must not leak into training.
         if isinstance(train_x, FileImages):  # streamed: a seeded sample stands for it
             sample = stats_sample(train_x, seed)

@@ -69,7 +69,7 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 
 def _downloadable(cfg) -> bool:
-    return "download" in cfg  # the YAMLs of datasets torchvision can fetch carry the flag
+    return hasattr(cfg, "download")  # the kind of datasets torchvision can fetch has the flag
 
 
 def download(cfg, fetch: Callable[[str], None]) -> None:

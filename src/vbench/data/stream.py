@@ -40,12 +40,12 @@ def available_bytes() -> int:
 
 def keeps_in_memory(cfg, decoded_bytes: int) -> bool:
     """dataset.in_memory: true, false, or auto (the decoded uint8 images fit the budget)."""
-    mode = str(cfg.get("in_memory", "true")).lower()
+    mode = str(cfg.in_memory).lower()
     if mode not in ("auto", "true", "false"):
         raise VBenchError(f"dataset.in_memory={cfg.in_memory!r} is not valid; choose auto "
                           "(stream when the decoded images exceed half the free memory), true "
                           "or false")
-    workers = cfg.get("num_workers")
+    workers = cfg.num_workers
     if workers is not None and (not isinstance(workers, int) or workers < 0):
         raise VBenchError(f"dataset.num_workers={workers!r} is not valid; it must be an integer "
                           ">= 0 (0: decode in the training process) or null (the cores "

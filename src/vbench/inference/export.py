@@ -123,11 +123,11 @@ def _safetensors(wrapped, run: RunModel, out: Path, images: torch.Tensor) -> tor
 
 
 def _write_about(run: RunModel, out: Path, config: bool = False) -> None:
-    from omegaconf import OmegaConf
+    from ..training.checkpoint import config_fingerprint
 
     info = about(run)
     if config:
-        info["config"] = OmegaConf.to_container(run.cfg, resolve=True)
+        info["config"] = config_fingerprint(run.cfg)  # as the checkpoint stores it
     files.write_json(about_path(out), info)
 
 

@@ -11,9 +11,9 @@ Each backend's library is imported only when chosen: a run without loggers impor
 import importlib
 from pathlib import Path
 
-from omegaconf import DictConfig
-
+from ..core import schema
 from ..core.errors import VBenchError
+from ..core.status import FAILED
 from .base import Backend, RunInfo, warn
 
 # logger option -> (module in this package, class, the pip package it needs)
@@ -30,18 +30,19 @@ class Loggers:
     def __init__(self):
         self._backends: list[Backend] = []
 
-    def start(self, cfg: DictConfig, run_dir: Path) -> None:
-        """Open every backend named under cfg.logger. A missing package is a VBenchError
-        naming the pip extra; any other failure drops that backend with a warning."""
-        chosen = {name: node for name, node in (cfg.get("logger") or {}).items()
-                  if node is not None}  # the schema declares every backend, null unless chosen
+    def start(self, logger: schema.Logger, config: dict, run_dir: Path) -> None:
+        """Open every backend chosen in the `logger` section, with the run's whole `config`
+        (plain values) as its hyperparameters. A missing package is a VBenchError naming the
+        pip extra; any other failure drops that backend with a warning."""
+        chosen = {name: options for name, options in schema.values(logger).items()
+                  if options is not None}  # the schema declares every backend, null unless chosen
         for name in chosen:
             if name not in BACKENDS:
                 raise VBenchError(f"logger={name!r} is not valid; choose none or any of: "
                                   f"{', '.join(BACKENDS)}, e.g. logger=[tensorboard,mlflow]")
         if not chosen:
             return
-        info = RunInfo.of(cfg, Path(run_dir))
+        info = RunInfo.of(config, Path(run_dir))
         for name, options in chosen.items():
             backend_class = _backend_class(name)
             try:
@@ -76,7 +77,7 @@ class Loggers:
                 warn(backend.name, f"failed ({method}) and is off for the rest of this run", e)
                 self._backends.remove(backend)
                 try:
-                    backend.close("failed")
+                    backend.close(FAILED)
                 except Exception:  # noqa: BLE001, S110 - already reported above
                     pass
 

@@ -4,8 +4,6 @@ import dataclasses
 import math
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
-
 from ..core.columns import SPLIT_METRICS
 from ..core.flat import flatten
 
@@ -23,7 +21,8 @@ class RunInfo:
     job_num: int | None
 
     @classmethod
-    def of(cls, cfg: DictConfig, run_dir: Path) -> "RunInfo":
+    def of(cls, config: dict, run_dir: Path) -> "RunInfo":
+        """`config`: the run's whole config as plain values (its hyperparameters)."""
         sweep_dir, job_num, choices = None, None, {}
         try:
             from hydra.core.hydra_config import HydraConfig
@@ -35,10 +34,10 @@ class RunInfo:
                 sweep_dir, job_num = Path(hydra_cfg.sweep.dir).resolve(), hydra_cfg.job.num
         except ValueError:
             pass  # not started by the vbench command (tests, notebooks): a single run
-        plain = OmegaConf.to_container(cfg, resolve=True)
-        plain.pop("logger", None)
-        return cls(run_dir.resolve(), run_dir.resolve().name, flatten(plain),
-                   choices.get("experiment") or str(cfg.dataset.name), sweep_dir, job_num)
+        hparams = flatten({k: v for k, v in config.items() if k != "logger"})
+        return cls(run_dir.resolve(), run_dir.resolve().name, hparams,
+                   choices.get("experiment") or str(config["dataset"]["name"]), sweep_dir,
+                   job_num)
 
 
 class Backend:

@@ -12,11 +12,13 @@ import os
 import time
 from pathlib import Path
 
+from ..core.rundir import HISTORY_FILE, METRICS_FILE
+from ..core.status import FAILED, INTERRUPTED
 from .base import Backend, RunInfo, final_metrics, plots
 
 SWEEP_TAG = "vbench.sweep_dir"
 MAX_BATCH = 100  # MLflow takes at most 100 params per log_batch call
-STATUS = {"failed": "FAILED", "interrupted": "KILLED"}
+STATUS = {FAILED: "FAILED", INTERRUPTED: "KILLED"}
 
 
 class MlflowBackend(Backend):
@@ -30,7 +32,7 @@ class MlflowBackend(Backend):
         from mlflow import MlflowClient
         from mlflow.entities import Param
 
-        uri = tracking_uri(str(options.get("tracking_uri") or "sqlite:///outputs/mlflow.db"))
+        uri = tracking_uri(options.tracking_uri)
         tags = {"vbench.run_dir": str(info.run_dir)}
         # One job at a time creates the store's tables, the experiment and the sweep's parent:
         # two joblib workers would otherwise both migrate a new SQLite file, or make two parents.
@@ -38,7 +40,7 @@ class MlflowBackend(Backend):
             self.client = MlflowClient(tracking_uri=uri)
             self.client.search_experiments(max_results=1)  # creates the tables of a new store
             experiment_id = self._experiment(
-                options.get("experiment") or info.default_experiment, uri)
+                options.experiment or info.default_experiment, uri)
             if info.sweep_dir is not None:
                 tags["mlflow.parentRunId"] = self._parent(experiment_id, info.sweep_dir)
                 tags["vbench.job_num"] = str(info.job_num)
@@ -78,7 +80,7 @@ class MlflowBackend(Backend):
             Metric(k, v, now, 0) for k, v in final_metrics(metrics).items()])
         for path in plots(run_dir):
             self.client.log_artifact(self.run_id, str(path), "plots")
-        for name in ("metrics.json", "history.csv"):
+        for name in (METRICS_FILE, HISTORY_FILE):
             if (run_dir / name).is_file():
                 self.client.log_artifact(self.run_id, str(run_dir / name))
         self.client.set_terminated(self.run_id, "FINISHED")

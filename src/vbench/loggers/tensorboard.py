@@ -12,7 +12,7 @@ class TensorBoardBackend(Backend):
     def __init__(self, options, info: RunInfo):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.log_dir = info.run_dir / str(options.get("dir") or "tb")  # absolute stays absolute
+        self.log_dir = info.run_dir / options.dir  # an absolute dir stays absolute
         self.writer = SummaryWriter(log_dir=str(self.log_dir))
         self.hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
                         for k, v in info.hparams.items()}

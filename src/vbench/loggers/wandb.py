@@ -3,9 +3,10 @@ logger.wandb.mode=offline) writes it under <run dir>/wandb/ for a later `wandb s
 
 from pathlib import Path
 
+from ..core.status import FAILED, INTERRUPTED
 from .base import Backend, RunInfo, final_metrics, plots
 
-EXIT_CODES = {"failed": 1, "interrupted": 130}
+EXIT_CODES = {FAILED: 1, INTERRUPTED: 130}
 
 
 class WandbBackend(Backend):
@@ -16,8 +17,8 @@ class WandbBackend(Backend):
 
         self.wandb = wandb
         self.run = wandb.init(
-            project=options.get("project") or "vbench", entity=options.get("entity"),
-            mode=options.get("mode"), dir=str(info.run_dir), name=info.name,
+            project=options.project, entity=options.entity,
+            mode=options.mode, dir=str(info.run_dir), name=info.name,
             group=info.sweep_dir.name if info.sweep_dir else None, config=info.hparams,
             reinit="create_new")  # jobs of the basic launcher share one process
 

@@ -11,7 +11,7 @@ def build_mlp(cfg, spec: InputSpec) -> nn.Module:
     layers: list[nn.Module] = [nn.Flatten()]
     features = spec.in_channels * spec.image_size**2
     # `widths` spells out tapering networks (seed 001's 784-128-64-10); else depth x width.
-    widths = list(cfg.widths) if cfg.get("widths") else [cfg.width] * cfg.depth
+    widths = list(cfg.widths) if cfg.widths else [cfg.width] * cfg.depth
     for width in widths:
         layers.append(nn.Linear(features, width))
         if cfg.batchnorm:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
 from ..core.errors import choices_error
+from ..core.schema import Dataset, Library, Sklearn, Trainer
 from ..data import Data, Split, load_data
 from ..evaluation.forward import extract
 from .freeze import head_name
@@ -96,25 +96,26 @@ def _estimator_size(estimator) -> int:
     return int(sum(tree.tree_.node_count for tree in estimator.estimators_))
 
 
-def _backbone(cfg, spec: InputSpec, device, weights=None) -> nn.Module | None:
+def _backbone(cfg: Sklearn, spec: InputSpec, device, weights=None) -> nn.Module | None:
     """The frozen torchvision backbone named by model.backbone, on `device`; `weights` (a
     checkpoint file) replaces model.weights and the pretrained file."""
     if cfg.backbone is None:
         return None
-    zoo_cfg = OmegaConf.create({"arch": "torchvision", "name": cfg.backbone,
-                                "pretrained": cfg.pretrained, "weights": weights or cfg.weights,
-                                "input_size": cfg.input_size})
+    weights = weights or cfg.weights
+    zoo_cfg = Library(arch="torchvision", name=cfg.backbone, pretrained=cfg.pretrained,
+                      weights=str(weights) if weights else None, input_size=cfg.input_size)
     return build_model(zoo_cfg, spec).to(device).requires_grad_(False)
 
 
-def fit_baseline(cfg, data: Data) -> SklearnClassifier:
-    """The baseline of `cfg.model` fitted on data.train, its backbone on the data's device."""
-    return _fit(cfg, data, _backbone(cfg.model, InputSpec.of(data), data.train.x.device))
+def fit_baseline(cfg: Sklearn, trainer: Trainer, data: Data) -> SklearnClassifier:
+    """The baseline `cfg` (the model section) fitted on data.train, seeded by trainer.seed,
+    its backbone on the data's device."""
+    return _fit(cfg, trainer, data, _backbone(cfg, InputSpec.of(data), data.train.x.device))
 
 
-def _fit(cfg, data: Data, backbone) -> SklearnClassifier:
-    model = SklearnClassifier(_estimator(cfg.model, cfg.trainer.seed), backbone,
-                              data.num_classes, cfg.trainer.eval_batch_size)
+def _fit(cfg: Sklearn, trainer: Trainer, data: Data, backbone) -> SklearnClassifier:
+    model = SklearnClassifier(_estimator(cfg, trainer.seed), backbone,
+                              data.num_classes, trainer.eval_batch_size)
     model.estimator.fit(model.features(data.train.inputs()), data.train.y.cpu().numpy())
     return model
 
@@ -127,15 +128,16 @@ def _estimator_state(estimator) -> dict | None:
             torch.from_numpy(estimator.intercept_), "classes": torch.from_numpy(estimator.classes_)}
 
 
-def load_baseline(cfg, spec: InputSpec, path: Path, state: dict) -> SklearnClassifier:
+def load_baseline(cfg: Sklearn, dataset: Dataset, trainer: Trainer, spec: InputSpec, path: Path,
+                  state: dict) -> SklearnClassifier:
     """A baseline from its checkpoint: logreg from its stored arrays, a random forest refitted
-    exactly as the run fitted it (same config, seed and train split)."""
-    backbone = _backbone(cfg.model, spec, "cpu", weights=path if state["model"] else None)
+    exactly as the run fitted it (same config, seed and train split: `dataset`)."""
+    backbone = _backbone(cfg, spec, "cpu", weights=path if state["model"] else None)
     if state.get("estimator") is None:
-        return _fit(cfg, load_data(cfg.dataset, torch.device("cpu")), backbone)
-    estimator = _estimator(cfg.model, cfg.trainer.seed)
+        return _fit(cfg, trainer, load_data(dataset, torch.device("cpu")), backbone)
+    estimator = _estimator(cfg, trainer.seed)
     arrays = state["estimator"]
     estimator.coef_, estimator.intercept_ = arrays["coef"].numpy(), arrays["intercept"].numpy()
     estimator.classes_ = arrays["classes"].numpy()
     estimator.n_features_in_ = estimator.coef_.shape[1]
-    return SklearnClassifier(estimator, backbone, spec.num_classes, cfg.trainer.eval_batch_size)
+    return SklearnClassifier(estimator, backbone, spec.num_classes, trainer.eval_batch_size)

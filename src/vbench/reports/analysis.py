@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torch import nn
 
 from ..core.errors import VBenchError, choices_error
-from ..core.schema import load_option, option_names
+from ..core.rundir import PLOTS_DIR
+from ..core.schema import Dataset, Eval, Trainer, load_option, option_names
 from ..data import Data, Split, load_data
 from ..evaluation.forward import predict
 from ..evaluation.metrics import classification_metrics, per_class_accuracy
@@ -28,33 +29,35 @@ INHERITED_KEYS = ("root", "download", "split_seed", "subset_per_class", "max_sam
                   "val_size")
 
 
-def keep_initial(cfg: DictConfig, model: nn.Module) -> nn.Module | None:
-    """A copy of the untrained model, kept only when a plot compares against it."""
-    return copy.deepcopy(model) if {"tsne", "weights"} & set(cfg.eval.plots) else None
+def keep_initial(plots: list[str], model: nn.Module) -> nn.Module | None:
+    """A copy of the untrained model, kept only when a plot (eval.plots) compares against it."""
+    return copy.deepcopy(model) if {"tsne", "weights"} & set(plots) else None
 
 
-def extra_dataset_cfg(entry, train_cfg: DictConfig) -> DictConfig:
+def extra_dataset_cfg(entry, train_cfg: Dataset) -> Dataset:
     """The config of one eval.extra entry: a dataset option name (`fashion_mnist`), or a
     mapping naming the option and overriding its keys (`{name: fake, image_size: 8}`).
 
     The option's YAML is read from the package's conf/dataset/ (runtime composition of a second
     Hydra config inside a job is not possible), then the training dataset's INHERITED_KEYS and
     the entry's own keys are merged over it."""
-    entry = OmegaConf.create({"name": entry}) if isinstance(entry, str) else entry
+    entry = {"name": entry} if isinstance(entry, str) else dict(entry)
     name = entry.get("name")
     if name not in option_names("dataset"):
         raise choices_error("eval.extra", name, option_names("dataset"))
     base = load_option("dataset", name)
-    inherited = {k: train_cfg[k] for k in INHERITED_KEYS if k in train_cfg and k in base}
-    return OmegaConf.merge(base, inherited, entry)
+    inherited = {k: getattr(train_cfg, k) for k in INHERITED_KEYS
+                 if hasattr(train_cfg, k) and k in base}
+    return OmegaConf.to_object(OmegaConf.merge(base, inherited, entry))
 
 
-def load_extra(cfg: DictConfig, data: Data, device) -> dict[str, Split]:
-    """The test split of every eval.extra dataset, normalized with the *training* statistics
-    (the model only knows those). Called before training, so a mismatch fails at once."""
+def load_extra(entries: list, train_cfg: Dataset, data: Data, device) -> dict[str, Split]:
+    """The test split of every eval.extra dataset (`entries`), normalized with the *training*
+    statistics (the model only knows those). Called before training, so a mismatch fails at
+    once."""
     extra = {}
-    for entry in cfg.eval.extra:
-        dcfg = extra_dataset_cfg(entry, cfg.dataset)
+    for entry in entries:
+        dcfg = extra_dataset_cfg(entry, train_cfg)
         other = load_data(dcfg, device, stats=(data.mean, data.std))
         shape = (other.in_channels, *other.train.x.shape[-2:], other.num_classes)
         expected = (data.in_channels, *data.train.x.shape[-2:], data.num_classes)
@@ -87,13 +90,13 @@ class Trained:
     extra: dict[str, Split] | None = None
 
 
-def analyze(cfg: DictConfig, run_dir: Path, data: Data, trained: Trained,
+def analyze(ev: Eval, trainer: Trainer, run_dir: Path, data: Data, trained: Trained,
             amp_dtype) -> tuple[dict, Figures]:
     """The probes' results for metrics.json, and the requested figures (to draw)."""
     model, history, best_epoch = trained.model, trained.history, trained.best_epoch
     test_logits, initial, extra = trained.test_logits, trained.initial, trained.extra
-    ev, out, figures = cfg.eval, Path(run_dir) / "plots", Figures(run_dir)
-    batch_size = cfg.trainer.eval_batch_size
+    out, figures = Path(run_dir) / PLOTS_DIR, Figures(run_dir)
+    batch_size = trainer.eval_batch_size
     results = {"extra": {}, "shift": {}}
     if test_logits is not None:
         results["extra"] = {name: classification_metrics(
@@ -128,8 +131,8 @@ def analyze(cfg: DictConfig, run_dir: Path, data: Data, trained: Trained,
         _plot_misclassified(data, test_logits, ev.misclassified, out / "misclassified.png",
                             figures)
     if "tsne" in wanted:
-        _plot_tsne(cfg, model, initial, data.test, data.classes, amp_dtype, out / "tsne.png",
-                   figures)
+        _plot_tsne(ev.tsne_samples, trainer, model, initial, data.test, data.classes, amp_dtype,
+                   out / "tsne.png", figures)
     return results, figures
 
 
@@ -194,24 +197,25 @@ def _plot_misclassified(data: Data, logits: torch.Tensor, count: int, path: Path
                 path)
 
 
-def _plot_tsne(cfg, model, initial, split: Split, classes, amp_dtype, path: Path,
-               figures: Figures) -> None:
+def _plot_tsne(samples: int, trainer: Trainer, model, initial, split: Split, classes, amp_dtype,
+               path: Path, figures: Figures) -> None:
     """Penultimate features (the input of the last nn.Linear) of the trained model beside the
-    untrained initialisation, on a fixed random sample of the test split."""
-    g = torch.Generator().manual_seed(cfg.trainer.seed)
-    n = min(cfg.eval.tsne_samples, len(split))
+    untrained initialisation, on a fixed random sample (`samples`: eval.tsne_samples) of the
+    test split, seeded by trainer.seed."""
+    g = torch.Generator().manual_seed(trainer.seed)
+    n = min(samples, len(split))
     idx = torch.randperm(len(split), generator=g)[:n].to(split.y.device)
     sample = split.subset(idx)
     panels = []
     for name, m in (("untrained initialisation", initial), ("trained (best checkpoint)", model)):
         if m is None:
             continue
-        features = _penultimate(m, sample, cfg.trainer.eval_batch_size, amp_dtype)
+        features = _penultimate(m, sample, trainer.eval_batch_size, amp_dtype)
         if features is None:
             return  # no nn.Linear head: nothing to project
         panels.append((f"{name}\n{features.shape[1]} features", features))
     figures.add("plot_tsne", panels, sample.y.cpu().numpy(), classes,
-                f"t-SNE of penultimate features, {n} test images", path, cfg.trainer.seed)
+                f"t-SNE of penultimate features, {n} test images", path, trainer.seed)
 
 
 def _penultimate(model: nn.Module, split: Split, batch_size: int, amp_dtype) -> np.ndarray | None:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 from ..core import files
 from ..core.flat import flatten
-from ..core.rundir import wait_for_figures
+from ..core.rundir import HYDRA_DIR, wait_for_figures
+from ..core.status import MISSING
 from . import plots
-from .columns import HTML, METRICS, RUN_COLUMNS, Column, group_columns, shown
 from .runs import BAD_STATUSES, DEFAULT_SORT, collect_runs, group_rows, read_history, sort_rows
+from .table import HTML, METRICS, RUN_COLUMNS, Column, group_columns, shown
 
 CURVES = [("val_acc", "validation accuracy"), ("val_loss", "validation loss")]
 RUN_PLOTS = ("curves", "confusion")  # each run's own plots shown in its <details>
@@ -102,7 +103,7 @@ def _failures(rows: list[dict]) -> str:
         return ""
     items = "".join(f"<li><a href='#{_anchor(r)}'>{_e(r['run'])}</a>: {_status(r['status'])}"
                     + (f" — <code>{_e(r['error'])}</code>" if r["error"] else
-                       " — no metrics.json: the job never finished" if r["status"] == "missing"
+                       " — no metrics.json: the job never finished" if r["status"] == MISSING
                        else "") + "</li>" for r in bad)
     return f"<h2>Runs without a result</h2><ul class=bad-list>{items}</ul>"
 
@@ -163,7 +164,7 @@ def _css_color(rgba) -> str:
 
 def _run_details(r: dict) -> str:
     command = "vbench " + " ".join(shlex.quote(o) for o in r["overrides"].split()) \
-        if r["overrides"] or (r["dir"] / ".hydra").is_dir() else "(not started by vbench: no .hydra/)"
+        if r["overrides"] or (r["dir"] / HYDRA_DIR).is_dir() else "(not started by vbench: no .hydra/)"
     images = []
     wait_for_figures(r["dir"])  # a run that just ended may still be drawing them
     for name in RUN_PLOTS:

@@ -6,21 +6,16 @@ both from there too). No torch import: the callback is instantiated by `vbench -
 report must answer at once.
 """
 
-import argparse
 import csv
 import io
 import os
-import sys
 from pathlib import Path
-from typing import ClassVar
 
-from hydra.experimental.callback import Callback
-
-from .columns import (
+from .runs import BAD_STATUSES, DEFAULT_SORT, collect_runs, group_rows, read_history, sort_rows
+from .table import (
     CSV,
     ERROR,
     MARKDOWN,
-    METRICS,
     RUN_COLUMNS,
     TERMINAL,
     Column,
@@ -28,7 +23,6 @@ from .columns import (
     group_columns,
     shown,
 )
-from .runs import BAD_STATUSES, DEFAULT_SORT, collect_runs, group_rows, read_history, sort_rows
 
 # ----------------------------------------------------------------------------------------------
 # Writing
@@ -194,90 +188,3 @@ def print_leaderboard(rows: list[dict], metric: str, title: str,
     out = console if console.is_terminal else Console(width=max(console.width, 160))
     for item in leaderboard_tables(rows, metric, title, out.width, hide_failed):
         out.print(item, highlight=False)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="vbench-report",
-        description="Leaderboard of vbench runs: finds run directories (metrics.json or .hydra/) "
-                    "under each PATH, prints them sorted, and writes summary.csv, summary.md "
-                    "and comparison plots.")
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
-                        help="a sweep directory, a run directory, or any folder holding runs")
-    parser.add_argument("--sort", default=DEFAULT_SORT, choices=list(METRICS),
-                        help=f"metric to rank by (default: {DEFAULT_SORT}, the best checkpoint's "
-                             "validation accuracy: the test split never picks)")
-    parser.add_argument("--hide-failed", action="store_true",
-                        help="leave out runs without a result (failed, interrupted, missing)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where to write the summary (default: the common parent of the "
-                             "run directories: the sweep directory for one sweep)")
-    parser.add_argument("--html", action="store_true",
-                        help="also write report.html: one self-contained page (sortable "
-                             "leaderboard, config differences, curves, each run's plots)")
-    args = parser.parse_args(argv)
-    from ..core.errors import VBenchError
-
-    skipped: list[tuple[Path, str]] = []
-    try:
-        if args.out is not None:  # refused before the runs are read: nothing is left behind
-            writable_folder(args.out)
-        rows, out = summarize(args.paths, args.out, args.sort, skipped)
-    except (FileNotFoundError, VBenchError) as e:
-        _warn_skipped(skipped)
-        print(f"vbench-report: error: {e}", file=sys.stderr)
-        return 2
-    # Skipping is a warning: the rest is ranked and the exit code stays 0.
-    _warn_skipped(skipped)
-    print_leaderboard(rows, args.sort, f"vbench: {len(rows)} runs", args.hide_failed)
-    from ..core.console import console
-
-    console.print(f"summary written to {out}/summary.csv, summary.md", highlight=False,
-                  soft_wrap=True)
-    if args.html:
-        from .html import write_html_report
-
-        page = write_html_report(args.paths, out / "report.html", args.sort)
-        console.print(f"report written to {page}", highlight=False, soft_wrap=True)
-    return 0
-
-
-def _warn_skipped(skipped: list[tuple[Path, str]]) -> None:
-    for _, why in skipped:
-        print(f"vbench-report: warning: skipped {why}", file=sys.stderr)
-
-
-# ----------------------------------------------------------------------------------------------
-# The Hydra callback
-
-
-class SweepSummary(Callback):
-    """Writes the summary into the sweep directory when a multirun ends, and remembers
-    whether a job failed so that `vbench -m` exits non-zero (see cli.main)."""
-
-    failed_jobs: ClassVar[list[str]] = []
-
-    def on_multirun_end(self, config, **kwargs) -> None:
-        from ..core.errors import VBenchError
-
-        sweep_dir = Path(config.hydra.sweep.dir)
-        skipped: list[tuple[Path, str]] = []
-        try:
-            rows, _ = summarize([sweep_dir], sweep_dir, skipped=skipped)
-        except FileNotFoundError:
-            return  # no job started: nothing to summarize
-        except VBenchError as e:
-            print(f"vbench: warning: no sweep summary: {e}", file=sys.stderr)
-            return
-        for _, why in skipped:
-            print(f"vbench: warning: the summary skips {why}", file=sys.stderr)
-        print_leaderboard(rows, DEFAULT_SORT, f"sweep {sweep_dir}: {len(rows)} jobs")
-        SweepSummary.failed_jobs = [r["run"] for r in rows if r["status"] in BAD_STATUSES] + [
-            os.path.relpath(run, sweep_dir.resolve()) for run, _ in skipped]
-        from .html import write_html_report
-
-        write_html_report([sweep_dir], sweep_dir / "report.html", DEFAULT_SORT)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

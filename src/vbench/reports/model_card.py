@@ -2,27 +2,42 @@
 test), the per-class extremes, how to reproduce it, and the versions; vbench-eval appends."""
 
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..core import files
 from ..core.columns import SPLIT_METRICS
+from ..core.rundir import HYDRA_DIR, MODEL_CARD_FILE
 
 
-def write(run_dir: Path, cfg, metrics: dict) -> None:
-    m, t = metrics, cfg.trainer
+@dataclass(frozen=True)
+class Recipe:
+    """How a run trained, as its card states it (metrics.json holds the rest)."""
+
+    arch: str  # model.arch
+    optimizer: str
+    scheduler: str
+    epochs: int  # trainer.epochs: the most it could run
+    batch_size: int
+    freeze: str  # freeze.policy
+    augment: str  # dataset.augment
+
+
+def write(run_dir: Path, metrics: dict, recipe: Recipe) -> None:
+    m, r = metrics, recipe
     params = m.get("params") or {}
     sizes = m.get("sizes") or {}
     lines = [
         f"# Model card: {m['model']} on {m['dataset']}", "",
-        (f"- **Model**: `{cfg.model.name}` (arch `{cfg.model.arch}`), "
+        (f"- **Model**: `{m['model']}` (arch `{r.arch}`), "
          f"{params.get('total', 0):,} parameters ({params.get('trainable', 0):,} trainable)"),
-        (f"- **Dataset**: `{cfg.dataset.name}`, {sizes.get('train', 0)} train / "
+        (f"- **Dataset**: `{m['dataset']}`, {sizes.get('train', 0)} train / "
          f"{sizes.get('val', 0)} val / {sizes.get('test', 0)} test images, "
          f"{len(m.get('classes') or [])} classes"),
-        (f"- **Recipe**: optimizer `{cfg.optimizer.get('name')}`, scheduler "
-         f"`{cfg.scheduler.get('name')}`, {m['epochs_run']} of {t.epochs} epochs, batch "
-         f"{t.batch_size}, seed {t.seed}, precision {m.get('precision')}, freeze "
-         f"`{cfg.freeze.get('policy')}`, augment `{cfg.dataset.get('augment', 'none')}`"),
+        (f"- **Recipe**: optimizer `{r.optimizer}`, scheduler "
+         f"`{r.scheduler}`, {m['epochs_run']} of {r.epochs} epochs, batch "
+         f"{r.batch_size}, seed {m['seed']}, precision {m.get('precision')}, freeze "
+         f"`{r.freeze}`, augment `{r.augment}`"),
         (f"- **Status**: {m['status']}; best = epoch {m['best_epoch']}"
          f"{' by ' + m['monitor'] if m.get('monitor') else ''}, final = epoch {m['epochs_run']}"),
         "", "## Results", "",
@@ -43,7 +58,7 @@ def write(run_dir: Path, cfg, metrics: dict) -> None:
     lines += ["", "## Reproduce", "", "```", _command(run_dir), "```", "",
               "## Versions", "",
               ", ".join(f"{k} {v}" for k, v in (m.get("versions") or {}).items() if v), ""]
-    files.write_text(Path(run_dir) / "model_card.md", "\n".join(lines))
+    files.write_text(Path(run_dir) / MODEL_CARD_FILE, "\n".join(lines))
 
 
 def append_eval(run_dir: Path, which: str, epoch: int | None, dataset: str, results: dict,
@@ -52,7 +67,7 @@ def append_eval(run_dir: Path, which: str, epoch: int | None, dataset: str, resu
     appended as its own section (the card is created if missing). `trained_on` names the
     run's own dataset when `dataset` is another one; `overrides` are the dataset overrides
     vbench-eval was given, written as they are typed."""
-    path = Path(run_dir) / "model_card.md"
+    path = Path(run_dir) / MODEL_CARD_FILE
     text = path.read_text() if path.exists() else f"# Model card: {Path(run_dir).name}\n"
     rows = [f"| {split} | " + " | ".join(f"{values[n]:.4f}" for n in SPLIT_METRICS) + " |"
             for split, values in results.items()]
@@ -86,7 +101,7 @@ def _cell(checkpoint: dict | None, split: str, name: str) -> str:
 
 def _command(run_dir: Path) -> str:
     """`vbench` with the run's own command-line overrides (.hydra/overrides.yaml)."""
-    overrides_file = Path(run_dir) / ".hydra" / "overrides.yaml"
+    overrides_file = Path(run_dir) / HYDRA_DIR / "overrides.yaml"
     overrides = []
     if overrides_file.exists():
         from omegaconf import OmegaConf

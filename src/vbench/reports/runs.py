@@ -15,10 +15,12 @@ import os
 import statistics
 from pathlib import Path
 
-from .columns import METRICS
+from ..core.rundir import HISTORY_FILE, HYDRA_DIR, METRICS_FILE
+from ..core.status import BAD as BAD_STATUSES
+from ..core.status import MISSING
+from .table import METRICS
 
 # Statuses that mean the job did not produce a trustworthy result.
-BAD_STATUSES = ("failed", "interrupted", "missing")
 # The rule of vbench: the validation split picks, the test split only reports.
 DEFAULT_SORT = "best_val_acc"
 SEED_KEY = "trainer.seed="
@@ -80,17 +82,17 @@ def find_runs(paths: list[Path]) -> list[Path]:
     found = set()
     for path in map(Path, paths):
         candidates = [path] if _is_run(path) else [
-            marker.parent for marker in (*path.rglob(".hydra"), *path.rglob("metrics.json"))]
+            marker.parent for marker in (*path.rglob(HYDRA_DIR), *path.rglob(METRICS_FILE))]
         found.update(c.resolve() for c in candidates if _is_run(c))
-    hydra_runs = {run for run in found if (run / ".hydra").is_dir()}
+    hydra_runs = {run for run in found if (run / HYDRA_DIR).is_dir()}
     runs = [run for run in found if not any(parent in hydra_runs for parent in run.parents)]
     return sorted(runs, key=_natural_key)
 
 
 def _is_run(path: Path) -> bool:
-    if (path / ".hydra").is_dir():
+    if (path / HYDRA_DIR).is_dir():
         return True
-    metrics = path / "metrics.json"
+    metrics = path / METRICS_FILE
     if not metrics.is_file():
         return False
     try:
@@ -110,7 +112,7 @@ def _natural_key(path: Path):
 def read_run(run_dir: Path, root: Path) -> dict:
     """One summary row. Fields a failed or missing run lacks are None. UnreadableRun when
     metrics.json or .hydra/overrides.yaml is damaged or holds values of the wrong type."""
-    metrics_path = run_dir / "metrics.json"
+    metrics_path = run_dir / METRICS_FILE
     metrics = _read_metrics(metrics_path) if metrics_path.is_file() else {}
     overrides = _overrides(run_dir)
     m = _Fields(metrics, metrics_path)
@@ -120,7 +122,7 @@ def read_run(run_dir: Path, root: Path) -> dict:
         "name": m.text("name"),
         "tags": " ".join(m.texts("tags")),
         "overrides": " ".join(overrides),
-        "status": m.text("status") or "missing",
+        "status": m.text("status") or MISSING,
         "dataset": m.text("dataset"),
         "model": m.text("model"),
         "seed": m.number("seed"),
@@ -136,7 +138,7 @@ def read_run(run_dir: Path, root: Path) -> dict:
         "inference_ms": m.number("inference_ms_per_image"),
         # Jobs that differ only in trainer.seed are repeats of one configuration.
         "group": (" ".join(o for o in overrides if not o.startswith(SEED_KEY)) or "(defaults)")
-                 if (run_dir / ".hydra").is_dir() else os.path.relpath(run_dir, root),
+                 if (run_dir / HYDRA_DIR).is_dir() else os.path.relpath(run_dir, root),
         "error": m.text("error"),
     }
     for name in m.node("extra") or {}:
@@ -295,7 +297,7 @@ def _overrides(run_dir: Path) -> list[str]:
 def read_history(run_dir: Path) -> list[dict]:
     """history.csv's rows as numbers, up to the first row that is not (a file cut off while
     a run was writing it); [] when it is missing or unreadable: it only draws curves."""
-    path = run_dir / "history.csv"
+    path = run_dir / HISTORY_FILE
     rows = []
     try:
         with open(path, newline="") as f:

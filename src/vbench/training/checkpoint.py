@@ -9,15 +9,16 @@ plain types, so `torch.load(..., weights_only=True)` reads them. vbench-eval, -p
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig, OmegaConf
-
 from ..core import files
 from ..core.errors import VBenchError
+from ..core.rundir import CHECKPOINTS_DIR, METRICS_FILE
+from ..core.schema import Library, Model, Root, from_stored
 from . import distributed
 
 if TYPE_CHECKING:
@@ -29,21 +30,25 @@ if TYPE_CHECKING:
 # (config_fingerprint, path_of) runs before any job, where vbench has not imported torch yet.
 
 CHECKPOINTS = {"best": "best.pt", "final": "last.pt"}
+# What the checkpoint files hold, versioned: a file of another format is refused by name
+# instead of failing on a missing key. 1: the first versioned format (vbench 0.1, this
+# README's keys).
+FORMAT = 1
 
 
-def config_fingerprint(cfg: DictConfig) -> dict:
+def config_fingerprint(cfg: Root) -> dict:
     """Everything that decides the training, as plain data: stored in both checkpoints and in
     metrics.json, compared by resume before it continues or skips a run."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    plain["trainer"].pop("resume", None)
-    plain.pop("logger", None)  # where results are also sent changes none of them
-    plain.get("run", {}).pop("jobs_per_device", None)  # nor how many jobs share a device
+    plain = dataclasses.asdict(cfg)
+    del plain["trainer"]["resume"]
+    del plain["logger"]  # where results are also sent changes none of them
+    del plain["run"]["jobs_per_device"]  # nor how many jobs share a device
     return plain
 
 
 def path_of(run_dir: Path, which: str) -> Path:
     """checkpoints/best.pt ("best") or checkpoints/last.pt ("final") of a run directory."""
-    return Path(run_dir) / "checkpoints" / CHECKPOINTS[which]
+    return Path(run_dir) / CHECKPOINTS_DIR / CHECKPOINTS[which]
 
 
 def weights_of(model) -> dict:
@@ -105,14 +110,16 @@ def save_fitted(run_dir: Path, fitted: dict, about: dict) -> None:
         files.save_torch(path_of(run_dir, which), {**fitted, "epoch": 1, **about})
 
 
-def describe(cfg: DictConfig, data) -> dict:
-    """The checkpoint fields every consumer reads, from the run's config and (image) data."""
+def describe(fingerprint: dict, data) -> dict:
+    """The checkpoint fields every consumer reads, from the run's config fingerprint and
+    (image) data."""
     try:
         version = metadata.version("vbench")
     except metadata.PackageNotFoundError:
         version = None
     return {
-        "config": config_fingerprint(cfg),  # resume compares it; eval rebuilds the run from it
+        "format": FORMAT,
+        "config": fingerprint,  # resume compares it; eval rebuilds the run from it
         "classes": list(data.classes),
         "mean": [float(m) for m in data.mean],
         "std": [float(s) for s in data.std],
@@ -127,7 +134,7 @@ class RunModel:
     """A run's model rebuilt from one of its checkpoints, in eval mode, on the CPU."""
 
     model: torch.nn.Module
-    cfg: DictConfig  # the run's resolved config
+    cfg: Root  # the run's config, typed and checked (schema.from_stored)
     classes: list[str]
     mean: list[float]
     std: list[float]
@@ -150,7 +157,7 @@ def checkpoint_path(run_dir: Path, which: str = "best") -> Path:
         raise VBenchError(f"--checkpoint {which!r} is not valid; choose one of: best, final")
     if not run_dir.is_dir():
         raise VBenchError(f"{run_dir} is not a directory; give the directory of a vbench run")
-    if not (run_dir / "metrics.json").is_file() and not (run_dir / "checkpoints").is_dir():
+    if not (run_dir / METRICS_FILE).is_file() and not (run_dir / CHECKPOINTS_DIR).is_dir():
         raise VBenchError(f"{run_dir} is not a vbench run (no metrics.json or checkpoints/); "
                           "give a run directory such as outputs/runs/<name>")
     path = path_of(run_dir, which)
@@ -165,17 +172,16 @@ def load_run_model(run_dir: Path, which: str = "best") -> RunModel:
     """Rebuild the model of a run directory from its checkpoint, without its dataset."""
     path = checkpoint_path(run_dir, which)
     state = files.load_torch(path)
-    if "input" not in state:
-        raise VBenchError(f"{path} predates self-contained checkpoints (no config, classes or "
-                          "normalization inside); train the run again with this vbench")
-    cfg = OmegaConf.create(state["config"])
+    check_format(state, path)
+    cfg = from_stored(state["config"], str(path))  # an edited value: one line naming the key
     info = state["input"]
     run = RunModel(None, cfg, list(state["classes"]), list(state["mean"]), list(state["std"]),
                    int(info["channels"]), tuple(info["size"]), path)
     from ..models.sklearn import is_sklearn, load_baseline
 
     if is_sklearn(cfg.model):
-        run.model = load_baseline(cfg, run.spec, path, state).eval()
+        run.model = load_baseline(cfg.model, cfg.dataset, cfg.trainer, run.spec, path,
+                                  state).eval()
     else:
         run.model = build_run_model(cfg.model, run.spec, path)
         run.model.load_state_dict(state["model"])
@@ -183,15 +189,23 @@ def load_run_model(run_dir: Path, which: str = "best") -> RunModel:
     return run
 
 
-def build_run_model(model_cfg: DictConfig, spec: InputSpec, path: Path) -> torch.nn.Module:
+def check_format(state: dict, path: Path) -> None:
+    """A checkpoint of this vbench's FORMAT, or one line naming both formats."""
+    found = state.get("format")
+    if found == FORMAT:
+        return
+    written = f"format {found}" if found is not None else "no format version (an older vbench)"
+    raise VBenchError(f"{path} is a checkpoint of {written}, this vbench reads format {FORMAT}; "
+                      "use the vbench that trained it, or train the run again with this one")
+
+
+def build_run_model(model_cfg: Model, spec: InputSpec, path: Path) -> torch.nn.Module:
     """The run's network, built as the run built it; the caller loads the weights."""
     from ..models import build_model
 
-    model_cfg = model_cfg.copy()
-    if model_cfg.get("pretrained"):
+    if isinstance(model_cfg, Library):
         # The pretrained file shaped only the initial weights and the input statistics; the
         # checkpoint replaces the weights, so it stands in for the file (no hub cache needed).
-        model_cfg.weights = str(path)
-    elif "weights" in model_cfg:
-        model_cfg.weights = None
+        model_cfg = dataclasses.replace(model_cfg,
+                                        weights=str(path) if model_cfg.pretrained else None)
     return build_model(model_cfg, spec)

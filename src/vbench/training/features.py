@@ -10,26 +10,21 @@ state_dict is the full model's, so checkpoints load into the full model unchange
 import dataclasses
 
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
 from ..core.console import console
+from ..core.schema import Dataset, Freeze, FreezeBackbone, Trainer
 from ..data import Data, Split
 from ..evaluation.forward import extract
 from ..models.freeze import head_name
 
 
-def uses_feature_cache(cfg) -> bool:
-    """Only the head learns and every epoch sees the same images (no augmentation, no mixing of
-    images)."""
-    def off(key, default):
-        return OmegaConf.select(cfg, key, default=default) in (None, "none", 0, default)
-
-    same_images = (off("dataset.augment", "none") and off("dataset.auto_augment", "none")
-                   and off("dataset.random_erasing", 0.0) and off("trainer.mixup", 0.0)
-                   and off("trainer.cutmix", 0.0))
-    enabled = OmegaConf.select(cfg, "freeze.cache", default=True)
-    return cfg.freeze.policy == "backbone" and same_images and enabled
+def uses_feature_cache(freeze: Freeze, dataset: Dataset, trainer: Trainer) -> bool:
+    """Only the head learns (freeze=backbone with freeze.cache) and every epoch sees the same
+    images (no augmentation, no mixing of images)."""
+    same_images = (dataset.augment == "none" and dataset.auto_augment == "none"
+                   and not dataset.random_erasing and not trainer.mixup and not trainer.cutmix)
+    return isinstance(freeze, FreezeBackbone) and freeze.cache and same_images
 
 
 class HeadOnFeatures(nn.Module):

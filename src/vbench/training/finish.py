@@ -17,12 +17,23 @@ import torch
 from ..core import files
 from ..core.console import console, print_summary
 from ..core.errors import VBenchError
-from ..core.rundir import held_fd
+from ..core.rundir import METRICS_FILE, held_fd
 from ..evaluation.evaluate import Evaluation
 from ..evaluation.metrics import per_class_accuracy
 from ..reports import model_card
 from ..reports.figures import Figures
-from .checkpoint import config_fingerprint
+
+
+@dataclass(frozen=True)
+class Labels:
+    """What names a run in metrics.json, finished or not: its dataset and model, its seed and
+    the user's labels (run.name, run.tags)."""
+
+    dataset: str
+    model: str
+    seed: int
+    name: str | None
+    tags: list[str]
 
 
 @dataclass
@@ -59,8 +70,8 @@ def finish(run, outcome: Outcome) -> dict:
         figures.draw()
     run.phases.lap("plots")  # with the eval.extra / eval.shift_pixels probes; in the background:
     metrics["timings"] = run.phases.timings  # only preparing the figures' data
-    model_card.write(run.dir, run.cfg, metrics)
-    files.write_json(run.dir / "metrics.json", metrics)
+    model_card.write(run.dir, metrics, run.recipe)
+    files.write_json(run.dir / METRICS_FILE, metrics)
     if background:
         try:
             figures.draw_detached(held_fd(run.dir))
@@ -77,7 +88,7 @@ def _draw_in_background(run) -> bool:
     run whose user waits at a terminal (eval.background_plots=auto), outside SLURM, whose job
     end kills what the job started. A sweep's job draws its own (a drawer beside the next job
     slowed it 3x on 2 cores), and so does a run with a tracker (it logs plots/)."""
-    setting = run.cfg.eval.background_plots
+    setting = run.eval.background_plots
     if setting is False or run.sweep_job or run.loggers.active:
         return False
     return setting is True or (console.is_terminal and "SLURM_JOB_ID" not in os.environ)
@@ -89,19 +100,19 @@ def summary(run, best: Evaluation | None, final: Evaluation, ema: dict | None = 
     params, epochs_run, best_epoch, monitor, train_time_s). Per-class accuracy and the timing
     are the best checkpoint's (the final weights' when no epoch was best). `best` and `final`
     are the trained weights; with trainer.ema, `ema` holds the EMA weights' alike."""
-    cfg, data = run.cfg, run.data
+    labels, data = run.labels, run.data
     chosen = best or final
     return {
         "status": fields.pop("status"),
-        "dataset": cfg.dataset.name,
-        "model": cfg.model.name,
+        "dataset": labels.dataset,
+        "model": labels.model,
         "device": str(data.train.x.device),
         "threads": torch.get_num_threads(),  # intra-op threads: parallel launchers lower it
         "world_size": run.world_size,  # processes of a torchrun job
         "data": {"in_memory": data.in_memory, "normalization": data.normalization},
-        "seed": cfg.trainer.seed,
-        "name": cfg.run.name,  # run.name and run.tags: the user's labels
-        "tags": list(cfg.run.tags),
+        "seed": labels.seed,
+        "name": labels.name,  # run.name and run.tags: the user's labels
+        "tags": list(labels.tags),
         **fields,
         "best": best.metrics() if best is not None else None,
         "final": final.metrics(),
@@ -115,20 +126,20 @@ def summary(run, best: Evaluation | None, final: Evaluation, ema: dict | None = 
         "sizes": {"train": len(data.train), "val": len(data.val),
                   "test": len(data.test) if data.test is not None else 0},
         "classes": data.classes,
-        "config": config_fingerprint(cfg),  # what these numbers belong to (resume.py checks it)
+        "config": run.fingerprint,  # what these numbers belong to (resume.py checks it)
         "versions": versions(),
     }
 
 
-def write_unfinished(cfg, run_dir: Path, status: str, error: str) -> None:
+def write_unfinished(labels: Labels, run_dir: Path, status: str, error: str) -> None:
     """A run that did not finish says so: metrics.json never claims completion. Best effort:
     the disk that failed the run may fail this write too, and the first error is the one to
     report."""
     with contextlib.suppress(OSError, VBenchError):
-        files.write_json(run_dir / "metrics.json", {
+        files.write_json(run_dir / METRICS_FILE, {
             "status": status, "error": error,
-            "dataset": cfg.dataset.get("name"), "model": cfg.model.get("name"),
-            "seed": cfg.trainer.get("seed"), "name": cfg.run.name, "tags": list(cfg.run.tags),
+            "dataset": labels.dataset, "model": labels.model,
+            "seed": labels.seed, "name": labels.name, "tags": list(labels.tags),
             "versions": versions(),
         })
 

@@ -58,7 +58,7 @@ class Mix:
 
 def build_mix(trainer, num_classes: int) -> Mix | None:
     """None unless trainer.mixup or trainer.cutmix is on."""
-    if not (trainer.get("mixup", 0) or trainer.get("cutmix", 0)):
+    if not (trainer.mixup or trainer.cutmix):
         return None
     return Mix(num_classes, trainer.mixup, trainer.cutmix, trainer.mixup_prob,
                trainer.mixup_switch_prob)

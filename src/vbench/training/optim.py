@@ -19,7 +19,7 @@ def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     if cfg.name not in OPTIMIZERS:
         raise choices_error("optimizer.name", cfg.name, OPTIMIZERS)
     cls = OPTIMIZERS[cfg.name]
-    kwargs = {k: v for k, v in cfg.items() if k not in _VBENCH_KEYS}
+    kwargs = {k: v for k, v in schema.values(cfg).items() if k not in _VBENCH_KEYS}
     groups = _param_groups(model, cfg)
     kwargs |= _fused(cls, groups)
     try:
@@ -44,7 +44,7 @@ def _param_groups(model: torch.nn.Module, cfg) -> list[dict]:
     """The trainable parameters; with no_decay_bias_norm, biases and normalization weights
     (every parameter with fewer than 2 dimensions, timm's rule) get no weight decay."""
     params = [p for p in model.parameters() if p.requires_grad]
-    if not cfg.get("no_decay_bias_norm", False):
+    if not cfg.no_decay_bias_norm:
         return [{"params": params}]
     return [{"params": [p for p in params if p.ndim >= 2]},
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
@@ -54,7 +54,7 @@ def build_scheduler(cfg, optimizer, epochs: int, steps_per_epoch: int):
     """Returns (scheduler or None, per_step). per_step schedulers step after every batch,
     the others after every epoch."""
     lr_scheduler = torch.optim.lr_scheduler
-    kwargs = {k: v for k, v in cfg.items() if k != "name"}
+    kwargs = {k: v for k, v in schema.values(cfg).items() if k != "name"}
     total_steps = epochs * steps_per_epoch
     if cfg.name == "none":
         return None, False

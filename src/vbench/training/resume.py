@@ -7,20 +7,18 @@ the jobs that did not finish, and `hydra.run.dir=<dir> trainer.resume=true` cont
 import json
 from pathlib import Path
 
-from omegaconf import DictConfig
-
 from ..core import files
 from ..core.errors import VBenchError
-from .checkpoint import config_fingerprint, path_of
+from ..core.rundir import METRICS_FILE
+from ..core.status import FINISHED
+from .checkpoint import check_format, path_of
 
-FINISHED = ("completed", "early_stopped", "diverged")
-from ..core.schema import RESUME_MODES  # noqa: F401  (declared once, in the schema)
 
-
-def finished_metrics(cfg: DictConfig, run_dir: Path) -> dict | None:
-    """The metrics of a finished run in `run_dir`, unless trainer.resume=false asks to redo it."""
-    path = Path(run_dir) / "metrics.json"
-    if cfg.trainer.resume is False or not path.exists():
+def finished_metrics(resume, fingerprint: dict, run_dir: Path) -> dict | None:
+    """The metrics of a finished run in `run_dir`, unless trainer.resume (`resume`) = false asks
+    to redo it; one of another config (`fingerprint`: checkpoint.config_fingerprint) is refused."""
+    path = Path(run_dir) / METRICS_FILE
+    if resume is False or not path.exists():
         return None
     try:
         metrics = json.loads(path.read_text())
@@ -28,7 +26,7 @@ def finished_metrics(cfg: DictConfig, run_dir: Path) -> dict | None:
         return None  # written atomically, so unreadable means foreign: train anew
     if metrics.get("status") not in FINISHED:
         return None
-    differences = _differences(metrics.get("config") or {}, config_fingerprint(cfg))
+    differences = _differences(metrics.get("config") or {}, fingerprint)
     if differences:
         raise VBenchError(f"{run_dir} holds a finished run of another config (differs in "
                           f"{', '.join(differences[:5])}); use another run directory, or "
@@ -36,9 +34,10 @@ def finished_metrics(cfg: DictConfig, run_dir: Path) -> dict | None:
     return metrics
 
 
-def resume_state(cfg: DictConfig, run_dir: Path) -> dict | None:
-    """last.pt of an unfinished run of the same config, or None to start at epoch 1."""
-    mode, last = cfg.trainer.resume, path_of(run_dir, "final")
+def resume_state(mode, fingerprint: dict, run_dir: Path) -> dict | None:
+    """last.pt of an unfinished run of the same config (`fingerprint`), or None to start at
+    epoch 1; `mode` is trainer.resume."""
+    last = path_of(run_dir, "final")
     if mode is False:
         return None
     if not last.exists():
@@ -47,7 +46,8 @@ def resume_state(cfg: DictConfig, run_dir: Path) -> dict | None:
                               "finish an epoch there; use trainer.resume=auto to start it anew")
         return None
     state = files.load_torch(last)
-    differences = _differences(state.get("config", {}), config_fingerprint(cfg))
+    check_format(state, last)
+    differences = _differences(state.get("config", {}), fingerprint)
     if differences:
         raise VBenchError(f"{last} belongs to a run with another config (differs in "
                           f"{', '.join(differences)}); use another run directory, or "

@@ -13,6 +13,7 @@ with status "completed" (or "early_stopped") means every other file is complete.
 
 import contextlib
 import csv
+import dataclasses
 import io
 import math
 import shutil
@@ -25,7 +26,16 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ..core import files
-from ..core.columns import EPOCH_COLUMNS, epoch_columns
+from ..core.columns import (
+    ACCURACY,
+    EMA_VAL_ACC,
+    EMA_VAL_LOSS,
+    EPOCH_COLUMNS,
+    LOSS,
+    MONITORS,
+    TRAIN_LOSS,
+    epoch_columns,
+)
 from ..core.console import console, epoch_progress, run_log
 from ..core.device import (
     auto_precision,
@@ -35,8 +45,17 @@ from ..core.device import (
 )
 from ..core.errors import VBenchError
 from ..core.pause import pause_at
-from ..core.rundir import exclusive, remove_stale_temps
-from ..core.schema import MONITORS, validate
+from ..core.rundir import (
+    HISTORY_FILE,
+    HYDRA_DIR,
+    LOCK_FILE,
+    LOG_FILE,
+    PLOTS_DIR,
+    exclusive,
+    remove_stale_temps,
+)
+from ..core.schema import Eval, Root, Trainer, typed
+from ..core.status import COMPLETED, DIVERGED, EARLY_STOPPED, FAILED, INTERRUPTED
 from ..data import Data, load_data
 from ..evaluation.evaluate import Evaluation, evaluate
 from ..evaluation.forward import predict
@@ -47,11 +66,12 @@ from ..models.freeze import apply_freeze
 from ..models.sklearn import fit_baseline, is_sklearn
 from ..reports.analysis import Trained, analyze, keep_initial, load_extra
 from ..reports.figures import Figures, draw_left_over
+from ..reports.model_card import Recipe
 from . import checkpoint, distributed
 from .compile import compile_if_faster, compile_mode
 from .ema import WeightsEma
 from .features import cache_features, full_model, uses_feature_cache
-from .finish import Outcome, finish, write_unfinished
+from .finish import Labels, Outcome, finish, write_unfinished
 from .loop import EarlyStopping, StepRecipe, optimizer_steps, train_one_epoch
 from .mix import build_mix
 from .optim import build_optimizer, build_scheduler
@@ -59,15 +79,17 @@ from .resume import finished_metrics, resume_state
 from .timing import Phases
 
 
-def run(cfg: DictConfig, run_dir: Path, sweep_job: bool = False) -> dict:
-    """Train and evaluate one configuration; returns what metrics.json holds. A refusal before
+def run(cfg: DictConfig | Root, run_dir: Path, sweep_job: bool = False) -> dict:
+    """Train and evaluate one configuration (composed by Hydra, or already typed); returns
+    what metrics.json holds. This is where a run's config becomes typed (schema.typed): the
+    steps below get the sections they need. A refusal before
     the run produced anything (missing data, a split that cannot be made) removes the run
     directory, unless the run is a `sweep_job` (the sweep's summary lists it as failed). A
     sweep's job draws its figures in its own process, which trains the next job (a drawer
     beside it slowed a 4-job CPU sweep's training 3x); a single run draws them after
     metrics.json in the background (eval.background_plots)."""
     run_dir = Path(run_dir)
-    validate(cfg)  # bad input changes nothing on disk, a finished run's files included
+    cfg = typed(cfg)  # bad input changes nothing on disk, a finished run's files included
     main = distributed.is_main()  # under torchrun, rank 0 alone touches the run directory
     refused = []
     try:
@@ -78,12 +100,14 @@ def run(cfg: DictConfig, run_dir: Path, sweep_job: bool = False) -> dict:
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _guarded(cfg: DictConfig, run_dir: Path, main: bool, refused: list | None,
+def _guarded(cfg: Root, run_dir: Path, main: bool, refused: list | None,
              sweep_job: bool) -> dict:
     """The run, with how it ends when it does not finish: interrupted or failed in
     metrics.json; or, refused before it produced anything, no run directory at all (appended
     to `refused`, run() removes it; None: record the refusal as a failure)."""
-    done = finished_metrics(cfg, run_dir)  # refuses a finished run of another config
+    fingerprint, labels = checkpoint.config_fingerprint(cfg), _labels(cfg)
+    # a finished run of another config is refused
+    done = finished_metrics(cfg.trainer.resume, fingerprint, run_dir)
     if done is not None:
         if main:
             draw_left_over(run_dir)
@@ -98,8 +122,8 @@ def _guarded(cfg: DictConfig, run_dir: Path, main: bool, refused: list | None,
         metrics = _run(cfg, run_dir, loggers, sweep_job)
     except KeyboardInterrupt:
         if main:
-            write_unfinished(cfg, run_dir, "interrupted", "interrupted by the user")
-        loggers.close("interrupted")
+            write_unfinished(labels, run_dir, INTERRUPTED, "interrupted by the user")
+        loggers.close(INTERRUPTED)
         distributed.close(finished=False)
         raise
     except Exception as e:
@@ -107,8 +131,8 @@ def _guarded(cfg: DictConfig, run_dir: Path, main: bool, refused: list | None,
                 and _holds_only_its_start(run_dir)):
             refused.append(run_dir)
         elif main:
-            write_unfinished(cfg, run_dir, "failed", f"{type(e).__name__}: {e}")
-        loggers.close("failed")
+            write_unfinished(labels, run_dir, FAILED, f"{type(e).__name__}: {e}")
+        loggers.close(FAILED)
         distributed.close(finished=False)
         raise
     distributed.close(finished=True)
@@ -117,7 +141,7 @@ def _guarded(cfg: DictConfig, run_dir: Path, main: bool, refused: list | None,
 
 # What a run directory holds before the run produced anything: Hydra's record of the config,
 # the log and the lock.
-_START_FILES = {".hydra", "vbench.log", ".lock"}
+_START_FILES = {HYDRA_DIR, LOG_FILE, LOCK_FILE}
 
 
 def _holds_only_its_start(run_dir: Path) -> bool:
@@ -132,19 +156,29 @@ def _owned(run_dir: Path, log_every_s):
         yield
 
 
-def _run(cfg: DictConfig, run_dir: Path, loggers: Loggers, sweep_job: bool) -> dict:
+def _labels(cfg: Root) -> Labels:
+    return Labels(cfg.dataset.name, cfg.model.name, cfg.trainer.seed, cfg.run.name,
+                  list(cfg.run.tags))
+
+
+def _run(cfg: Root, run_dir: Path, loggers: Loggers, sweep_job: bool) -> dict:
     run = _prepare(cfg, run_dir, loggers)
     run.sweep_job = sweep_job
-    outcome = _fit_baseline(run) if is_sklearn(cfg.model) else _fit_network(run)
+    outcome = _fit_baseline(cfg, run) if is_sklearn(cfg.model) else _fit_network(cfg, run)
     # Evaluation and every file are rank 0's; the other ranks get its metrics.
     return distributed.broadcast(finish(run, outcome) if distributed.is_main() else None)
 
 
 @dataclass
 class Run:
-    """What the steps of one run share."""
+    """What the steps of one run share: the sections of its config they all read, and what
+    preparing it produced. The steps in this file get the typed config (`cfg`) as well."""
 
-    cfg: DictConfig
+    trainer: Trainer
+    eval: Eval
+    labels: Labels  # what names the run in metrics.json and the summaries
+    fingerprint: dict  # the config its numbers belong to (checkpoint.config_fingerprint)
+    recipe: Recipe  # how it trained, for model_card.md
     dir: Path
     loggers: Loggers
     phases: Phases = field(default_factory=Phases)  # seconds per phase, for metrics.json
@@ -159,10 +193,13 @@ class Run:
     compile: dict | None = None  # trainer.compile's measurement (compile.py), for metrics.json
 
 
-def _prepare(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> Run:
-    run = Run(cfg, run_dir, loggers)
-    run.resumed = resume_state(cfg, run_dir)  # a foreign or corrupt last.pt fails before any work
+def _prepare(cfg: Root, run_dir: Path, loggers: Loggers) -> Run:
     t = cfg.trainer
+    run = Run(t, cfg.eval, _labels(cfg), checkpoint.config_fingerprint(cfg),
+              Recipe(cfg.model.arch, cfg.optimizer.name, cfg.scheduler.name, t.epochs,
+                     t.batch_size, cfg.freeze.policy, cfg.dataset.augment), run_dir, loggers)
+    # a foreign or corrupt last.pt fails before any work
+    run.resumed = resume_state(t.resume, run.fingerprint, run_dir)
     run.device = distributed.device_for(resolve_device(t.device))
     if run.device.type == "cuda":
         torch.empty(0, device=run.device)  # CUDA's context, made here so `device` times it
@@ -172,51 +209,54 @@ def _prepare(cfg: DictConfig, run_dir: Path, loggers: Loggers) -> Run:
     torch.manual_seed(t.seed)  # weight init; batch order has its own generator (_epochs)
     run.data = load_data(cfg.dataset, run.device)
     if distributed.is_main():  # after the data: a refused dataset leaves no tracker run behind
-        loggers.start(cfg, run_dir)  # a logger whose package is missing fails here
+        # a logger whose package is missing fails here
+        loggers.start(cfg.logger, dataclasses.asdict(cfg), run_dir)
     run.phases.lap("data")
-    run.about = checkpoint.describe(cfg, run.data)
+    run.about = checkpoint.describe(run.fingerprint, run.data)
     run.world_size = distributed.world_size()
     return run
 
 
-def _fit_baseline(run: Run) -> Outcome | None:
+def _fit_baseline(cfg: Root, run: Run) -> Outcome | None:
     """A scikit-learn baseline: one fit (rank 0's alone), no epochs, best = final."""
     if not distributed.is_main():
         return None
     run.amp_dtype, run.precision_reason = None, "scikit-learn: the estimator's own (numpy)"
     start = time.perf_counter()
-    model = fit_baseline(run.cfg, run.data)
+    model = fit_baseline(cfg.model, run.trainer, run.data)
     train_time = time.perf_counter() - start
     run.phases.lap("training")
-    result = evaluate(model, run.data, run.cfg.trainer.eval_batch_size, None)
+    result = evaluate(model, run.data, run.trainer.eval_batch_size, None)
     checkpoint.save_fitted(run.dir, model.checkpoint_state(), run.about)
-    return Outcome(model, result, result, "completed", epochs_run=1, best_epoch=1, monitor=None,
-                   train_time_s=train_time, analysis=lambda: ({}, _confusion_only(run, result)))
+    return Outcome(model, result, result, COMPLETED, epochs_run=1, best_epoch=1, monitor=None,
+                   train_time_s=train_time,
+                   analysis=lambda: ({}, _confusion_only(cfg, run, result)))
 
 
-def _confusion_only(run: Run, result: Evaluation) -> Figures:
+def _confusion_only(cfg: Root, run: Run, result: Evaluation) -> Figures:
     figures, data = Figures(run.dir), run.data
     if result.test_logits is not None:
         figures.add("plot_confusion", data.test.y.cpu().numpy(),
                     result.test_logits.argmax(1).cpu().numpy(), data.classes,
-                    f"{run.cfg.model.name}, test split", run.dir / "plots/confusion.png")
+                    f"{cfg.model.name}, test split", run.dir / PLOTS_DIR / "confusion.png")
     return figures
 
 
-def _fit_network(run: Run) -> Outcome | None:
+def _fit_network(cfg: Root, run: Run) -> Outcome | None:
     """Build the network, train it over epochs, and (rank 0) evaluate its best and final
     weights; None on the other ranks of a torchrun job."""
-    cfg, data = run.cfg, run.data
-    extra = load_extra(cfg, data, run.device)  # before training, so a shape mismatch fails now
+    data = run.data
+    # before training, so a shape mismatch fails now
+    extra = load_extra(cfg.eval.extra, cfg.dataset, data, run.device)
     model = build_model(cfg.model, InputSpec.of(data)).to(run.device)
-    initial = keep_initial(cfg, model)  # the untrained weights, for t-SNE and weight plots
+    initial = keep_initial(cfg.eval.plots, model)  # the untrained weights, for t-SNE, weights
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     apply_freeze(model, cfg.freeze)
     if cfg.trainer.precision == "auto":
         run.amp_dtype, run.precision_reason = auto_precision(run.device,
                                                              count_params(model)["total"])
-    training = _training(run, model)
+    training = _training(cfg, run, model)
     title = (f"{cfg.model.name} on {cfg.dataset.name}: {len(data.train)} train / {len(data.val)} "
              f"val images, {run.device}, up to {cfg.trainer.epochs} epochs")
     batches = training.data.train.num_batches(cfg.trainer.batch_size, drop_single=True,
@@ -232,8 +272,9 @@ def _fit_network(run: Run) -> Outcome | None:
     trained = Trained(model, history, stopper.best_epoch,
                       best.test_logits if best is not None else None, initial, extra)
     return Outcome(model, best, final, status, len(history), stopper.best_epoch,
-                   cfg.trainer.monitor, train_time,
-                   analysis=lambda: analyze(cfg, run.dir, data, trained, run.amp_dtype), ema=ema)
+                   cfg.trainer.monitor, train_time, ema=ema,
+                   analysis=lambda: analyze(cfg.eval, cfg.trainer, run.dir, data, trained,
+                                            run.amp_dtype))
 
 
 @dataclass
@@ -247,8 +288,8 @@ class Training:
     cache_s: float  # seconds the feature cache took (training time)
 
 
-def _training(run: Run, model: nn.Module) -> Training:
-    cfg, t = run.cfg, run.cfg.trainer
+def _training(cfg: Root, run: Run, model: nn.Module) -> Training:
+    t = cfg.trainer
     optimizer = build_optimizer(cfg.optimizer, model)
     steps = optimizer_steps(run.data.train, t.batch_size, t.accumulate, run.world_size)
     scheduler, per_step = build_scheduler(cfg.scheduler, optimizer, t.epochs, steps)
@@ -256,7 +297,7 @@ def _training(run: Run, model: nn.Module) -> Training:
     # A frozen backbone without augmentation runs once; only its head trains (features.py).
     start = time.perf_counter()
     trainee, fit_data = model, run.data
-    if uses_feature_cache(cfg):
+    if uses_feature_cache(cfg.freeze, cfg.dataset, t):
         trainee, fit_data = cache_features(model, run.data, t.eval_batch_size, run.amp_dtype)
     cache_s = time.perf_counter() - start
     scaler = torch.amp.GradScaler(run.device.type, enabled=run.amp_dtype == torch.float16)
@@ -283,10 +324,10 @@ def _epochs(run: Run, training: Training, report):
     """The epoch loop: train, validate, keep the best checkpoint, stop early or on divergence.
     An interrupted run's last.pt (run.resumed) puts every piece of state back first; each
     epoch's row goes to the console (`report`) and the experiment trackers."""
-    t, main = run.cfg.trainer, distributed.is_main()
+    t, main = run.trainer, distributed.is_main()
     generator = torch.Generator(device=training.data.train.x.device).manual_seed(t.seed)
     stopper = EarlyStopping(MONITORS[t.monitor], t.patience, t.min_delta)
-    history, status, first_epoch = [], "completed", 1
+    history, status, first_epoch = [], COMPLETED, 1
     live = {"model": training.model, "optimizer": training.recipe.optimizer,
             "scheduler": training.scheduler, "stopper": stopper, "history": history,
             "generator": generator, "ema": training.recipe.ema}  # what last.pt holds
@@ -294,25 +335,25 @@ def _epochs(run: Run, training: Training, report):
     if run.resumed is not None:
         restored, first_epoch = checkpoint.restore_last(run.resumed, live)
         history.extend(restored)
-        _write_history(history, run.dir / "history.csv", columns)  # a kill may have cut it
+        _write_history(history, run.dir / HISTORY_FILE, columns)  # a kill may have cut it
         if stopper.should_stop:
-            status = "early_stopped"
+            status = EARLY_STOPPED
     report.restored(len(history), checkpoint.path_of(run.dir, "final"))
     for row in history:
         run.loggers.log_epoch(row)
     for epoch in range(first_epoch, t.epochs + 1):
-        if status != "completed":
+        if status != COMPLETED:
             break
         row = _epoch(run, training, epoch, generator, report)
         history.append(row)
         report(row)
         run.loggers.log_epoch(row)
         if main:
-            _write_history(history, run.dir / "history.csv", columns)
-        if not math.isfinite(row["train_loss"]):
-            console.print(f"diverged: the training loss is {row['train_loss']} at epoch {epoch}",
+            _write_history(history, run.dir / HISTORY_FILE, columns)
+        if not math.isfinite(row[TRAIN_LOSS]):
+            console.print(f"diverged: the training loss is {row[TRAIN_LOSS]} at epoch {epoch}",
                           highlight=False)
-            status = "diverged"
+            status = DIVERGED
             break
         if stopper.update(row[t.monitor], epoch) and main:
             checkpoint.save_best(run.dir, training.model, epoch, t.monitor, stopper.best,
@@ -323,7 +364,7 @@ def _epochs(run: Run, training: Training, report):
         if stopper.should_stop:
             console.print(f"early stopping: {t.monitor} has not improved for {t.patience} epochs; "
                           f"best epoch {stopper.best_epoch}", highlight=False, soft_wrap=True)
-            status = "early_stopped"
+            status = EARLY_STOPPED
             break
     return history, status, stopper
 
@@ -331,7 +372,7 @@ def _epochs(run: Run, training: Training, report):
 def _epoch(run: Run, training: Training, epoch: int, generator, report) -> dict:
     """One epoch: a training pass, then the whole val split (rank 0's, shared with every rank,
     so early stopping and the best epoch are one decision); its history.csv row."""
-    t, recipe = run.cfg.trainer, training.recipe
+    t, recipe = run.trainer, training.recipe
     start = time.perf_counter()
     lr = recipe.optimizer.param_groups[0]["lr"]
     train_loss, train_acc = distributed.mean_over_ranks(*train_one_epoch(
@@ -348,20 +389,20 @@ def _epoch(run: Run, training: Training, epoch: int, generator, report) -> dict:
                                                      t.eval_batch_size, run.amp_dtype),
                                              val_split.y)
     val = distributed.broadcast(val)
-    values = (epoch, train_loss, train_acc, val["loss"], val["accuracy"], lr,
+    values = (epoch, train_loss, train_acc, val[LOSS], val[ACCURACY], lr,
               time.perf_counter() - start)
     row = dict(zip(EPOCH_COLUMNS, values, strict=True))
     if recipe.ema is None:
         return row
     ema_val = distributed.broadcast(ema_val)
-    row |= {"ema_val_loss": ema_val["loss"], "ema_val_acc": ema_val["accuracy"]}
+    row |= {EMA_VAL_LOSS: ema_val[LOSS], EMA_VAL_ACC: ema_val[ACCURACY]}
     return {column: row[column] for column in epoch_columns(True)}
 
 
 def _best_and_final(run: Run, model: nn.Module, best_epoch: int, epochs_run: int):
     """Final = the weights after the last epoch; best = the epoch the val metric chose (the
     same weights, evaluated once, when the last epoch was the best; None when none was)."""
-    batch_size = run.cfg.trainer.eval_batch_size
+    batch_size = run.trainer.eval_batch_size
     final = evaluate(model, run.data, batch_size, run.amp_dtype)
     if best_epoch == epochs_run:
         return final, final
@@ -377,13 +418,13 @@ def _ema_best_and_final(run: Run, ema: WeightsEma | None, best_epoch: int,
     best epoch is best.pt's `model_ema`); None without trainer.ema."""
     if ema is None:
         return None
-    batch_size, model = run.cfg.trainer.eval_batch_size, full_model(ema.module)
+    batch_size, model = run.trainer.eval_batch_size, full_model(ema.module)
     final = evaluate(model, run.data, batch_size, run.amp_dtype)
     best = final if best_epoch == epochs_run else None
     if best_epoch and best is None:
         model.load_state_dict(files.load_torch(checkpoint.path_of(run.dir, "best"))["model_ema"])
         best = evaluate(model, run.data, batch_size, run.amp_dtype)
-    return {"decay": run.cfg.trainer.ema, "best": best.metrics() if best is not None else None,
+    return {"decay": run.trainer.ema, "best": best.metrics() if best is not None else None,
             "final": final.metrics()}
 
 

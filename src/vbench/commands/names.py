@@ -10,26 +10,18 @@ name holds at most 255 bytes, and a sweep with a dozen overrides went past it.
 
 import hashlib
 import re
-from functools import cache
-from importlib import resources
 
 from omegaconf import OmegaConf
 
+from ..core.schema import config_groups
+
 MAX_LENGTH = 60  # characters of the name part (the timestamp comes before it)
 JOB_DIR_LENGTH = 150  # characters of a sweep job's override_dirname (its number comes before)
-# The groups named after the dataset and model, in this order; Hydra's own groups never.
-GROUPS = ("optimizer", "scheduler", "freeze", "regularization", "variant", "experiment",
-          "hparams_search", "debug")
+# The order in which a name lists the chosen options after the dataset and model (the study's
+# parts before the experiment that holds them); loggers change no result, so never.
+NAME_ORDER = ("optimizer", "scheduler", "freeze", "regularization", "variant", "experiment",
+              "hparams_search", "debug")
 NAMED_BY_KEY = ("timm", "torchvision")  # model options whose model.name says which network
-
-
-@cache
-def default_choices() -> dict[str, str | None]:
-    """group -> default option, from the defaults list of the packaged config.yaml."""
-    text = resources.files("vbench.conf").joinpath("config.yaml").read_text()
-    defaults = OmegaConf.to_container(OmegaConf.create(text).defaults)
-    return {k: v for entry in defaults if isinstance(entry, dict)
-            for k, v in entry.items() if not k.startswith("override")}
 
 
 def run_name(choices, model_name: str | None = None, label: str | None = None) -> str:
@@ -41,9 +33,9 @@ def run_name(choices, model_name: str | None = None, label: str | None = None) -
     model = choices.get("model") or "model"
     if model in NAMED_BY_KEY and model_name:
         model = f"{model}-{model_name}"
-    defaults = default_choices()
+    defaults = config_groups()
     parts = [choices.get("dataset") or "data", model]
-    parts += [str(choices[g]) for g in GROUPS
+    parts += [str(choices[g]) for g in NAME_ORDER
               if choices.get(g) is not None and choices.get(g) != defaults.get(g)]
     return _cut(_safe("_".join(parts)))
 
