@@ -10,6 +10,7 @@ import torch
 
 from conftest import make_cfg
 from vbench.core.files import load_torch
+from vbench.core.schema import Optimizer, typed
 from vbench.models import InputSpec, build_model
 from vbench.training.optim import build_optimizer
 
@@ -50,7 +51,7 @@ def test_every_scheduler_shapes_the_logged_lr(run_vbench, name, check):
 def test_no_decay_bias_norm_splits_parameter_groups():
     cfg = make_cfg("optimizer=adamw", "optimizer.no_decay_bias_norm=true")
     model = build_model(cfg.model, InputSpec(1, 8, 10))
-    optimizer = build_optimizer(cfg.optimizer, model)
+    optimizer = build_optimizer(typed(cfg).optimizer, model)
     decayed, plain = optimizer.param_groups
     assert decayed["weight_decay"] == 1e-2 and plain["weight_decay"] == 0.0
     assert all(p.ndim == 2 for p in decayed["params"]) and all(p.ndim == 1 for p in plain["params"])
@@ -134,12 +135,11 @@ def test_early_stopping_is_announced(run_vbench, capsys):
 def test_fused_optimizer_kernels_where_torch_has_them():
     """fused=True on CUDA (one kernel for every parameter); CPU keeps torch's default."""
     import torch
-    from omegaconf import OmegaConf
 
     from vbench.training.optim import _fused, build_optimizer
 
     model = torch.nn.Linear(4, 2)
-    adam = OmegaConf.create({"name": "adam", "lr": 1e-3})
+    adam = Optimizer(name="adam", lr=1e-3)
     assert not build_optimizer(adam, model).defaults.get("fused")
     cuda_param = torch.nn.Parameter(torch.zeros(1))
     cuda_param.__class__ = type("OnCuda", (torch.nn.Parameter,), {"is_cuda": True})
