@@ -1,7 +1,6 @@
 """The config arrives typed (issue 27): one conversion at the edge, the schema the only source
 of a default, checkpoints with a format version, Hydra's private API in one adapter."""
 
-import ast
 import dataclasses
 import re
 import subprocess

@@ -117,9 +117,8 @@ def test_frozen_backbone_trains_through_the_cache_with_the_uncached_numbers(run_
 
 
 def test_cache_only_without_augmentation_and_only_for_a_frozen_backbone():
-    from vbench.training.features import uses_feature_cache
-
     from vbench.core.schema import typed
+    from vbench.training.features import uses_feature_cache
 
     def caches(*overrides):
         cfg = typed(make_cfg(*overrides))

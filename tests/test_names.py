@@ -8,8 +8,8 @@ from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 
 import vbench.commands.names  # noqa: F401  (the resolver, as cli.py registers it)
-from vbench.reports.leaderboard import leaderboard_tables, summarize
 from vbench.commands.names import JOB_DIR_LENGTH, MAX_LENGTH, run_name
+from vbench.reports.leaderboard import leaderboard_tables, summarize
 
 
 def run_dir_name(*overrides: str) -> str:

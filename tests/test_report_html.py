@@ -16,9 +16,9 @@ from test_report import (
     fake_run,
     sweep,  # noqa: F401 - the fixture: 4 finished, 1 failed, 1 missing job
 )
+from vbench.commands.report import SweepSummary, main
 from vbench.reports import table as columns
 from vbench.reports.html import write_html_report
-from vbench.commands.report import SweepSummary, main
 from vbench.reports.leaderboard import leaderboard_tables, summarize
 
 

@@ -10,8 +10,8 @@ import pytest
 from rich.console import Console
 
 from test_report import fake_run
-from vbench.core.console import summary_table
 from vbench.commands.report import main
+from vbench.core.console import summary_table
 from vbench.reports.leaderboard import leaderboard_tables, summarize
 
 WIDTHS = [80, 100, 160]
