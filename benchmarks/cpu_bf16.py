@@ -25,11 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 AT_32PX = {"resnet18": ["model.input_size=null"]}  # its default resizes to 224 px
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
-import torch  # noqa: E402
-from hydra import compose, initialize_config_module  # noqa: E402
+import torch
+from hydra import compose, initialize_config_module
 
-from vbench.core.device import _cpu_has_bf16  # noqa: E402
-from vbench.models import InputSpec, build_model  # noqa: E402
+from vbench.core.device import _cpu_has_bf16
+from vbench.models import InputSpec, build_model
 
 MODELS = ("simple_cnn", "convnet", "cnn", "resnet18")
 SPEC = InputSpec(3, 32, 10)
@@ -62,7 +62,7 @@ def step_ms(arch: str, bf16: bool, steps: int) -> float:
 
 
 def whole_runs(args) -> None:
-    from formats import write_cifar10
+    from helpers.formats import write_cifar10
     from vbench.core.console import console
     from vbench.training.run import run
 

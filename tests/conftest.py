@@ -1,20 +1,13 @@
 """Tests compose the real config shipped in the package, shrink it, and run real trainings
-with the run directory under tmp_path."""
+with the run directory under tmp_path. The fixtures are here; what tests share besides them
+is in helpers/, which every test module imports (never another test module)."""
 
 import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
 
-# Small enough for a 2-core CI, large enough that accuracy well above chance is meaningful.
-# Figures drawn before run() returns: the tests read plots/ right after.
-TINY = ["trainer.device=cpu", "trainer.precision=32", "eval.background_plots=false"]
-
-
-def make_cfg(*overrides: str):
-    with initialize_config_module("vbench.conf", version_base="1.3"):
-        return compose("config", overrides=[*TINY, *overrides])
+from helpers import fake_run, make_cfg
 
 
 @pytest.fixture
@@ -32,25 +25,13 @@ def run_vbench(tmp_path):
     return _run
 
 
-def png_ok(path: Path) -> bool:
-    """A real, non-trivial PNG file."""
-    data = path.read_bytes()
-    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
-
-
-def start_paused(command: list[str], point: str, cwd: Path, env: dict | None = None):
-    """Start `command` (a vbench run) that waits at `point` (vbench/core/pause.py) and return the
-    process once it waits there: a signal sent now arrives at that point on any machine."""
-    import os
-    import subprocess
-
-    env = {**(os.environ if env is None else env), "VBENCH_PAUSE_AT": point}
-    env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    seen = []
-    for line in proc.stderr:  # ends when the process does
-        if line.startswith(f"vbench: paused at {point} "):
-            return proc
-        seen.append(line)
-    raise AssertionError(f"never paused at {point} (exit {proc.wait()}): {''.join(seen)[-2000:]}")
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    """A hand-made sweep directory: 4 finished, 1 failed, 1 killed job (no metrics.json)."""
+    sweep = tmp_path / "sweep"
+    for i, (seed, acc) in enumerate([(0, 0.70), (1, 0.80), (2, 0.90)]):
+        fake_run(sweep / f"{i}_mlp", ["model=mlp", f"trainer.seed={seed}"], acc, params=1000)
+    fake_run(sweep / "3_cnn", ["model=cnn", "trainer.seed=0"], 0.95, params=50_000)
+    fake_run(sweep / "4_bad", ["model=cnn", "model.depth=99", "trainer.seed=0"], status="failed")
+    fake_run(sweep / "5_killed", ["model=cnn", "model.depth=3", "trainer.seed=0"])
+    return sweep

@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from conftest import make_cfg, png_ok
+from helpers import make_cfg, png_ok
 from vbench.core.errors import VBenchError
 from vbench.data import load_data
 from vbench.reports.analysis import load_extra, shift_images
@@ -80,7 +80,7 @@ def test_shift_images_moves_content_and_fills_with_black():
 
 def test_mnist_model_evaluated_on_fashion_mnist(run_vbench, tmp_path):
     """Seed 000: an MNIST-trained MLP scored on Fashion-MNIST; both accuracies are recorded."""
-    from formats import write_mnist
+    from helpers.formats import write_mnist
 
     write_mnist(tmp_path / "data", "MNIST")
     write_mnist(tmp_path / "data", "FashionMNIST", gz=False)

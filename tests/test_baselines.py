@@ -5,8 +5,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 
-from conftest import make_cfg
-from test_run import METRIC_KEYS
+from helpers import METRIC_KEYS, make_cfg
 from vbench.data import load_data
 
 

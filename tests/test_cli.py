@@ -1,20 +1,10 @@
 """The installed `vbench` command, run as a user would, from a directory that is not the repo."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-VBENCH = Path(sys.executable).with_name("vbench")
-
-
-def vbench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run([str(VBENCH), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+from helpers import vbench
 
 
 def test_cli_smoke_run_from_another_directory(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import vbench
-from conftest import make_cfg
+from helpers import make_cfg
 from vbench.core import schema
 from vbench.training import checkpoint
 from vbench.training.run import run

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_cfg
-from formats import (
+from helpers import make_cfg
+from helpers.formats import (
     CIFAR10_NAMES,
     write_cifar10,
     write_cifar100,
@@ -372,7 +372,7 @@ def test_the_default_val_split_is_a_share_of_any_pool(tmp_path):
     """2,000 MNIST-format images with subset_per_class=100 (a CI smoke run) and a 2,000-image
     CIFAR folder run with their defaults: val is the standard split's share (5,000 of 60,000;
     5,000 of 50,000), not a count taken from the full dataset."""
-    from formats import write_cifar10, write_mnist
+    from helpers.formats import write_cifar10, write_mnist
 
     write_mnist(tmp_path / "m", train=2000, test=100)
     mnist = load("dataset=mnist", f"dataset.root={tmp_path / 'm'}", "dataset.subset_per_class=100")

@@ -2,27 +2,18 @@
 traceback. Each is one line naming the key or file and the fix, or simply works."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from hydra._internal.utils import get_args_parser
 
-from formats import write_imagefolder
+from helpers import VBENCH, vbench
+from helpers.formats import write_imagefolder
 from vbench.commands.preflight import check_command_line
 from vbench.core.errors import VBenchError
 
-VBENCH = Path(sys.executable).with_name("vbench")
 FAST = ["trainer.epochs=1", "trainer.device=cpu", "trainer.precision=32", "eval.plots=[]",
         "dataset.image_size=8", "model.depth=1", "model.width=8"]
-
-
-def vbench(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | env
-    return subprocess.run([str(VBENCH), *args], cwd=cwd, env=environment, capture_output=True,
-                          text=True, timeout=300, check=False)
 
 
 def refusal(*overrides: str) -> str:
@@ -73,16 +64,15 @@ def test_the_readme_imagefolder_example_runs_with_a_tilde(tmp_path):
     write_imagefolder(home / "photos", splits=("train", "test"), classes=("cat", "dog"),
                       per_class=6)
     done = vbench("dataset=imagefolder", "dataset.root=~/photos", *FAST,
-                  "hydra.run.dir=run", cwd=tmp_path, HOME=str(home))
+                  "hydra.run.dir=run", cwd=tmp_path, env={"HOME": str(home)})
     assert done.returncode == 0, done.stderr
     metrics = json.loads((tmp_path / "run/metrics.json").read_text())
     assert metrics["status"] == "completed"
     assert metrics["config"]["dataset"]["root"] == str(home / "photos")
     # vbench-eval's overrides alike
-    evaluated = subprocess.run([str(VBENCH.with_name("vbench-eval")), "run", "dataset=imagefolder",
-                                "dataset.root=~/photos", "dataset.image_size=8"],
-                               cwd=tmp_path, env=os.environ | {"HOME": str(home)},
-                               capture_output=True, text=True, timeout=300, check=False)
+    evaluated = vbench("run", "dataset=imagefolder", "dataset.root=~/photos",
+                       "dataset.image_size=8", program=VBENCH.with_name("vbench-eval"),
+                       cwd=tmp_path, env={"HOME": str(home)})
     assert evaluated.returncode == 0, evaluated.stderr
     assert (tmp_path / "run/eval").is_dir()
 
@@ -131,7 +121,7 @@ def test_a_damaged_image_while_streaming_is_one_line_naming_it(tmp_path, split, 
 
 def test_an_image_that_vanishes_while_streaming_is_one_line_naming_it(tmp_path):
     """Listed when the run started, gone when a worker reads it."""
-    from conftest import make_cfg
+    from helpers import make_cfg
     from vbench.data.imagefolder import read_imagefolder
 
     root = tmp_path / "images"

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import make_cfg
+from helpers import make_cfg
 from vbench.core.errors import VBenchError
 from vbench.training.run import run
 

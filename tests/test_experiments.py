@@ -9,8 +9,8 @@ from hydra import compose, initialize_config_module
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from formats import write_cifar10, write_mnist
-from test_cli import vbench
+from helpers import vbench
+from helpers.formats import write_cifar10, write_mnist
 from vbench.training.run import run
 
 PRESETS = sorted(p.stem for p in (Path(__file__).parents[1] / "src/vbench/conf/experiment")

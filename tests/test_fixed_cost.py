@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import make_cfg, png_ok
+from helpers import make_cfg, png_ok, vbench
 from vbench.core.rundir import exclusive, wait_for_figures
 from vbench.reports.figures import ARRAYS, SPEC
 
@@ -19,10 +19,8 @@ DEFAULT_PLOTS = tuple(make_cfg().eval.plots)
 
 
 def _vbench(tmp_path: Path, run_dir: Path, *overrides: str, env: dict | None = None):
-    return subprocess.run([sys.executable, "-m", "vbench", "debug=smoke", "trainer.epochs=2",
-                           f"hydra.run.dir={run_dir}", *overrides], cwd=tmp_path,
-                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          check=False)
+    return vbench("-m", "vbench", "debug=smoke", "trainer.epochs=2", f"hydra.run.dir={run_dir}",
+                  *overrides, program=sys.executable, cwd=tmp_path, env=env, timeout=None)
 
 
 def _until(condition, what: str, limit_s: float = 120):

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_cfg
+from helpers import make_cfg
 from vbench.core.files import load_torch
 from vbench.models import InputSpec, build_model
 from vbench.models.freeze import apply_freeze, head_name, stem_names

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_cfg
+from helpers import make_cfg
 from vbench.commands.help import help_text
 
 ROOT = Path(__file__).parents[1]

@@ -3,14 +3,12 @@
 
 import importlib.util
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-VBENCH = Path(sys.executable).with_name("vbench")
+from helpers import vbench
 
 
 def needs(module: str):
@@ -19,10 +17,8 @@ def needs(module: str):
 
 
 def sweep(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | env
-    result = subprocess.run([str(VBENCH), "-m", "debug=smoke", "hydra.sweep.dir=sweep", *args],
-                            cwd=cwd, env=environment, capture_output=True, text=True,
-                            timeout=180, check=False)
+    result = vbench("-m", "debug=smoke", "hydra.sweep.dir=sweep", *args, cwd=cwd, env=env,
+                    timeout=180)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -80,24 +76,21 @@ def test_a_slurm_launcher_without_slurm_is_one_line_and_writes_nothing(tmp_path,
     local launcher; printing the config (--cfg) still works there."""
     bare = tmp_path / "bin"  # a PATH without sbatch or srun
     bare.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | {"PATH": str(bare)}
+    env = {"PATH": str(bare)}
     work = tmp_path / "work"
     work.mkdir()
-    done = subprocess.run([str(VBENCH), "-m", f"hydra/launcher={launcher}", "debug=smoke",
-                           "trainer.seed=0,1"], cwd=work, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = vbench("-m", f"hydra/launcher={launcher}", "debug=smoke", "trainer.seed=0,1",
+                  cwd=work, env=env, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("vbench: error: ")
     assert "sbatch" in done.stderr and "hydra/launcher=submitit_local" in done.stderr
     assert not list(work.iterdir())  # no outputs/, no sweep directory, no multirun.yaml
 
-    shown = subprocess.run([str(VBENCH), f"hydra/launcher={launcher}", "--cfg", "hydra",
-                            "-p", "hydra.launcher"], cwd=work, env=env, capture_output=True,
-                           text=True, timeout=120, check=False)
+    shown = vbench(f"hydra/launcher={launcher}", "--cfg", "hydra", "-p", "hydra.launcher",
+                   cwd=work, env=env, timeout=120)
     assert shown.returncode == 0, shown.stderr
     assert "SlurmLauncher" in shown.stdout
-    both = subprocess.run([str(VBENCH), "-m", "--cfg", "job"], cwd=work, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    both = vbench("-m", "--cfg", "job", cwd=work, env=env, timeout=120)
     assert both.returncode == 2 and both.stderr.count("\n") == 1, both.stderr
     assert "leave out -m" in both.stderr
 
@@ -147,15 +140,11 @@ def test_fill_counts_the_visible_gpus_and_pins_job_i_to_gpu_i_mod_n(monkeypatch)
 def test_the_readme_fill_example_runs_as_written(tmp_path):
     """`vbench -m experiment=fmnist_depth hydra/launcher=fill run.jobs_per_device=5`, with a
     small Fashion-MNIST in ./data (the dataset's default root)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from formats import write_mnist
+    from helpers.formats import write_mnist
 
     write_mnist(tmp_path / "data", folder="FashionMNIST", train=200, test=50)
-    environment = {k: v for k, v in os.environ.items()
-                   if k not in ("HYDRA_FULL_ERROR", "VBENCH_DATA")}
-    done = subprocess.run([str(VBENCH), "-m", "experiment=fmnist_depth", "hydra/launcher=fill",
-                           "run.jobs_per_device=5"], cwd=tmp_path, env=environment,
-                          capture_output=True, text=True, timeout=600, check=False)
+    done = vbench("-m", "experiment=fmnist_depth", "hydra/launcher=fill", "run.jobs_per_device=5",
+                  cwd=tmp_path, env={"VBENCH_DATA": None}, timeout=600)
     assert done.returncode == 0, done.stderr
     (sweep,) = (tmp_path / "outputs/sweeps").iterdir()
     jobs = job_metrics(sweep)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_report import VBENCH, vbench
+from helpers import VBENCH, vbench
 from vbench.core.errors import VBenchError
 
 
@@ -86,9 +86,9 @@ def test_sweep_with_tensorboard_and_mlflow(tmp_path, monkeypatch):
     job in a fresh SQLite store, and report.html in the sweep directory."""
     from mlflow import MlflowClient
 
-    result = vbench(str(VBENCH), "-m", "debug=smoke", "trainer.epochs=2", "model.depth=1,2",
+    result = vbench("-m", "debug=smoke", "trainer.epochs=2", "model.depth=1,2",
                     "logger=[tensorboard,mlflow]", "eval.plots=[curves,confusion]",
-                    "hydra.sweep.dir=sweep", cwd=tmp_path)
+                    "hydra.sweep.dir=sweep", cwd=tmp_path, src_first=True)
     assert result.returncode == 0, result.stderr
     assert "warning" not in result.stderr, result.stderr
     sweep = tmp_path / "sweep"

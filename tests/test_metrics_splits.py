@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 from sklearn.model_selection import train_test_split
 
-from conftest import make_cfg
+from helpers import make_cfg
 from vbench.data.digits import read_digits
 from vbench.data.splits import shuffle_split, stratified_split, stratified_subset
 from vbench.evaluation.metrics import classification_metrics, per_class_accuracy

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from conftest import make_cfg
+from helpers import make_cfg
 from vbench.core.errors import VBenchError
 from vbench.models import InputSpec, build_model
 from vbench.models.sklearn import SKLEARN_ARCHS

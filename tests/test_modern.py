@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_cfg
-from formats import write_cifar10
+from helpers import make_cfg
+from helpers.formats import write_cifar10
 from vbench.commands.help import help_text
 from vbench.core.files import load_torch
 from vbench.data.augment import (

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from formats import CIFAR10_NAMES
+from helpers.formats import CIFAR10_NAMES
 from vbench.reports import plots
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",

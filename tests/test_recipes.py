@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_cfg
+from helpers import make_cfg
 from vbench.core.files import load_torch
 from vbench.core.schema import Optimizer, typed
 from vbench.models import InputSpec, build_model
@@ -169,7 +169,7 @@ def test_the_training_loop_never_waits_for_the_gpu(recipe_keys):
     after it): the loop runs under sync debug mode "error", where a sync raises."""
     import torch
 
-    from conftest import make_cfg
+    from helpers import make_cfg
     from vbench.core.schema import validate
     from vbench.data import load_data
     from vbench.models import InputSpec, build_model

@@ -8,25 +8,17 @@ import pickle
 import shlex
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import start_paused
-from formats import write_cifar10, write_mnist
+from helpers import VBENCH, start_paused, vbench
+from helpers.formats import write_cifar10, write_mnist
 from vbench.core.rundir import wait_for_figures
 
-VBENCH = Path(sys.executable).with_name("vbench")
 # A wide MLP with Adam: checkpoints of some size; kills land at pause points (start()).
 WIDE = ["model.width=1024", "model.depth=3", "trainer.epochs=6", "eval.plots=[]",
         "trainer.device=cpu", "trainer.precision=32"]
-
-
-def vbench(*args, cwd, timeout=600) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run([str(VBENCH), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
 
 
 def start(*args, cwd, at: str) -> subprocess.Popen:
@@ -111,8 +103,7 @@ def test_an_interrupt_before_the_first_checkpoint_prints_a_command_that_works(tm
     assert not (tmp_path / "my run/checkpoints/last.pt").exists()
     command = shlex.split(message.split("continue with: ", 1)[1])
     assert command[0] == "vbench"
-    continued = subprocess.run([str(VBENCH), *command[1:]], cwd=tmp_path, capture_output=True,
-                               text=True, timeout=600, check=False)
+    continued = vbench(*command[1:], cwd=tmp_path)
     assert continued.returncode == 0, continued.stderr
     assert json.loads((tmp_path / "my run/metrics.json").read_text())["status"] == "completed"
 

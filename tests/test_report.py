@@ -4,56 +4,16 @@ arithmetic; one real multirun through the CLI tests that the summary writes itse
 import csv
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import png_ok
+from helpers import SRC, fake_run, png_ok, vbench
 from vbench.commands.report import main
 from vbench.reports.leaderboard import summarize
 
-VBENCH = Path(sys.executable).with_name("vbench")
-SRC = Path(__file__).parents[1] / "src"
 PLOTS = ["summary_val_accuracy", "summary_test_accuracy", "summary_accuracy_vs_params"]
-
-
-def fake_run(run_dir: Path, overrides: list[str], test_acc: float | None = None,
-             status: str = "completed", params: int = 1000) -> None:
-    """A run directory as vbench leaves it: a finished run, a failed one, or (test_acc None)
-    a job killed before it wrote metrics.json."""
-    (run_dir / ".hydra").mkdir(parents=True)
-    (run_dir / ".hydra/overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    if status == "failed":
-        (run_dir / "metrics.json").write_text(json.dumps({
-            "status": "failed", "error": "VBenchError: boom", "dataset": "digits",
-            "model": "mlp", "seed": 0}))
-    if test_acc is None:
-        return
-    split = {"loss": 0.5, "accuracy": test_acc, "macro_f1": test_acc - 0.01,
-             "weighted_f1": test_acc}
-    metrics = {"status": status, "dataset": "digits", "model": "mlp", "seed": 0,
-               "params": {"total": params, "trainable": params // 2}, "epochs_run": 3,
-               "best_epoch": 2, "train_time_s": 1.5, "inference_ms_per_image": 0.01,
-               "best": {"val": {**split, "accuracy": test_acc + 0.02}, "test": split},
-               "final": {"val": split, "test": {**split, "accuracy": test_acc - 0.05}}}
-    (run_dir / "metrics.json").write_text(json.dumps(metrics))
-    (run_dir / "history.csv").write_text(
-        "epoch,train_loss,train_acc,val_loss,val_acc,lr,epoch_s\n"
-        f"1,1.0,0.5,1.1,0.4,0.001,0.1\n2,0.5,0.8,0.6,{test_acc + 0.02},0.001,0.1\n"
-        f"3,0.4,0.9,0.6,{test_acc},0.001,0.1\n")
-
-
-@pytest.fixture
-def sweep(tmp_path) -> Path:
-    sweep = tmp_path / "sweep"
-    for i, (seed, acc) in enumerate([(0, 0.70), (1, 0.80), (2, 0.90)]):
-        fake_run(sweep / f"{i}_mlp", ["model=mlp", f"trainer.seed={seed}"], acc, params=1000)
-    fake_run(sweep / "3_cnn", ["model=cnn", "trainer.seed=0"], 0.95, params=50_000)
-    fake_run(sweep / "4_bad", ["model=cnn", "model.depth=99", "trainer.seed=0"], status="failed")
-    fake_run(sweep / "5_killed", ["model=cnn", "model.depth=3", "trainer.seed=0"])
-    return sweep
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -123,20 +83,13 @@ def test_several_sweeps_and_single_runs(tmp_path):
     assert rows[1]["group"] == "(defaults)"
 
 
-def vbench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
-
-
 @pytest.mark.slow
 def test_multirun_writes_its_summary_and_vbench_report_reproduces_it(tmp_path):
     # Two jobs that fail at run time (MNIST's files are not there; a bad value would be refused
     # before any job): they must not stop the other jobs, are listed as failed, and make the
     # command exit non-zero once the summary is written.
-    result = vbench(str(VBENCH), "-m", "debug=smoke", "model.depth=1,2", "dataset=digits,mnist",
-                    "eval.plots=[]", "hydra.sweep.dir=sweep", cwd=tmp_path)
+    result = vbench("-m", "debug=smoke", "model.depth=1,2", "dataset=digits,mnist",
+                    "eval.plots=[]", "hydra.sweep.dir=sweep", cwd=tmp_path, src_first=True)
     assert result.returncode == 1, result.stderr
     assert "vbench: error: dataset=mnist: data not found" in result.stderr
     assert "2 job(s) of the sweep did not finish" in result.stderr
@@ -161,7 +114,8 @@ def test_multirun_writes_its_summary_and_vbench_report_reproduces_it(tmp_path):
     written = {n: (sweep / n).read_text() for n in ("summary.csv", "summary.md")}
     for name in written:
         (sweep / name).unlink()
-    report = vbench(sys.executable, "-m", "vbench.commands.report", "sweep", cwd=tmp_path)
+    report = vbench("-m", "vbench.commands.report", "sweep", program=sys.executable,
+                    cwd=tmp_path, src_first=True)
     assert report.returncode == 0, report.stderr
     assert {n: (sweep / n).read_text() for n in written} == written
     assert "model.depth=2 dataset=digits" in report.stdout
@@ -169,7 +123,7 @@ def test_multirun_writes_its_summary_and_vbench_report_reproduces_it(tmp_path):
 
 def test_report_module_does_not_import_torch():
     code = "import sys, vbench.commands.report; sys.exit('torch' in sys.modules)"
-    assert vbench(sys.executable, "-c", code, cwd=SRC).returncode == 0
+    assert vbench("-c", code, program=sys.executable, cwd=SRC, src_first=True).returncode == 0
 
 
 def test_an_unreadable_run_is_skipped_with_one_line_and_the_rest_ranked(sweep, capsys):

@@ -1,5 +1,5 @@
-"""report.html: its content from hand-made run directories (see test_report.py), and the page
-itself in a real headless Chromium."""
+"""report.html: its content from hand-made run directories (helpers.fake_run, conftest's sweep
+fixture), and the page itself in a real headless Chromium."""
 
 import dataclasses
 import io
@@ -12,10 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 from rich.console import Console
 
-from test_report import (
-    fake_run,
-    sweep,  # noqa: F401 - the fixture: 4 finished, 1 failed, 1 missing job
-)
+from helpers import fake_run
 from vbench.commands.report import SweepSummary, main
 from vbench.reports import table as columns
 from vbench.reports.html import write_html_report
@@ -37,7 +34,7 @@ def add_plots_and_config(run_dir: Path, depth: int) -> None:
 
 
 @pytest.fixture
-def runs(sweep):  # noqa: F811
+def runs(sweep):
     for i, run_dir in enumerate(sorted(sweep.iterdir())):
         add_plots_and_config(run_dir, depth=i % 2 + 1)
     return sweep
@@ -160,7 +157,7 @@ def test_html_ranks_by_validation_like_every_leaderboard(tmp_path, monkeypatch):
     assert md.index("`model=mlp`") < md.index("`model=cnn`")
 
 
-def test_html_names_runs_by_run_name(sweep):  # noqa: F811
+def test_html_names_runs_by_run_name(sweep):
     edit_metrics(sweep / "3_cnn", name="baseline")
     page = write_html_report([sweep], sweep / "report.html").read_text()
     assert html_ranking(page)[0] == "baseline"
@@ -184,7 +181,7 @@ def renamed_macro_f1():
     columns.RUN_COLUMNS[:] = original
 
 
-def test_one_list_of_columns_drives_every_table(sweep, renamed_macro_f1):  # noqa: F811
+def test_one_list_of_columns_drives_every_table(sweep, renamed_macro_f1):
     # Two datasets and a tagged run: every table names the dataset and shows the tags.
     edit_metrics(sweep / "1_mlp", dataset="svhn", tags=["paper"])
     rows, _ = summarize([sweep])

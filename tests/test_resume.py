@@ -4,16 +4,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import make_cfg, start_paused
+from helpers import VBENCH, make_cfg, start_paused
 from vbench.core.errors import VBenchError
 from vbench.training.run import run
 
-VBENCH = Path(sys.executable).with_name("vbench")
 # Dropout and BatchNorm: resume must restore the RNG and the running statistics too.
 SLOW_ENOUGH = ["model=cnn", "model.dropout=0.3", "trainer.epochs=8", "trainer.batch_size=16",
                "dataset.subset_per_class=60", "eval.plots=[]", "trainer.device=cpu",

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import make_cfg, png_ok
+from helpers import METRIC_KEYS, make_cfg, png_ok
 from vbench.core.files import load_torch
 from vbench.data import load_data
 from vbench.data.splits import stratified_split
@@ -16,9 +16,6 @@ from vbench.evaluation.metrics import classification_metrics
 from vbench.models import InputSpec, build_model
 from vbench.training.timing import PHASES
 
-METRIC_KEYS = {"status", "dataset", "model", "device", "seed", "params", "epochs_run",
-               "best_epoch", "train_time_s", "best", "final", "per_class_accuracy",
-               "inference_ms_per_image", "versions"}
 SPLIT_KEYS = {"loss", "accuracy", "macro_f1", "weighted_f1"}
 
 

@@ -4,7 +4,7 @@ dropped, gradient accumulation."""
 import pytest
 import torch
 
-from conftest import make_cfg
+from helpers import make_cfg
 from vbench.data import load_data
 from vbench.training.loop import StepRecipe, optimizer_steps, train_one_epoch
 
@@ -94,7 +94,7 @@ def test_torchrun_two_cpu_processes_train_one_run(tmp_path, run_vbench):
 
 @pytest.mark.slow
 def test_streaming_imagefolder_matches_the_in_memory_path(run_vbench, tmp_path):
-    from formats import write_imagefolder
+    from helpers.formats import write_imagefolder
 
     write_imagefolder(tmp_path / "images", splits=("train", "test"), per_class=24)
     common = ("dataset=imagefolder", f"dataset.root={tmp_path / 'images'}", "model=cnn",
@@ -132,7 +132,7 @@ def test_slurm_ddp_launcher_asks_one_gpu_per_process():
 
 
 def test_in_memory_auto_streams_when_the_images_exceed_the_budget(tmp_path, monkeypatch):
-    from formats import write_imagefolder
+    from helpers.formats import write_imagefolder
     from vbench.core.errors import VBenchError
     from vbench.data import stream
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import make_cfg
+from helpers import make_cfg
 from vbench.commands import cli
 from vbench.core import schema
 

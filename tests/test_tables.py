@@ -9,7 +9,7 @@ import re
 import pytest
 from rich.console import Console
 
-from test_report import fake_run
+from helpers import fake_run
 from vbench.commands.report import main
 from vbench.core.console import summary_table
 from vbench.reports.leaderboard import leaderboard_tables, summarize

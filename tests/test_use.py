@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_cfg
+from helpers import make_cfg
 from vbench.commands.use import eval_main, evaluate_run, export_main, predict_main
 from vbench.training.run import run
 
