@@ -4,9 +4,9 @@ Drawing the default figures costs about 0.8 s of a 2-core CPU (matplotlib's impo
 PNGs), which the user would wait for after the run's numbers are on disk and on screen. With
 eval.background_plots (the default) the run writes the calls' arguments into plots/
 (`.figures.json`, arrays in `.figures.npz`: data only, read back without pickle), writes
-metrics.json, and starts `python -m vbench.reports.figures RUN_DIR LOCK_FD`, which draws them.
-That process inherits the run directory's lock (core/rundir.py) and holds it until every figure
-is on disk, so a tool that reads or writes the run directory next waits for it.
+metrics.json, and starts `python -I -c ...` (_DRAWER), which draws them. That process inherits
+the run directory's lock (core/rundir.py) and holds it until every figure is on disk, so a tool
+that reads or writes the run directory next waits for it.
 """
 
 import json
@@ -25,6 +25,11 @@ from . import plots
 
 SPEC = ".figures.json"  # in plots/: the calls; their arrays in .figures.npz
 ARRAYS = ".figures.npz"
+# The drawer. `-I` keeps the current folder, the script's folder and PYTHONPATH off sys.path (a
+# json.py where the user stands must not run; `-P` is 3.11+); argv[3:] is the import path of
+# the run that started it (_import_path). argv[2], the lock it holds, is closed as it ends.
+_DRAWER = ("import sys; sys.path[:] = sys.argv[3:]; "
+           "from vbench.reports.figures import draw_pending; draw_pending(sys.argv[1])")
 
 
 class Figures:
@@ -56,23 +61,29 @@ class Figures:
         files.write_text(out / SPEC, json.dumps(spec))  # last, atomically: the calls are whole
         with open(self.run_dir / "vbench.log", "ab") as log:  # the drawer's errors go there
             drawer = subprocess.Popen(
-                [sys.executable, "-m", "vbench.reports.figures", str(self.run_dir), str(lock_fd)],
+                [sys.executable, "-I", "-c", _DRAWER, str(self.run_dir), str(lock_fd),
+                 *_import_path()],
                 pass_fds=(lock_fd,), start_new_session=True, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=log,
-                env={**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg",
-                     "PYTHONPATH": _importable_here()})
+                env={**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"})
         mark_holder(lock_fd, DRAWING, pid=drawer.pid)  # others wait for it instead of stopping
 
 
-def _importable_here() -> str:
-    """PYTHONPATH for the drawer: the folder this vbench was imported from when it is not a
-    site-packages folder (a checkout a script put on sys.path), ahead of the caller's; a
-    site-packages folder on PYTHONPATH would come before the standard library."""
+def _import_path() -> list[str]:
+    """The drawer's sys.path: this process's, which found this vbench and what it imports (a
+    checkout a script put first, PYTHONPATH, the user's site-packages), less the current
+    folder and the starting script's folder; this vbench's folder first when it is missing."""
     import vbench
 
-    here = Path(vbench.__file__).resolve().parents[1]
-    paths = [] if here.name in ("site-packages", "dist-packages") else [str(here)]
-    return os.pathsep.join([*paths, *filter(None, [os.environ.get("PYTHONPATH")])])
+    root = Path(vbench.__file__).resolve().parents[1]
+    unsafe = {Path.cwd().resolve()}
+    script = getattr(sys.modules.get("__main__"), "__file__", None)  # not sys.argv[0]: a
+    if script:  # script may set sys.argv for Hydra; `-c` and a notebook have none
+        unsafe.add(Path(script).resolve().parent)
+    paths = [os.path.abspath(p) for p in sys.path if p and Path(p).resolve() not in unsafe]
+    if root not in {Path(p).resolve() for p in paths}:
+        paths.insert(0, str(root))
+    return list(dict.fromkeys(paths))
 
 
 def _encode(value, arrays: dict, run_dir: Path):
@@ -135,7 +146,3 @@ def draw_left_over(run_dir: Path) -> None:
     except (OSError, ValueError, KeyError) as e:  # unreadable: the run's numbers still stand
         print(f"vbench: could not read them ({e}); rerun with trainer.resume=false to draw "
               "them again", file=sys.stderr, flush=True)
-
-
-if __name__ == "__main__":  # the drawer; argv[2], the lock it holds, is closed as it ends
-    draw_pending(Path(sys.argv[1]))
