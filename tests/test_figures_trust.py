@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_cfg, png_ok
+from helpers import make_cfg, png_ok
 from vbench.core.rundir import wait_for_figures
 from vbench.reports.figures import ARRAYS, SPEC
 

@@ -30,7 +30,7 @@ import numpy as np
 from ..core import files
 from ..core.errors import VBenchError
 from ..core.pause import pause_at
-from ..core.rundir import DRAWING, inside, mark_holder
+from ..core.rundir import DRAWING, LOG_FILE, PLOTS_DIR, inside, mark_holder
 from . import plots
 
 SPEC = ".figures.json"  # in plots/: the calls; their arrays in .figures.npz
@@ -80,7 +80,7 @@ class Figures:
             return
         arrays: dict[str, np.ndarray] = {}
         spec = [[plot, _encode(args, arrays, self.run_dir)] for plot, args in self.calls]
-        out = self.run_dir / "plots"
+        out = self.run_dir / PLOTS_DIR
         try:
             out.mkdir(parents=True, exist_ok=True)
             np.savez(out / ARRAYS, **arrays)
@@ -88,7 +88,7 @@ class Figures:
         except (OSError, VBenchError) as e:  # no figure could be written there either
             _not_drawn([args for _, args in self.calls], e)
             return
-        with open(self.run_dir / "vbench.log", "ab") as log:  # the drawer's errors go there
+        with open(self.run_dir / LOG_FILE, "ab") as log:  # the drawer's errors go there
             drawer = subprocess.Popen(
                 [sys.executable, "-I", "-c", _DRAWER, str(self.run_dir), str(lock_fd),
                  *_import_path()],
@@ -118,7 +118,7 @@ def _import_path() -> list[str]:
 def _plots_outside(run_dir: Path, calls: list) -> bool:
     """Whether plots/ leads out of the run directory (a symlink someone left there): then no
     figure is written, and one line says so."""
-    if inside(run_dir, run_dir / "plots") == Path("plots"):
+    if inside(run_dir, run_dir / PLOTS_DIR) == Path(PLOTS_DIR):
         return False
     _not_drawn([args for _, args in calls], f"{run_dir / 'plots'} leads outside the run "
                "directory")
@@ -192,7 +192,7 @@ def _in_plots(run_dir: Path, relative: str) -> Path:
     symlink): nothing outside is written over, nor the run's own records beside plots/."""
     path = run_dir / relative
     where = inside(run_dir, path)
-    if where is None or len(where.parts) < 2 or where.parts[0] != "plots":
+    if where is None or len(where.parts) < 2 or where.parts[0] != PLOTS_DIR:
         raise ValueError(f"{relative!r} is not a file in plots/")
     return path
 
@@ -200,8 +200,8 @@ def _in_plots(run_dir: Path, relative: str) -> Path:
 def _read_calls(run_dir: Path) -> list[tuple[str, list]]:
     """The calls left in plots/, each checked before any is drawn; a ValueError names the
     file and what is wrong with it."""
-    out = run_dir / "plots"
-    if inside(run_dir, out) != Path("plots"):
+    out = run_dir / PLOTS_DIR
+    if inside(run_dir, out) != Path(PLOTS_DIR):
         raise ValueError(f"{out / SPEC}: plots/ leads outside the run directory")
     spec = _load(out / SPEC, lambda path: json.loads(path.read_text()), "JSON")
     arrays = _load(out / ARRAYS, _arrays, "an .npz of plain arrays")
@@ -253,7 +253,7 @@ def draw_pending(run_dir: Path, left_over: bool = False) -> None:
     not write are one line and none is drawn; a figure that fails is one line in vbench.log
     and the others are still drawn."""
     pause_at("figures")
-    run_dir, out = Path(run_dir), Path(run_dir) / "plots"
+    run_dir, out = Path(run_dir), Path(run_dir) / PLOTS_DIR
     try:
         calls = _read_calls(run_dir)
     except ValueError as e:
@@ -278,5 +278,5 @@ def draw_pending(run_dir: Path, left_over: bool = False) -> None:
 def draw_left_over(run_dir: Path) -> None:
     """Draw the figures a drawer that was killed (with its SLURM job, its container) left in
     plots/; the caller holds the run directory's lock, so no drawer runs now."""
-    if (Path(run_dir) / "plots" / SPEC).is_file():
+    if (Path(run_dir) / PLOTS_DIR / SPEC).is_file():
         draw_pending(Path(run_dir), left_over=True)
