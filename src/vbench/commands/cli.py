@@ -4,7 +4,6 @@
 import contextlib
 import math
 import os
-import shlex
 import signal
 import sys
 import threading
@@ -16,13 +15,7 @@ from omegaconf import DictConfig, open_dict
 from ..core.process import console_command
 
 # Imported for the OmegaConf resolvers config.yaml and hydra/launcher=fill use.
-from . import hydra_private, names, parallel  # noqa: F401  (the resolvers config.yaml and fill use)
-
-
-def _interrupt(signum, frame):
-    # SIGTERM (SLURM preemption, `kill`) stops the run the way Ctrl-C does: run() marks it
-    # interrupted, and checkpoints/last.pt of the last finished epoch lets it resume.
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+from . import hydra_private, interrupt, names, parallel  # noqa: F401  (the resolvers config.yaml and fill use)
 
 
 def _is_joblib(launcher) -> bool:
@@ -59,7 +52,10 @@ def _job(cfg: DictConfig) -> float:
     # keeps the default handlers. Installed before torch is imported, so that a SIGTERM at any
     # point of the job prints how to continue.
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
+    # SIGTERM (SLURM preemption, `kill`) stops the run the way Ctrl-C does: run() marks it
+    # interrupted, and checkpoints/last.pt of the last finished epoch lets it resume.
+    previous = ({name: signal.signal(name, interrupt.stop_job)
+                 for name in (signal.SIGTERM, signal.SIGINT)} if main_thread else {})
     try:
         from ..training.run import run
 
@@ -78,6 +74,12 @@ def _job(cfg: DictConfig) -> float:
         err_console.print(f"vbench: error: {e}", markup=False, highlight=False, soft_wrap=True)
         return math.nan  # a failed trial to a sweeper (optuna records NaN as failed)
     except KeyboardInterrupt as e:
+        if interrupt.in_worker():  # the sweep's main process prints how to continue, once
+            err_console.print(f"vbench: job {hydra_cfg.job.num} interrupted", markup=False,
+                              highlight=False)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)  # a worker that returned would take the sweep's next job
         err_console.print(f"vbench: interrupted ({str(e) or 'SIGINT'}); continue with: "
                           f"{_continue_command(hydra_cfg, multirun)}",
                           markup=False, highlight=False, soft_wrap=True)
@@ -88,8 +90,8 @@ def _job(cfg: DictConfig) -> float:
         err_console.print_exception()
         return math.nan
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for name, handler in previous.items():
+            signal.signal(name, handler)
     best = metrics["best"]
     # The value a Hydra sweeper (e.g. optuna) optimizes: the best checkpoint's val accuracy.
     return best["val"]["accuracy"] if best else math.nan  # no best epoch: a failed trial
@@ -122,13 +124,9 @@ def _run_composed(cfg: DictConfig, config_name: str) -> None:
 
 
 def _continue_command(hydra_cfg, multirun: bool) -> str:
-    """The command line that continues an interrupted run or sweep, as the user can paste it:
-    theirs with the directory pinned. trainer.resume=auto (the default) continues from
-    last.pt, or starts the run again when it was stopped before its first epoch ended."""
-    pin = ("hydra.sweep.dir", hydra_cfg.sweep.dir) if multirun else (
-        "hydra.run.dir", hydra_cfg.runtime.output_dir)
-    kept = [a for a in sys.argv[1:] if not a.startswith((f"{pin[0]}=", "trainer.resume="))]
-    return shlex.join(["vbench", *kept, f"{pin[0]}={pin[1]}"])
+    if multirun:
+        return interrupt.continue_command("hydra.sweep.dir", hydra_cfg.sweep.dir)
+    return interrupt.continue_command("hydra.run.dir", hydra_cfg.runtime.output_dir)
 
 
 def _pinned_run_dir(argv: list[str], cfg) -> list[str]:

@@ -41,9 +41,11 @@ def run_name(choices, model_name: str | None = None, label: str | None = None) -
 
 
 def job_dir(override_dirname: str) -> str:
-    """A sweep job's directory name after its number: Hydra's override_dirname, cut to
-    JOB_DIR_LENGTH characters (the report labels jobs by .hydra/overrides.yaml, not by this)."""
-    return _cut(str(override_dirname), JOB_DIR_LENGTH)
+    """A sweep job's directory name after its number: Hydra's override_dirname with each `/`
+    written %2F, so that a value such as run.name=../../x stays one folder inside the sweep
+    directory, cut to JOB_DIR_LENGTH characters (the report labels jobs by
+    .hydra/overrides.yaml, not by this)."""
+    return _cut(str(override_dirname).replace("/", "%2F"), JOB_DIR_LENGTH)
 
 
 def _cut(name: str, limit: int = MAX_LENGTH) -> str:

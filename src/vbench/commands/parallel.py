@@ -22,9 +22,34 @@ def visible_gpus() -> int:
     return len(list(gpus.iterdir())) if gpus.is_dir() else 0
 
 
+# What one worker process holds at least: Python, torch and vbench imported, before any data
+# (measured 0.45 GB RSS on CPU; a CUDA context adds to it on a GPU).
+WORKER_GB = 0.5
+# The jobs of the sweep being launched, counted by commands/preflight.py before Hydra starts
+# it (None: not known, e.g. a sweeper that picks its own trials).
+sweep_jobs: int | None = None
+
+
 def parallel_jobs(per_device) -> int:
-    """joblib's n_jobs for K jobs per GPU (K on a machine without one)."""
-    return int(per_device) * max(1, visible_gpus())
+    """joblib's n_jobs for K jobs per GPU (K on a machine without one), never more than the
+    sweep has jobs: a worker without a job would only pay vbench's start-up."""
+    workers = int(per_device) * max(1, visible_gpus())
+    return min(workers, sweep_jobs) if sweep_jobs else workers
+
+
+def check_fits(per_device) -> None:
+    """run.jobs_per_device=K asks for K worker processes per device: refused, in one line,
+    when that many could not even hold torch in this machine's memory."""
+    from ..core.errors import VBenchError
+
+    devices = max(1, visible_gpus())
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    most = max(1, int(memory_gb / WORKER_GB) // devices)
+    if int(per_device) > most:
+        raise VBenchError(f"run.jobs_per_device={per_device} asks for {int(per_device) * devices} "
+                          f"worker processes of at least {WORKER_GB} GB each, more than this "
+                          f"machine's {memory_gb:.0f} GB of memory holds; use at most "
+                          f"run.jobs_per_device={most}")
 
 
 def pin_job(job_num: int) -> None:

@@ -10,6 +10,7 @@ value), so a bad value fails before the first job trains.
 """
 
 import difflib
+import math
 import os
 import re
 from dataclasses import fields
@@ -21,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ..core.errors import VBenchError
 from ..core.schema import GROUPS, declared_keys, validate
+from . import parallel
 
 _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
@@ -57,6 +59,9 @@ def check_command_line(args) -> DictConfig:
     GlobalHydra.instance().clear()
     if args.multirun and not args.help:  # --help launches nothing
         _check_launcher(base.hydra.launcher)
+        if base.hydra.runtime.choices.get("hydra/launcher") == "fill":
+            parallel.check_fits(base.run.jobs_per_device)
+        parallel.sweep_jobs = _sweep_size(sweeps, base)
     return base
 
 
@@ -108,25 +113,39 @@ def _search_path(config_dir) -> list[str]:
     return [f"hydra.searchpath=[file://{path}]"]
 
 
-def _one_value_each(sweeps, base: DictConfig) -> list[list[str]]:
-    """Override lines that together try every value of every swept key once: the command
-    line's sweeps and the preset's hydra.sweeper.params (the command line wins), for Hydra's
-    basic sweeper. Other sweepers (optuna) choose values themselves: those are not known here."""
+def _swept(sweeps, base: DictConfig) -> dict | None:
+    """{key: override} of every swept key, for Hydra's basic sweeper: the command line's sweeps
+    and the preset's hydra.sweeper.params (the command line wins). None for other sweepers
+    (optuna), which choose values themselves: those are not known here."""
     sweeper = base.hydra.sweeper
     if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
-        return []
+        return None
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     lines = {o.get_key_element(): o for o in sweeps}
     preset = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items() if k not in lines]
     for o in OverridesParser.create().parse_overrides(preset):
         lines[o.get_key_element()] = o
-    jobs = []
-    for o in lines.values():
-        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [
-            o.get_value_element_as_str()]
-        jobs += [[f"{o.get_key_element()}={v}"] for v in values]
-    return jobs
+    return lines
+
+
+def _values(override) -> list[str]:
+    if override.is_sweep_override():
+        return list(override.sweep_string_iterator())
+    return [override.get_value_element_as_str()]
+
+
+def _one_value_each(sweeps, base: DictConfig) -> list[list[str]]:
+    """Override lines that together try every value of every swept key once."""
+    lines = _swept(sweeps, base) or {}
+    return [[f"{o.get_key_element()}={v}"] for o in lines.values() for v in _values(o)]
+
+
+def _sweep_size(sweeps, base: DictConfig) -> int | None:
+    """How many jobs the basic sweeper launches: the product of the swept keys' value counts
+    (None: a sweeper that chooses its own trials)."""
+    lines = _swept(sweeps, base)
+    return None if lines is None else math.prod(len(_values(o)) for o in lines.values())
 
 
 def _compose(compose, name: str, overrides: list[str], hydra: bool = False) -> DictConfig:

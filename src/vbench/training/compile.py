@@ -94,7 +94,13 @@ def _measure(model, compiled, split: Split, batch_size: int, amp_dtype, channels
                               "eager with trainer.compile=false") from None
 
 
-def _record(mode: str, eager_s, compiled_s, trained: str, reason: str) -> dict:
+def not_compiled(mode: str, reason: str) -> dict:
+    """metrics.json's `compile` for a run that trainer.compile cannot apply to: nothing
+    measured, nothing compiled, and why."""
+    return _record(mode, None, None, None, reason)
+
+
+def _record(mode: str, eager_s, compiled_s, trained: str | None, reason: str) -> dict:
     def ms(seconds):
         return None if seconds is None else round(seconds * 1e3, 3)
 

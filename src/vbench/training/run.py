@@ -68,7 +68,7 @@ from ..reports.analysis import Trained, analyze, keep_initial, load_extra
 from ..reports.figures import Figures, draw_left_over
 from ..reports.model_card import Recipe
 from . import checkpoint, distributed
-from .compile import compile_if_faster, compile_mode
+from .compile import compile_if_faster, compile_mode, not_compiled
 from .ema import WeightsEma
 from .features import cache_features, full_model, uses_feature_cache
 from .finish import Labels, Outcome, finish, write_unfinished
@@ -222,6 +222,12 @@ def _fit_baseline(cfg: Root, run: Run) -> Outcome | None:
     if not distributed.is_main():
         return None
     run.amp_dtype, run.precision_reason = None, "scikit-learn: the estimator's own (numpy)"
+    mode = compile_mode(cfg.trainer.compile)
+    if mode is not None:  # said, as precision_reason says why precision does not apply
+        run.compile = not_compiled(mode, "does not apply: a scikit-learn baseline has no "
+                                         "torch training step")
+        console.print(f"trainer.compile={mode} does not apply to {cfg.model.name} (a "
+                      "scikit-learn baseline): fitted as it is", highlight=False)
     start = time.perf_counter()
     model = fit_baseline(cfg.model, run.trainer, run.data)
     train_time = time.perf_counter() - start

@@ -1,0 +1,140 @@
+"""Trust round four (issue 26): fill sweeps that end cleanly, nothing written outside a sweep,
+and a compile setting that does not apply said so. Each test is a hostile case a user met."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import make_cfg
+
+VBENCH = Path(sys.executable).with_name("vbench")
+SMOKE = ["debug=smoke", "eval.plots=[]"]
+
+
+def _env(**extra) -> dict:
+    return {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | extra
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _paused_fill_sweep(tmp_path: Path) -> subprocess.Popen:
+    """A 2-job fill sweep whose two workers both wait after their first epoch."""
+    proc = subprocess.Popen(
+        [str(VBENCH), "-m", *SMOKE, "trainer.epochs=50", "hydra/launcher=fill",
+         "run.jobs_per_device=2", "trainer.seed=0,1", "hydra.sweep.dir=sweep"],
+        cwd=tmp_path, env=_env(VBENCH_PAUSE_AT="epoch:1"), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    paused, seen = 0, []
+    for line in proc.stderr:
+        seen.append(line)
+        paused += line.startswith("vbench: paused at epoch:1")
+        if paused == 2:
+            return proc
+    raise AssertionError(f"the workers never paused (exit {proc.wait()}): {''.join(seen)}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_a_fill_sweep_ends_every_worker_and_marks_each_job(tmp_path, signum):
+    """kill -TERM (or Ctrl-C) to a fill sweep's main process: every worker ends, every
+    unfinished job records `interrupted`, one continue line, exit 130, no traceback."""
+    proc = _paused_fill_sweep(tmp_path)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2
+    proc.send_signal(signum)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, rest
+    assert "Traceback" not in rest, rest
+    lines = [line for line in rest.splitlines() if "continue with:" in line]
+    assert len(lines) == 1 and "hydra.sweep.dir=sweep" in lines[0], rest
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _alive(pid)]  # no orphan goes on training
+    jobs = sorted((tmp_path / "sweep").glob("*/metrics.json"))
+    assert len(jobs) == 2
+    assert {json.loads(p.read_text())["status"] for p in jobs} == {"interrupted"}
+    rows = [(p.parent / "history.csv").read_text().count("\n") for p in jobs]
+    time.sleep(1.0)
+    assert [(p.parent / "history.csv").read_text().count("\n") for p in jobs] == rows
+
+
+def test_fill_never_starts_more_workers_than_jobs():
+    from vbench.commands import hydra_private, parallel
+    from vbench.commands.preflight import check_command_line
+
+    args = hydra_private.get_args_parser().parse_args(
+        ["-m", "hydra/launcher=fill", "run.jobs_per_device=8", "trainer.seed=0,1",
+         "model.depth=1,2,3"])
+    try:
+        base = check_command_line(args)
+        assert parallel.sweep_jobs == 6
+        assert parallel.parallel_jobs(base.run.jobs_per_device) == min(6, 8 * max(
+            1, parallel.visible_gpus()))
+        parallel.sweep_jobs = 1
+        assert parallel.parallel_jobs(1000) == 1
+    finally:
+        parallel.sweep_jobs = None
+
+
+def test_a_jobs_per_device_too_large_for_the_machine_is_one_line(tmp_path):
+    done = subprocess.run([str(VBENCH), "-m", *SMOKE, "hydra/launcher=fill",
+                           "run.jobs_per_device=1000000", "trainer.seed=0,1"], cwd=tmp_path,
+                          env=_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("vbench: error: run.jobs_per_device=1000000 ")
+    assert "use at most run.jobs_per_device=" in done.stderr
+    assert not list(tmp_path.iterdir())  # no sweep directory, no multirun.yaml
+
+
+def test_a_sweep_job_name_cannot_leave_the_sweep_directory(tmp_path):
+    """run.name=../../../../x in a sweep: the job's directory stays inside hydra.sweep.dir and
+    the summary lists it."""
+    work = tmp_path / "a/b/c/d"
+    work.mkdir(parents=True)
+    done = subprocess.run([str(VBENCH), "-m", *SMOKE, "run.name=../../../../x",
+                           "trainer.seed=0", "hydra.sweep.dir=sweep"], cwd=work, env=_env(),
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # nothing beside the work dir
+    (job,) = [p for p in (work / "sweep").iterdir() if p.is_dir()]
+    assert (job / "metrics.json").is_file() and "/" not in job.name
+    summary = (work / "sweep/summary.csv").read_text()
+    assert summary.count("\n") == 2 and ",completed," in summary
+
+
+def test_compile_on_a_scikit_learn_baseline_says_it_does_not_apply(tmp_path, capsys):
+    from vbench.training.run import run
+
+    metrics = run(make_cfg(*SMOKE, "model=logreg", "model.max_iter=50",
+                           "trainer.compile=true"), tmp_path / "run")
+    assert metrics["status"] == "completed"
+    assert metrics["compile"] == {"mode": "default", "eager_ms_per_step": None,
+                                  "compiled_ms_per_step": None, "trained": None,
+                                  "reason": "does not apply: a scikit-learn baseline has no "
+                                            "torch training step"}
+    assert "trainer.compile=default does not apply to logreg" in capsys.readouterr().out
