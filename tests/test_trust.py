@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_cfg
+from helpers import make_cfg
 
 VBENCH = Path(sys.executable).with_name("vbench")
 SMOKE = ["debug=smoke", "eval.plots=[]"]
@@ -138,3 +138,19 @@ def test_compile_on_a_scikit_learn_baseline_says_it_does_not_apply(tmp_path, cap
                                   "reason": "does not apply: a scikit-learn baseline has no "
                                             "torch training step"}
     assert "trainer.compile=default does not apply to logreg" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="PYTHONSAFEPATH is Python 3.11's")
+def test_sweep_workers_import_nothing_from_the_current_folder(tmp_path):
+    """joblib's workers start as `python -m ...`, which would import a pickle.py or socket.py
+    lying in the folder the sweep was started from."""
+    for name in ("pickle", "socket"):
+        (tmp_path / f"{name}.py").write_text(
+            f"open({str(tmp_path / 'imported')!r}, 'a').write('{name} ')\n")
+    done = subprocess.run([str(VBENCH), "-m", *SMOKE, "hydra/launcher=joblib",
+                           "hydra.launcher.n_jobs=2", "trainer.seed=0,1",
+                           "hydra.sweep.dir=sweep"], cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "imported").exists()
+    assert len(list((tmp_path / "sweep").glob("*/metrics.json"))) == 2

@@ -27,6 +27,10 @@ def console_command(main: Callable[[], object]) -> Callable[[], NoReturn]:
 
     @functools.wraps(main)
     def command() -> NoReturn:
+        # No process vbench starts imports from the current folder: joblib's and the fill
+        # launcher's workers (python -m ...) and DataLoader workers under spawn would put it
+        # first on their path (Python 3.11+ reads this; the figure drawer runs with -I anyway).
+        os.environ.setdefault("PYTHONSAFEPATH", "1")
         try:
             code = main()
         except SystemExit as e:
