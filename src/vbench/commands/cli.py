@@ -179,13 +179,21 @@ def _claimed(run_dir, cfg):
 
 def main() -> None:
     from ..core.errors import VBenchError
+    from ..core.schema import typed
     from ..training import distributed
-    from .preflight import check_command_line, expand_home, full_errors
+    from .preconditions import check_jobs, check_torchvision
+    from .preflight import compose_command_line, expand_home, full_errors
 
     if "--version" in sys.argv[1:]:  # Hydra's own --version would print Hydra's version
         from .help import version_text
 
         print(version_text())
+        try:  # the versions are no use if the two do not work together
+            from ..core.install import check_torchvision as torchvision_loads
+
+            torchvision_loads()
+        except VBenchError as e:
+            _refuse(e)
         return
     if distributed.launched():  # torchrun: one run directory for all ranks (distributed.py)
         sys.argv = distributed.agree_on_run_dir(sys.argv)
@@ -195,12 +203,15 @@ def main() -> None:
     with contextlib.ExitStack() as held:
         if not (args.hydra_help or args.info or args.shell_completion or args.experimental_rerun):
             try:
-                cfg = check_command_line(args)
+                cfg, jobs = compose_command_line(args)
                 if args.help:
                     from .help import help_text
 
                     print(help_text(cfg, dict(cfg.hydra.runtime.choices)), end="")
                     return
+                if not args.cfg:  # before any directory is made: what the jobs need is there
+                    checked = [typed(job) for job in jobs]
+                    check_jobs(checked) if args.multirun else check_torchvision(checked)
                 if not args.cfg and not args.multirun:
                     sys.argv = _pinned_run_dir(sys.argv, cfg)
                     with open_dict(cfg):  # ${now:...} resolved once: the lock's directory

@@ -10,6 +10,7 @@ value), so a bad value fails before the first job trains.
 """
 
 import difflib
+import itertools
 import math
 import os
 import re
@@ -27,10 +28,21 @@ from . import parallel
 _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
+# A sweep of up to this many jobs has each job composed and checked; a larger one has each
+# value of each swept key tried once (a combination of two valid values can still fail then).
+MAX_COMPOSED_JOBS = 256
+
+
 def check_command_line(args) -> DictConfig:
     """Compose and check every job the parsed command line (Hydra's argparse namespace) would
     run; raise VBenchError with one line on the first problem. Returns the config of the
     command line's fixed overrides, with its `hydra` node."""
+    return compose_command_line(args)[0]
+
+
+def compose_command_line(args) -> tuple[DictConfig, list[DictConfig]]:
+    """check_command_line's work; also returns the composed config of each job checked (every
+    job of a sweep of up to MAX_COMPOSED_JOBS; the base config alone for one run)."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -53,16 +65,22 @@ def check_command_line(args) -> DictConfig:
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()] + search
     GlobalHydra.instance().clear()
     with initialize_config_module("vbench.conf", version_base="1.3"):
-        base = _compose(compose, args.config_name or "config", fixed, hydra=True)
-        for line in _one_value_each(sweeps, base):
-            _compose(compose, args.config_name or "config", fixed + line)
+        # The sweep's first job, so that a fixed override of a swept group's option composes
+        # (`-m model=resnet18,vgg16 model.pretrained=true`: mlp has no pretrained)
+        first = {o.get_key_element(): _values(o)[0] for o in sweeps}
+        base = _compose(compose, args.config_name or "config", fixed + _line(first), hydra=True)
+        jobs = _every_job(sweeps, base)
+        if jobs is None or len(jobs) > MAX_COMPOSED_JOBS:
+            jobs = [first | job for job in _one_value_each(sweeps, base)]
+        jobs = [_compose(compose, args.config_name or "config", fixed + _line(job))
+                for job in jobs] or [base]
     GlobalHydra.instance().clear()
     if args.multirun and not args.help:  # --help launches nothing
         _check_launcher(base.hydra.launcher)
         if base.hydra.runtime.choices.get("hydra/launcher") == "fill":
             parallel.check_fits(base.run.jobs_per_device)
         parallel.sweep_jobs = _sweep_size(sweeps, base)
-    return base
+    return base, jobs
 
 
 def _check_launcher(launcher) -> None:
@@ -135,10 +153,25 @@ def _values(override) -> list[str]:
     return [override.get_value_element_as_str()]
 
 
-def _one_value_each(sweeps, base: DictConfig) -> list[list[str]]:
-    """Override lines that together try every value of every swept key once."""
+def _one_value_each(sweeps, base: DictConfig) -> list[dict[str, str]]:
+    """Jobs that together try every value of every swept key once."""
     lines = _swept(sweeps, base) or {}
-    return [[f"{o.get_key_element()}={v}"] for o in lines.values() for v in _values(o)]
+    return [{key: v} for key, o in lines.items() for v in _values(o)]
+
+
+def _every_job(sweeps, base: DictConfig) -> list[dict[str, str]] | None:
+    """Each job's {key: value} of the swept keys (the product of their values), for the basic
+    sweeper; None for a sweeper that chooses its own trials."""
+    lines = _swept(sweeps, base)
+    if lines is None:
+        return None
+    keys = list(lines)
+    return [dict(zip(keys, values, strict=True))
+            for values in itertools.product(*(_values(o) for o in lines.values()))]
+
+
+def _line(job: dict[str, str]) -> list[str]:
+    return [f"{key}={value}" for key, value in job.items()]
 
 
 def _sweep_size(sweeps, base: DictConfig) -> int | None:

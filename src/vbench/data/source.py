@@ -8,6 +8,7 @@ options, so a changed or replaced source file is decoded again.
 """
 
 import contextlib
+import contextvars
 import hashlib
 import json
 from collections.abc import Callable, Iterable
@@ -83,8 +84,28 @@ def download(cfg, fetch: Callable[[str], None]) -> None:
                           ) from e
 
 
+class FilesFound(Exception):
+    """A reader reached its decoding in `files_only` mode: every file it needs is there."""
+
+
+_FILES_ONLY = contextvars.ContextVar("files_only", default=False)
+
+
+@contextlib.contextmanager
+def files_only():
+    """Readers look for their files (a missing one is their usual VBenchError) and stop before
+    reading them: `cached` raises FilesFound instead of loading or decoding."""
+    token = _FILES_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _FILES_ONLY.reset(token)
+
+
 def cached(cfg, sources: list[Path], options: dict, decode: Callable[[], RawData]) -> RawData:
     """decode() once; afterwards load the saved tensors while the sources are unchanged."""
+    if _FILES_ONLY.get():
+        raise FilesFound
     path = data_root(cfg) / CACHE_DIR / f"{cfg.name}-{_cache_key(sources, options)}.pt"
     if path.is_file():
         with contextlib.suppress(Exception):  # a damaged cache is rebuilt, not an error

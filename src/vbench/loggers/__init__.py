@@ -82,6 +82,18 @@ class Loggers:
                     pass
 
 
+def check_packages(logger: schema.Logger) -> None:
+    """Every chosen tracker's package is installed (one line naming the pip extra otherwise),
+    found without importing it: what a sweep checks of every job before its first."""
+    import importlib.util
+
+    for name, options in schema.values(logger).items():
+        package = BACKENDS[name][2]
+        if options is not None and importlib.util.find_spec(package) is None:
+            raise VBenchError(f"logger={name} needs the {package} package: "
+                              f"pip install 'vbench[{name}]'")
+
+
 def _backend_class(name: str) -> type[Backend]:
     module_name, class_name, package = BACKENDS[name]
     try:
