@@ -26,7 +26,7 @@ def test_the_faster_of_eager_and_compiled_trains(run_vbench):
 
 
 def test_a_compiled_model_trains_and_saves_plain_weights(run_vbench, monkeypatch):
-    monkeypatch.setattr(compile_module, "_step_times", lambda *args: (2.0, 1.0))  # compiled wins
+    monkeypatch.setattr(compile_module, "_step_times", lambda *args: (2.0, 1.0, 1.0))  # compiled wins
     torch._dynamo.reset()
     metrics, run_dir = run_vbench("debug=smoke", "trainer.compile=reduce-overhead",
                                   "trainer.epochs=2")
@@ -44,8 +44,8 @@ def test_a_mode_slower_than_eager_is_reported_and_changes_nothing(run_vbench, mo
     measure = compile_module._step_times
 
     def compiled_loses(*args):
-        eager_s, _ = measure(*args)
-        return eager_s, 2 * eager_s
+        eager_s, _, _ = measure(*args)
+        return eager_s, 2 * eager_s, 1.0  # as a quiet machine would measure it
 
     monkeypatch.setattr(compile_module, "_step_times", compiled_loses)
     shared = ("debug=smoke", "trainer.epochs=2", "model.dropout=0.3", "model.batchnorm=true")
@@ -70,6 +70,17 @@ def test_a_mode_slower_than_eager_is_reported_and_changes_nothing(run_vbench, mo
     assert drop_time == [line.rsplit(",", 1)[0] for line in
                          (plain_dir / "history.csv").read_text().splitlines()]
     assert json.loads((measured_dir / "metrics.json").read_text())["compile"] == record
+
+
+def test_a_measurement_too_noisy_to_decide_keeps_eager_and_says_so(run_vbench, monkeypatch,
+                                                                   capsys):
+    """Rounds 40x apart (a preempted core): compiled measured 100x faster decides nothing."""
+    monkeypatch.setattr(compile_module, "_step_times", lambda *args: (0.1, 0.001, 40.0))
+    metrics, _ = run_vbench("debug=smoke", "trainer.compile=true")
+    record = metrics["compile"]
+    assert record["trained"] == "eager" and record["eager_ms_per_step"] == 100.0
+    assert record["reason"].startswith("the measurement was too noisy to decide (rounds 40.0x")
+    assert "too noisy to decide" in " ".join(capsys.readouterr().out.split())
 
 
 def test_a_resumed_run_keeps_its_choice_and_deterministic_runs_are_not_measured(monkeypatch):

@@ -68,3 +68,62 @@ def test_a_sweep_with_a_fixed_key_of_a_swept_option_composes(tmp_path):
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "not a key" not in done.stderr
     assert "resnet18-f37072fd.pth" in done.stderr and "vgg16-397923af.pth" in done.stderr
+
+
+def test_parallel_jobs_label_their_lines_and_seed_jobs_are_named_by_their_seed(tmp_path):
+    done = vbench("-m", "debug=smoke", "eval.plots=[]", "trainer.epochs=2",
+                  "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.seed=0,1",
+                  "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    epoch_lines = [line for line in done.stdout.splitlines() if "train_loss" in line]
+    assert len(epoch_lines) == 4, done.stdout  # 2 jobs x 2 epochs
+    assert all(line.startswith(("[job 0] ", "[job 1] ")) for line in epoch_lines)
+    jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert [job.split(",")[-1] for job in jobs] == ["trainer.seed=0", "trainer.seed=1"]
+    summary = (tmp_path / "sweep/summary.md").read_text()
+    assert all(f"| {job} |" in summary for job in jobs)  # not `0_`
+
+
+def test_an_interrupted_runs_log_ends_with_the_continue_command(tmp_path):
+    import signal
+
+    from helpers import VBENCH, start_paused
+
+    proc = start_paused([str(VBENCH), "debug=smoke", "trainer.epochs=5", "eval.plots=[]",
+                         "hydra.run.dir=run"], "epoch:1", tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, rest
+    log = (tmp_path / "run/vbench.log").read_text().splitlines()
+    assert log[-2] == "vbench: interrupted (SIGTERM)"
+    assert log[-1].startswith("vbench: continue with: vbench ") and "hydra.run.dir=" in log[-1]
+
+
+def test_the_tools_expand_a_quoted_tilde(tmp_path):
+    """`vbench-eval '~/runs/t1'`: the shell leaves a quoted ~ alone, as it does in
+    dataset.root=~/photos, which vbench expands; the tools expand it too."""
+    from helpers import VBENCH
+
+    home = tmp_path / "home"
+    (home / "runs").mkdir(parents=True)
+    trained = vbench("debug=smoke", "eval.plots=[]", f"hydra.run.dir={home / 'runs/t1'}",
+                     cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    for tool, extra in (("vbench-eval", []), ("vbench-export", ["--format", "safetensors"])):
+        done = vbench("~/runs/t1", *extra, cwd=tmp_path, env={"HOME": str(home)},
+                      program=VBENCH.with_name(tool))
+        assert done.returncode == 0, done.stderr
+    assert (home / "runs/t1/eval/digits_test/metrics.json").is_file()
+    assert (home / "runs/t1/export/model.safetensors").is_file()
+
+
+def test_eval_of_a_cut_off_checkpoint_never_advises_deleting_it(tmp_path):
+    from helpers import VBENCH
+
+    trained = vbench("debug=smoke", "eval.plots=[]", "hydra.run.dir=run", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    best = tmp_path / "run/checkpoints/best.pt"
+    best.write_bytes(best.read_bytes()[:1000])
+    done = vbench("run", cwd=tmp_path, program=VBENCH.with_name("vbench-eval"))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "cannot be read" in done.stderr and "delete" not in done.stderr

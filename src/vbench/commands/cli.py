@@ -35,13 +35,25 @@ def _threads_per_job(launcher) -> int | None:
 
 
 def _job(cfg: DictConfig) -> float:
+    """One job, as Hydra starts it; a worker of a parallel sweep labels every line it prints
+    with its job number, since the workers' lines land in one log interleaved."""
     from hydra.core.hydra_config import HydraConfig
+
+    from ..core.console import labelled
+
+    hydra_cfg = HydraConfig.get()
+    if not interrupt.in_worker():
+        return _run_job(cfg, hydra_cfg)
+    with labelled(f"[job {hydra_cfg.job.num}] "):
+        return _run_job(cfg, hydra_cfg)
+
+
+def _run_job(cfg: DictConfig, hydra_cfg) -> float:
     from hydra.types import RunMode
 
     from ..core.console import err_console
     from ..core.errors import VBenchError
 
-    hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
     # In a sweep a failing job returns NaN instead of raising: Hydra's sweeper would abort
     # the whole sweep at the first failed job and skip the summary callback. run() has already
@@ -80,9 +92,10 @@ def _job(cfg: DictConfig) -> float:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(130)  # a worker that returned would take the sweep's next job
-        err_console.print(f"vbench: interrupted ({str(e) or 'SIGINT'}); continue with: "
-                          f"{_continue_command(hydra_cfg, multirun)}",
+        command = _continue_command(hydra_cfg, multirun)
+        err_console.print(f"vbench: interrupted ({str(e) or 'SIGINT'}); continue with: {command}",
                           markup=False, highlight=False, soft_wrap=True)
+        _log_line(run_dir, f"vbench: continue with: {command}")  # the log says it too
         sys.exit(130)
     except Exception:
         if not multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -121,6 +134,16 @@ def _run_composed(cfg: DictConfig, config_name: str) -> None:
     callbacks.on_run_end(config=cfg, config_name=config_name, job_return=ret)
     # The job's exception as Hydra's path reports it (HYDRA_FULL_ERROR=1: the whole trace).
     hydra_private.run_and_report(lambda: ret.return_value)
+
+
+def _log_line(run_dir, line: str) -> None:
+    """A line at the end of the run's vbench.log, if the run has one (rank 0 writes it)."""
+    from ..core.rundir import LOG_FILE
+
+    log = Path(run_dir) / LOG_FILE
+    if log.is_file():
+        with contextlib.suppress(OSError), open(log, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
 
 
 def _continue_command(hydra_cfg, multirun: bool) -> str:

@@ -45,7 +45,8 @@ def job_dir(override_dirname: str) -> str:
     written %2F, so that a value such as run.name=../../x stays one folder inside the sweep
     directory, cut to JOB_DIR_LENGTH characters (the report labels jobs by
     .hydra/overrides.yaml, not by this)."""
-    return _cut(str(override_dirname).replace("/", "%2F"), JOB_DIR_LENGTH)
+    name = str(override_dirname).replace("/", "%2F") or "defaults"  # every override excluded
+    return _cut(name, JOB_DIR_LENGTH)
 
 
 def _cut(name: str, limit: int = MAX_LENGTH) -> str:

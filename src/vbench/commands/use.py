@@ -36,6 +36,12 @@ def _guarded(prog: str, work) -> None:
         _fail(prog, str(e))
 
 
+def _user_path(text: str) -> Path:
+    """A path argument with `~` expanded: a quoted '~/runs/t1' reaches us unexpanded by the
+    shell, as dataset.root=~/photos does (commands/preflight.expand_home)."""
+    return Path(text).expanduser()
+
+
 def _checkpoint_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", choices=("best", "final"), default="best",
                         help="best.pt (the epoch the val metric chose; default) or last.pt")
@@ -75,7 +81,7 @@ def eval_main(argv: list[str] | None = None) -> None:
         "dataset=fashion_mnist dataset.root=DIR); writes eval/<dataset>_<split>/ (with "
         "--checkpoint final: eval/<dataset>_<split>_final/) metrics.json, with the checkpoint "
         "and its epoch, and confusion.png in the run directory.")
-    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("run_dir", type=_user_path)
     parser.add_argument("overrides", nargs="*", help="dataset=..., dataset.KEY=..., "
                         "trainer.device/eval_batch_size/precision=...")
     _checkpoint_arg(parser)
@@ -128,10 +134,11 @@ def predict_main(argv: list[str] | None = None) -> None:
         prog="vbench-predict", description="Classify image files (PNG/JPEG, any size, grey or "
         "colour) with a run's model and its preprocessing: one line per image with the top-k "
         "classes and probabilities.")
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    parser.add_argument("run_dir", type=_user_path)
+    parser.add_argument("paths", nargs="+", type=_user_path, metavar="PATH",
+                        help="image files or folders")
     parser.add_argument("--top-k", type=int, default=3, help="classes per image (default 3)")
-    parser.add_argument("--csv", type=Path, metavar="FILE", help="also write the rows to FILE")
+    parser.add_argument("--csv", type=_user_path, metavar="FILE", help="also write the rows to FILE")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda")
@@ -150,7 +157,7 @@ def _predict(args) -> None:
     device = _predict_device(args.device)
     paths = image_files(args.paths)
     if not paths:
-        raise VBenchError(f"no files to classify in {' '.join(args.paths)}: give image files, "
+        raise VBenchError(f"no files to classify in {' '.join(map(str, args.paths))}: give image files, "
                           "or folders that hold some")
     outputs = [args.csv] if args.csv else []
     _refuse_records(args.run_dir, "--csv", args.csv, outputs)
@@ -210,10 +217,10 @@ def export_main(argv: list[str] | None = None) -> None:
         prog="vbench-export", description="Export a run's model as a file that takes raw "
         "uint8 images (N, C, H, W) at the run's size and returns logits (normalization "
         "inside), checked against PyTorch on the run's test images.")
-    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("run_dir", type=_user_path)
     parser.add_argument("--format", required=True, choices=("onnx", "torchscript",
                                                             "safetensors"))
-    parser.add_argument("--out", type=Path, metavar="FILE",
+    parser.add_argument("--out", type=_user_path, metavar="FILE",
                         help="default: RUN_DIR/export/model.{onnx,pt,safetensors}")
     _checkpoint_arg(parser)
     args = parser.parse_args(argv)

@@ -24,6 +24,36 @@ _logs: list[Console] = []  # the open vbench.log files of the runs in progress (
 _settings: dict = {"log_every_s": 30.0, "live": None}
 
 
+class _Labelled:
+    """A text stream that starts each line with `label`: the output of one job among the
+    parallel jobs of a sweep, whose lines land in one log or terminal interleaved."""
+
+    def __init__(self, stream, label: str):
+        self.stream, self.label, self.at_line_start = stream, label, True
+
+    def write(self, text: str) -> int:
+        pieces = []
+        for piece in text.splitlines(keepends=True):
+            pieces.append(self.label + piece if self.at_line_start else piece)
+            self.at_line_start = piece.endswith(("\n", "\r"))
+        self.stream.write("".join(pieces))
+        return len(text)
+
+    def __getattr__(self, name):  # flush, isatty, fileno, encoding: the stream's
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def labelled(label: str):
+    """Every line console and err_console print starts with `label` (e.g. `[job 3] `)."""
+    saved = console.file, err_console.file
+    console.file, err_console.file = _Labelled(saved[0], label), _Labelled(saved[1], label)
+    try:
+        yield
+    finally:
+        console.file, err_console.file = saved
+
+
 class _CopyToLog(RenderHook):
     """Sees everything console.print is given (before a live bar adds itself) and prints it
     into the log console too; control codes (cursor moves of the live bar) are left out."""
@@ -74,7 +104,7 @@ def _log_error(log_console: Console, error: BaseException) -> None:
     if isinstance(error, VBenchError):
         log_console.print(f"vbench: error: {error}", markup=False, highlight=False)
     elif isinstance(error, KeyboardInterrupt):
-        log_console.print(f"vbench: interrupted ({error or 'SIGINT'})", markup=False)
+        log_console.print(f"vbench: interrupted ({str(error) or 'SIGINT'})", markup=False)
     else:
         import traceback
 

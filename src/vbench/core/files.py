@@ -111,5 +111,6 @@ def load_torch(path: Path, map_location="cpu"):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise VBenchError(f"checkpoint {path} cannot be read ({why_unreadable(e)}); delete it "
-                          "to start over") from e
+        raise VBenchError(f"checkpoint {path} cannot be read ({why_unreadable(e)}): it is cut "
+                          "off or damaged, and vbench never uses part of one; train the run "
+                          "again (trainer.resume=false trains it anew in its directory)") from e
