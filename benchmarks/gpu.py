@@ -73,11 +73,12 @@ def vbench_epoch_s(args, model: str, tmp: Path, *overrides: str) -> tuple[float,
 def loop_epoch_s(args, model: str, amp_dtype) -> float:
     """The minimal loop's fastest epoch after the first, on the data vbench trains on."""
     from vbench.core.device import autocast
+    from vbench.core.schema import typed
     from vbench.data import load_data
     from vbench.models import InputSpec, build_model
     from vbench.training.optim import build_optimizer
 
-    cfg = compose(*work(args), f"model={model}")
+    cfg = typed(compose(*work(args), f"model={model}"))
     device = torch.device(args.device)
     data = load_data(cfg.dataset, device)
     torch.manual_seed(0)
@@ -136,7 +137,9 @@ def model_rows(args, model: str, tmp: Path) -> list[tuple]:
 def sweep_row(args, tmp: Path) -> tuple:
     jobs = ["model=mlp", "model.depth=1,2,3,4,5", "trainer.seed=0,1",
             f"trainer.epochs={args.sweep_epochs}"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    # this checkout's vbench first, and whatever the caller's path holds after it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
     if args.device == "cpu":  # fill gives each job its share of the cores: so does serial here,
         env["OMP_NUM_THREADS"] = str(max(1, os.cpu_count() // args.per_device))  # same sums
     walls, numbers = {}, {}

@@ -12,24 +12,20 @@ CIFAR-size fake test split with the default CNN, on CPU.
 import time
 
 import torch
-from omegaconf import OmegaConf
 
+from vbench.core.schema import CNN, Fake
 from vbench.data import load_data
 from vbench.evaluation.evaluate import evaluate
+from vbench.evaluation.forward import predict
 from vbench.models import InputSpec, build_model
-from vbench.training.loop import predict
 
 
 def main() -> None:
-    cfg = OmegaConf.create({"name": "fake", "num_classes": 10, "image_size": 32,
-                            "in_channels": 3, "train_size": 6000, "test_size": 5000,
-                            "noise": 0.5, "val_size": 5000, "split_seed": 0,
-                            "subset_per_class": None, "max_samples": None, "normalize": True,
-                            "mean": None, "std": None, "augment": "none"})
+    # the schema's dataclasses, as a run's config gives them (every other key its default)
+    cfg = Fake(name="fake", num_classes=10, image_size=32, in_channels=3, train_size=6000,
+               test_size=5000, noise=0.5, val_size=5000)
     data = load_data(cfg, torch.device("cpu"))
-    model_cfg = OmegaConf.create({"arch": "cnn", "name": "cnn", "depth": 2, "width": 16,
-                                  "kernel_size": 3, "fc_width": 128, "activation": "relu",
-                                  "dropout": 0.0, "batchnorm": True})
+    model_cfg = CNN(arch="cnn", name="cnn", depth=2, width=16, kernel_size=3, fc_width=128)
     model = build_model(model_cfg, InputSpec(3, 32, 10, tuple(data.mean), tuple(data.std)))
     bs = 1024
 

@@ -170,18 +170,18 @@ def test_the_training_loop_never_waits_for_the_gpu(recipe_keys):
     import torch
 
     from helpers import make_cfg
-    from vbench.core.schema import validate
+    from vbench.core.schema import typed
     from vbench.data import load_data
     from vbench.models import InputSpec, build_model
     from vbench.training.loop import epoch_sums
     from vbench.training.run import Run, _training
 
-    cfg = make_cfg("model=cnn", "trainer.device=cuda", *recipe_keys)
-    validate(cfg)
-    run = Run(cfg, None, None, device=torch.device("cuda"))
+    cfg = typed(make_cfg("model=cnn", "trainer.device=cuda", *recipe_keys))
+    run = Run(cfg.trainer, cfg.eval, labels=None, fingerprint=None, recipe=None, dir=None,
+              loggers=None, device=torch.device("cuda"))
     run.data = load_data(cfg.dataset, run.device)
     model = build_model(cfg.model, InputSpec.of(run.data)).to(run.device)
-    training = _training(run, model)
+    training = _training(cfg, run, model)
     generator = torch.Generator(device=run.device).manual_seed(0)
     epoch_sums(training.model, training.data.train, 64, training.recipe, generator)  # warm-up
     torch.cuda.synchronize()
