@@ -21,8 +21,9 @@ from ..core.flat import flatten
 from ..core.rundir import HYDRA_DIR, wait_for_figures
 from ..core.status import MISSING
 from . import plots
-from .runs import BAD_STATUSES, DEFAULT_SORT, collect_runs, group_rows, read_history, sort_rows
+from .runs import BAD_STATUSES, DEFAULT_SORT, collect_runs, configurations, ranked, read_history
 from .table import HTML, METRICS, RUN_COLUMNS, Column, group_columns, shown
+from .verdicts import TIED, method_line, ranking_notes
 
 CURVES = [("val_acc", "validation accuracy"), ("val_loss", "validation loss")]
 RUN_PLOTS = ("curves", "confusion")  # each run's own plots shown in its <details>
@@ -32,13 +33,14 @@ def write_html_report(paths: list[Path], out: Path, metric: str = DEFAULT_SORT) 
     """Write report.html for the runs under `paths` to `out` (a file), ranked by `metric`
     (the validation split's accuracy unless told: the test split never picks); returns it."""
     rows, root = collect_runs(paths)
-    files.write_text(out, render(sort_rows(rows, metric), root, metric))
+    files.write_text(out, render(rows, root, metric))
     return out
 
 
 def render(rows: list[dict], root: Path, metric: str) -> str:
-    configs = group_rows(rows)
-    groups = [g for g in configs if g["runs"] > 1]
+    rows = ranked(rows, metric)
+    configs = configurations(rows, metric)
+    notes = ranking_notes(rows, configs, metric)
     sections = [
         f"<h1>vbench report: {len(rows)} runs</h1>",
         # The script rewrites the sort's words when a column title is clicked.
@@ -46,7 +48,8 @@ def render(rows: list[dict], root: Path, metric: str) -> str:
          f"{_e(_sort_words(metric))}</span> · {datetime.datetime.now():%Y-%m-%d %H:%M} · "
          "click a column title to sort</p>"),
         "<h2>Leaderboard</h2>", _leaderboard(rows),
-        _groups(sort_rows(groups, metric)) if groups else "",
+        "".join(f"<p class=meta>{_e(n[0].upper() + n[1:])}.</p>" for n in notes),
+        _groups(configs, metric) if any(g["runs"] > 1 for g in configs) else "",
         _failures(rows),
         _config_differences(rows),
         _curves(rows, configs, metric),
@@ -58,10 +61,8 @@ def render(rows: list[dict], root: Path, metric: str) -> str:
 
 def _leaderboard(rows: list[dict]) -> str:
     columns = shown(RUN_COLUMNS, HTML, rows)
-    head = "<th class=nosort>#</th>" + "".join(_th(c.title, c.key, bool(c.spec))
-                                               for c in columns)
-    body = [f"<tr{_bad(r)}><td>{rank}</td>{''.join(_run_cell(c, r) for c in columns)}</tr>"
-            for rank, r in enumerate(rows, 1)]
+    head = "".join(_th(c.title, c.key, bool(c.spec)) for c in columns)
+    body = [f"<tr{_bad(r)}>{''.join(_run_cell(c, r) for c in columns)}</tr>" for r in rows]
     return _table("leaderboard", head, body)
 
 
@@ -74,13 +75,14 @@ def _run_cell(column: Column, r: dict) -> str:
     return _cell(column, r)
 
 
-def _groups(groups: list[dict]) -> str:
-    columns = group_columns(HTML)
-    head = "".join(_th(c.title, c.key, bool(c.spec)) for c in columns)
-    body = [f"<tr>{''.join(_group_cell(c, g) for c in columns)}</tr>" for g in groups]
-    return ("<h2>Seed groups</h2><p class=meta>mean ± sample standard deviation (ddof=1) over "
-            "the runs of a configuration that differ only in trainer.seed</p>"
-            + _table("groups", head, body))
+def _groups(groups: list[dict], metric: str) -> str:
+    columns = group_columns(HTML, metric, groups)
+    head = "".join(_th(c.title, c.key, bool(c.spec or c.show)) for c in columns)
+    body = [f"<tr{' class=tied' if g['vs_leader'] == TIED else ''}>"
+            f"{''.join(_group_cell(c, g) for c in columns)}</tr>" for g in groups]
+    return ("<h2>Seed groups</h2><p class=meta>The runs of a configuration that differ only in "
+            f"trainer.seed. Ranked by {_e(metric)}: {_e(method_line())}. Other metrics: mean ± "
+            "sample standard deviation (ddof=1).</p>" + _table("groups", head, body))
 
 
 def _group_cell(column: Column, g: dict) -> str:
@@ -91,6 +93,10 @@ def _group_cell(column: Column, g: dict) -> str:
 
 
 def _cell(column: Column, row: dict) -> str:
+    if column.show:  # a number shown as words (a p-value): sorts by the number
+        value = row[column.key]
+        return (f"<td class=num data-v='{'' if value is None else repr(value)}'>"
+                f"{_e(column.text(row))}</td>")
     if column.spec:
         return _number(row[column.key], column.spec)
     css = " class=label" if column.key == "label" else ""
@@ -284,8 +290,7 @@ h2 { font-size: 1.15rem; margin-top: 2rem; border-bottom: 1px solid #dde1e8; pad
 table { border-collapse: collapse; font-size: 13px; }
 th, td { padding: .3rem .6rem; border-bottom: 1px solid #e6e9ef; text-align: left; vertical-align: top; }
 th { background: #f3f5f8; cursor: pointer; user-select: none; white-space: nowrap; position: sticky; top: 0; }
-th.nosort { cursor: default; }
-th:hover:not(.nosort) { background: #e4e9f1; }
+th:hover { background: #e4e9f1; }
 th[aria-sort=ascending]::after { content: " \\25B2"; font-size: .7em; }
 th[aria-sort=descending]::after { content: " \\25BC"; font-size: .7em; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -293,6 +298,7 @@ td.label { max-width: 32rem; overflow-wrap: anywhere; }
 tbody tr:nth-child(even) { background: #fafbfc; }
 tbody tr:hover { background: #eef3fb; }
 tr.bad td { color: #8a1c1c; background: #fdf1f1; }
+tr.tied td { background: #eef6ee; }
 .status { font-size: 12px; padding: 0 .4rem; border-radius: .6rem; background: #e3f4e7; color: #1e6b33; white-space: nowrap; }
 .status.failed, .status.interrupted, .status.missing { background: #fadada; color: #8a1c1c; }
 .status.diverged, .status.early_stopped { background: #fdf0d5; color: #7a5200; }
@@ -318,12 +324,12 @@ a:hover { text-decoration: underline; }
 """
 
 # Sort a table by a clicked column: numbers by value (data-v), text naturally; empty cells
-# (failed or missing runs) stay last either way. The rank column is renumbered.
+# (failed or missing runs) stay last either way. The rank is the ranking's (by the sort metric,
+# shared by equal values) and sorts like any column.
 SCRIPT = """
 document.querySelectorAll("table.sortable").forEach(function (table) {
   var heads = Array.from(table.tHead.rows[0].cells);
   heads.forEach(function (th, col) {
-    if (th.classList.contains("nosort")) return;
     th.addEventListener("click", function () {
       var current = th.getAttribute("aria-sort");
       var first = th.dataset.first === "desc" ? "descending" : "ascending";
@@ -345,8 +351,6 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
         return sign * c;
       });
       rows.forEach(function (row) { body.appendChild(row); });
-      if (heads[0].classList.contains("nosort"))
-        rows.forEach(function (row, i) { row.cells[0].textContent = i + 1; });
       var subtitle = document.getElementById("sorted-by");
       if (subtitle && table.classList.contains("leaderboard")) {
         var numeric = th.hasAttribute("data-num");

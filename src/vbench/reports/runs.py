@@ -19,6 +19,7 @@ from ..core.rundir import HISTORY_FILE, HYDRA_DIR, METRICS_FILE
 from ..core.status import BAD as BAD_STATUSES
 from ..core.status import MISSING
 from .table import METRICS
+from .verdicts import judge_groups, rank_runs
 
 # Statuses that mean the job did not produce a trustworthy result.
 # The rule of vbench: the validation split picks, the test split only reports.
@@ -136,6 +137,7 @@ def read_run(run_dir: Path, root: Path) -> dict:
         "trainable_params": m.number("params", "trainable"),
         "train_time_s": m.number("train_time_s"),
         "inference_ms": m.number("inference_ms_per_image"),
+        "val_size": m.number("sizes", "val"),  # what one val image is worth (verdicts.py)
         # Jobs that differ only in trainer.seed are repeats of one configuration.
         "group": (" ".join(o for o in overrides if not o.startswith(SEED_KEY)) or "(defaults)")
                  if (run_dir / HYDRA_DIR).is_dir() else os.path.relpath(run_dir, root),
@@ -341,6 +343,22 @@ def sort_rows(rows: list[dict], metric: str = DEFAULT_SORT) -> list[dict]:
     sign = -1 if METRICS[metric] else 1
     return sorted(rows, key=lambda r: (r.get("status") in BAD_STATUSES, r[metric] is None,
                                        sign * (r[metric] or 0)))
+
+
+def ranked(rows: list[dict], metric: str = DEFAULT_SORT) -> list[dict]:
+    """The rows best first by `metric` (sort_rows), each with its "rank": runs of equal value
+    share one (see verdicts.py)."""
+    rows = sort_rows(rows, metric)
+    rank_runs(rows, metric, METRICS[metric])
+    return rows
+
+
+def configurations(rows: list[dict], metric: str = DEFAULT_SORT) -> list[dict]:
+    """The seed groups of `rows` (group_rows), each with its verdict on `metric` (its rank,
+    mean ± 95 % CI and how it compares with the leader: verdicts.judge_groups), best first."""
+    groups = group_rows(rows)
+    judge_groups(groups, rows, metric, METRICS[metric])
+    return sorted(groups, key=lambda g: (g["rank"] is None, g["rank"] or 0))
 
 
 def group_rows(rows: list[dict]) -> list[dict]:
