@@ -102,8 +102,8 @@ def _markdown(rows, groups, extra, metric, skipped=()) -> str:
     if seeded(groups):
         columns = group_columns(MARKDOWN, metric, groups)
         lines += ["", "## Seed groups", "",
-                  f"Ranked by {metric}: {method_line()}. Other metrics: mean ± sample std "
-                  "(ddof=1) over the runs with a value.", "",
+                  (f"Ranked by {metric}: {method_line()}. Other metrics: mean ± sample std "
+                  "(ddof=1) over the runs with a value."), "",
                   *_md_table(columns, [[_md_cell(c, _group_text(c, g)) for c in columns]
                                        for g in groups])]
     if skipped:

@@ -19,7 +19,7 @@ from ..core.rundir import HISTORY_FILE, HYDRA_DIR, METRICS_FILE
 from ..core.status import BAD as BAD_STATUSES
 from ..core.status import MISSING
 from .table import METRICS
-from .verdicts import judge_groups, rank_runs
+from .verdicts import judge_groups, rank_runs, t_interval
 
 # Statuses that mean the job did not produce a trustworthy result.
 # The rule of vbench: the validation split picks, the test split only reports.
@@ -362,8 +362,9 @@ def configurations(rows: list[dict], metric: str = DEFAULT_SORT) -> list[dict]:
 
 
 def group_rows(rows: list[dict]) -> list[dict]:
-    """One row per group: mean and sample standard deviation (ddof=1, i.e. the spread of
-    repeated seeds, not of the population) of each metric over the runs that have a value."""
+    """One row per group: mean, sample standard deviation (ddof=1, i.e. the spread of
+    repeated seeds, not of the population) and the half-width of the mean's 95 % t-interval
+    (the figures' error bars) of each metric over the runs that have a value."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(row["group"], []).append(row)
@@ -378,6 +379,7 @@ def group_rows(rows: list[dict]) -> list[dict]:
             values = [m[metric] for m in members if m[metric] is not None]
             summary[metric] = statistics.fmean(values) if values else None
             summary[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else None
+            summary[f"{metric}_ci95"] = t_interval(values)
             summary[f"{metric}_n"] = len(values)
         out.append(summary)
     for summary, label in zip(out, short_labels([g["group"] for g in out])):
