@@ -216,3 +216,95 @@ def test_the_summary_of_fake_seed_groups_imports_no_torch(seeded):
             f"summarize; summarize([Path({str(seeded)!r})]); sys.exit('torch' in sys.modules)")
     result = vbench(sys.executable, "-c", code, cwd=seeded)
     assert result.returncode == 0, result.stderr
+
+
+def test_report_of_fake_seed_groups_imports_no_torch(seeded):
+    """Seed groups without checkpoints (fake runs) get no ensemble, so vbench-report never
+    imports torch for them; each such group says why it has none."""
+    code = ("import sys; from vbench.commands.report import main; main([sys.argv[1]]); "
+            "sys.exit('torch' in sys.modules)")
+    result = vbench(sys.executable, "-c", code, str(seeded), cwd=seeded)
+    assert result.returncode == 0, result.stderr
+    assert "no ensemble for model.depth=3: no best checkpoint" in result.stdout
+
+
+def by_hand_ensemble(run_dirs: list[Path]) -> dict:
+    """Each run's best checkpoint on its val and test images, softmax averaged by hand."""
+    import torch
+
+    from vbench.data import load_data
+    from vbench.evaluation.metrics import classification_metrics
+    from vbench.training.checkpoint import load_run_model
+
+    probs, scores = {"val": 0, "test": 0}, {}
+    for run_dir in run_dirs:
+        run = load_run_model(run_dir)
+        data = load_data(run.cfg.dataset, torch.device("cpu"), stats=(run.mean, run.std))
+        own = json.loads((run_dir / "metrics.json").read_text())
+        with torch.no_grad():
+            for name, split in (("val", data.val), ("test", data.test)):
+                x = (split.x.float() / 255 - split.mean[:, None, None]) / split.std[:, None, None]
+                logits = run.model(x)
+                # The forward pass reproduces the run's own numbers: same images, same model.
+                assert (logits.argmax(1) == split.y).float().mean().item() == \
+                    pytest.approx(own["best"][name]["accuracy"])
+                probs[name] = probs[name] + logits.softmax(1) / len(run_dirs)
+    for name, split in (("val", data.val), ("test", data.test)):
+        scores[name] = classification_metrics(probs[name].log(), split.y)
+    return scores
+
+
+def test_a_real_sweep_over_seeds_carries_verdicts_and_ensembles(tmp_path):
+    """`vbench -m debug=smoke trainer.seed=0,1,2 model.depth=1,2`: summary.md/csv,
+    summary_groups.csv and report.html rank, judge and ensemble the two configurations."""
+    result = vbench(str(Path(sys.executable).with_name("vbench")), "-m", "debug=smoke",
+                    "trainer.seed=0,1,2", "model.depth=1,2", "eval.plots=[]",
+                    "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    sweep = tmp_path / "sweep"
+    runs = read_csv(sweep / "summary.csv")
+    values = {r["run"]: float(r["best_val_acc"]) for r in runs}
+    ranks = verdicts.competition_ranks(list(values.values()), True)
+    assert [int(r["rank"]) for r in runs] == ranks  # shared where equal
+    groups = {g["group"].split("model.depth=")[1].split()[0]: g
+              for g in read_csv(sweep / GROUPS_CSV)}
+    assert set(groups) == {"1", "2"}
+    members = {depth: [r for r in runs if f"model.depth={depth}" in r["overrides"]]
+               for depth in groups}
+    sizes = {json.loads((sweep / r["run"] / "metrics.json").read_text())["sizes"]["val"]
+             for r in runs}
+    assert len(sizes) == 1
+    for depth, g in groups.items():
+        accs = [float(r["best_val_acc"]) for r in members[depth]]
+        assert float(g["ranked_mean"]) == pytest.approx(statistics.fmean(accs))
+        if len(set(accs)) > 1:
+            low, _ = stats.t.interval(0.95, 2, loc=statistics.fmean(accs), scale=stats.sem(accs))
+            assert float(g["ranked_mean_ci95"]) == pytest.approx(statistics.fmean(accs) - low)
+        # The ensemble: the mean of the three runs' softmax, as computed by hand.
+        scores = by_hand_ensemble([sweep / r["run"] for r in members[depth]])
+        assert int(g["ensemble_runs"]) == 3 and g["ensemble_error"] == ""
+        assert float(g["ensemble_val_acc"]) == pytest.approx(scores["val"]["accuracy"])
+        assert float(g["ensemble_test_acc"]) == pytest.approx(scores["test"]["accuracy"])
+        assert float(g["ensemble_macro_f1"]) == pytest.approx(scores["test"]["macro_f1"])
+    leader, other = sorted(groups.values(), key=lambda g: int(g["rank"]))
+    assert leader["vs_leader"] == "leader" and other["vs_leader"] in ("tied", "worse")
+    a, b = ([float(r["best_val_acc"]) for r in members[d]] for d in
+            (other["group"].split("model.depth=")[1].split()[0],
+             leader["group"].split("model.depth=")[1].split()[0]))
+    assert float(other["p_value"]) == pytest.approx(
+        verdicts.welch_p(a, b) if len(set(a)) == 1 == len(set(b)) else welch_by_hand(a, b))
+
+    md = (sweep / "summary.md").read_text()
+    table = md_table(md, "rank | group")
+    assert [r["vs leader"] for r in table] == ["leader", other["vs_leader"]]
+    assert table[0]["ensemble val acc"] == f"{float(leader['ensemble_val_acc']):.4f}"
+    assert "Welch's t-test" in md and "Ensemble: the mean of the softmax" in md
+    page = (sweep / "report.html").read_text()
+    groups_table = re.search(r"<table class='sortable groups'>.*?</table>", page).group()
+    assert "ensemble val acc" in groups_table and "vs leader" in groups_table
+    assert f">{float(leader['ensemble_test_acc']):.4f}<" in groups_table
+    assert "ens. val" in result.stdout and "leader" in result.stdout
+
+    # vbench-report writes the same files again; --no-ensembles leaves the ensembles out.
+    assert main([str(sweep), "--no-ensembles", "--out", str(tmp_path / "plain")]) == 0
+    assert {g["ensemble_val_acc"] for g in read_csv(tmp_path / "plain" / GROUPS_CSV)} == {""}

@@ -14,6 +14,7 @@ import datetime
 import html
 import io
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 from ..core import files
@@ -23,16 +24,20 @@ from ..core.status import MISSING
 from . import plots
 from .runs import BAD_STATUSES, DEFAULT_SORT, collect_runs, configurations, ranked, read_history
 from .table import HTML, METRICS, RUN_COLUMNS, Column, group_columns, shown
-from .verdicts import TIED, method_line, ranking_notes
+from .verdicts import TIED, ensemble_notes, method_line, ranking_notes
 
 CURVES = [("val_acc", "validation accuracy"), ("val_loss", "validation loss")]
 RUN_PLOTS = ("curves", "confusion")  # each run's own plots shown in its <details>
 
 
-def write_html_report(paths: list[Path], out: Path, metric: str = DEFAULT_SORT) -> Path:
+def write_html_report(paths: list[Path], out: Path, metric: str = DEFAULT_SORT,
+                      ensemble: Callable[[list[dict]], object] | None = None) -> Path:
     """Write report.html for the runs under `paths` to `out` (a file), ranked by `metric`
-    (the validation split's accuracy unless told: the test split never picks); returns it."""
+    (the validation split's accuracy unless told: the test split never picks); returns it.
+    `ensemble`: as for leaderboard.summarize."""
     rows, root = collect_runs(paths)
+    if ensemble is not None:
+        ensemble(rows)
     files.write_text(out, render(rows, root, metric))
     return out
 
@@ -82,7 +87,9 @@ def _groups(groups: list[dict], metric: str) -> str:
             f"{''.join(_group_cell(c, g) for c in columns)}</tr>" for g in groups]
     return ("<h2>Seed groups</h2><p class=meta>The runs of a configuration that differ only in "
             f"trainer.seed. Ranked by {_e(metric)}: {_e(method_line())}. Other metrics: mean ± "
-            "sample standard deviation (ddof=1).</p>" + _table("groups", head, body))
+            "sample standard deviation (ddof=1).</p>" + _table("groups", head, body)
+            + "".join(f"<p class=meta>{_e(n[0].upper() + n[1:])}.</p>"
+                      for n in ensemble_notes(groups)))
 
 
 def _group_cell(column: Column, g: dict) -> str:

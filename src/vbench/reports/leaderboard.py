@@ -9,6 +9,7 @@ report must answer at once.
 import csv
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from .runs import (
@@ -31,7 +32,7 @@ from .table import (
     group_columns,
     shown,
 )
-from .verdicts import method_line, ranking_notes
+from .verdicts import ensemble_notes, method_line, ranking_notes
 
 # ----------------------------------------------------------------------------------------------
 # Writing
@@ -106,6 +107,9 @@ def _markdown(rows, groups, extra, metric, skipped=()) -> str:
                   "(ddof=1) over the runs with a value."), "",
                   *_md_table(columns, [[_md_cell(c, _group_text(c, g)) for c in columns]
                                        for g in groups])]
+        notes = ensemble_notes(groups)
+        if notes:
+            lines += ["", *(f"- {note[0].upper()}{note[1:]}." for note in notes)]
     if skipped:
         lines += ["", "## Runs that could not be read", ""]
         lines += [f"- {why}" for _, why in skipped]
@@ -150,16 +154,21 @@ def _plots(rows, groups, histories, out: Path, metric: str) -> None:
 
 
 def summarize(paths: list[Path], out: Path | None = None, metric: str = DEFAULT_SORT,
-              skipped: list[tuple[Path, str]] | None = None) -> tuple[list[dict], Path]:
+              skipped: list[tuple[Path, str]] | None = None,
+              ensemble: Callable[[list[dict]], object] | None = None) -> tuple[list[dict], Path]:
     """Find the runs under `paths` and write the summary into `out`; returns the rows, best
     first, and where they were written. Runs that cannot be read are left out, listed in
-    summary.md and appended to `skipped` as (run directory, why).
+    summary.md and appended to `skipped` as (run directory, why). `ensemble` (the commands
+    pass inference.ensemble.add_ensembles, which imports torch) gives the rows of seed groups
+    their ensemble's fields before anything is written.
 
     Runs are named by their path relative to the common parent of their directories (the sweep
     directory for one sweep), which is also the default `out`."""
     skipped = [] if skipped is None else skipped
     rows, root = collect_runs(paths, skipped)
     out = Path(out) if out is not None else root
+    if ensemble is not None:
+        ensemble(rows)
     histories = {row["run"]: read_history(row["dir"]) for row in rows}
     write_summary(rows, histories, out, metric, skipped)
     return ranked(rows, metric), out
@@ -201,6 +210,7 @@ def leaderboard_tables(rows: list[dict], metric: str, title: str, width: int,
                                 title=f"seed groups, ranked by {metric}",
                                 caption=f"{method_line()}; other metrics: mean ± sample std "
                                         "(ddof=1)"))
+        out += [Text(note, style="dim") for note in ensemble_notes(groups)]
     if failed and not hide_failed:
         out.append(Text(f"{len(failed)} run(s) without a result:", style="red"))
         out += [Text(f"  {r['label']}: {r['status']}" + (f": {r['error']}" if r["error"] else ""))

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..core.rundir import HISTORY_FILE, HYDRA_DIR, METRICS_FILE
 from ..core.status import BAD as BAD_STATUSES
 from ..core.status import MISSING
-from .table import METRICS
+from .table import ENSEMBLE_KEYS, METRICS
 from .verdicts import judge_groups, rank_runs, t_interval
 
 # Statuses that mean the job did not produce a trustworthy result.
@@ -142,6 +142,7 @@ def read_run(run_dir: Path, root: Path) -> dict:
         "group": (" ".join(o for o in overrides if not o.startswith(SEED_KEY)) or "(defaults)")
                  if (run_dir / HYDRA_DIR).is_dir() else os.path.relpath(run_dir, root),
         "error": m.text("error"),
+        **dict.fromkeys(ENSEMBLE_KEYS),  # its seed group's ensemble, when one is computed
     }
     for name in m.node("extra") or {}:
         row[f"extra_{name}_acc"] = m.number("extra", name, "accuracy")
@@ -381,6 +382,8 @@ def group_rows(rows: list[dict]) -> list[dict]:
             summary[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else None
             summary[f"{metric}_ci95"] = t_interval(values)
             summary[f"{metric}_n"] = len(values)
+        for key in ENSEMBLE_KEYS:  # the same on every member that has it
+            summary[key] = next((m[key] for m in members if m[key] is not None), None)
         out.append(summary)
     for summary, label in zip(out, short_labels([g["group"] for g in out])):
         summary["label"] = label

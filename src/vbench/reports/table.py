@@ -118,8 +118,17 @@ def extra_columns(rows: list[dict]) -> list[Column]:
                    on=_only(CSV, MARKDOWN)) for k in keys]
 
 
+# A seed group's ensemble (the mean of its runs' softmax: inference/ensemble.py computes it,
+# on each member's row; runs.group_rows takes it to the group's).
+ENSEMBLE_VAL_ACC, ENSEMBLE_TEST_ACC = "ensemble_val_acc", "ensemble_test_acc"
+ENSEMBLE_MACRO_F1, ENSEMBLE_RUNS = "ensemble_macro_f1", "ensemble_runs"
+ENSEMBLE_ERROR = "ensemble_error"  # why a group with several finished runs has none
+ENSEMBLE_KEYS = (ENSEMBLE_VAL_ACC, ENSEMBLE_TEST_ACC, ENSEMBLE_MACRO_F1, ENSEMBLE_RUNS,
+                 ENSEMBLE_ERROR)
+
+
 def ensembled(groups: list[dict]) -> bool:
-    return any(g.get("ensemble_val_acc") is not None for g in groups)
+    return any(g[ENSEMBLE_VAL_ACC] is not None for g in groups)
 
 
 # summary_groups.csv: one row per configuration.
@@ -147,13 +156,15 @@ def group_columns(table: str, metric: str, groups: list[dict] | None = None) -> 
                Column("ranked_mean_ci95", "95 % CI ±", ranked.spec, on=_only(CSV)),
                Column("p_value", "p vs leader (Welch)", short="p", show=p_text),
                Column("vs_leader", "vs leader"),
-               Column("ensemble_val_acc", "ensemble val acc", ".4f", "ens. val", drop=9,
+               Column(ENSEMBLE_VAL_ACC, "ensemble val acc", ".4f", "ens. val", drop=1,
                       when=ensembled, higher_is_better=True, groups=MEAN),
-               Column("ensemble_test_acc", "ensemble test acc", ".4f", "ens. test", drop=9,
+               Column(ENSEMBLE_TEST_ACC, "ensemble test acc", ".4f", "ens. test", drop=1,
                       when=ensembled, higher_is_better=True, groups=MEAN),
-               Column("ensemble_macro_f1", "ensemble macro-F1", ".4f",
+               Column(ENSEMBLE_MACRO_F1, "ensemble macro-F1", ".4f",
                       on=_only(MARKDOWN, HTML, CSV), when=ensembled, higher_is_better=True,
                       groups=MEAN),
+               Column(ENSEMBLE_RUNS, "ensemble runs", "d", on=_only(CSV)),
+               Column(ENSEMBLE_ERROR, "ensemble error", on=_only(CSV)),
                # A seed group's mean ± std; the ranked metric's spread is its CI above, so
                # narrow terminals drop its std first.
                *(c if c.key != metric else dataclasses.replace(c, drop=10)

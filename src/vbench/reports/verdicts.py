@@ -134,6 +134,17 @@ def method_line() -> str:
             f"leader: tied; a configuration or leader with 1 seed gets no test")
 
 
+def ensemble_notes(groups: list[dict]) -> list[str]:
+    """What the group tables' ensemble columns are, and why a group has none (its error)."""
+    notes = []
+    if any(g["ensemble_val_acc"] is not None for g in groups):
+        notes.append("ensemble: the mean of the softmax of a configuration's completed runs' "
+                     "best checkpoints, scored as one model")
+    notes += [f"no ensemble for {g['label']}: {g['ensemble_error']}" for g in groups
+              if g["ensemble_error"]]
+    return notes
+
+
 # ----------------------------------------------------------------------------------------------
 # What a single-seed ranking can tell
 
