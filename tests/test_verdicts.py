@@ -308,3 +308,24 @@ def test_a_real_sweep_over_seeds_carries_verdicts_and_ensembles(tmp_path):
     # vbench-report writes the same files again; --no-ensembles leaves the ensembles out.
     assert main([str(sweep), "--no-ensembles", "--out", str(tmp_path / "plain")]) == 0
     assert {g["ensemble_val_acc"] for g in read_csv(tmp_path / "plain" / GROUPS_CSV)} == {""}
+
+
+@pytest.mark.parametrize("width", [80, 100, 160])
+def test_the_verdict_columns_show_at_any_width(seeded, width):
+    """At 80 columns the seed-group table keeps its rank, mean ± 95 % CI, p and verdict (the
+    metrics' mean ± std go first), and no line is wider than the terminal."""
+    import io
+
+    from rich.console import Console
+
+    from vbench.reports.leaderboard import leaderboard_tables
+
+    rows, _ = summarize([seeded])
+    console = Console(width=width, record=True, file=io.StringIO())
+    for item in leaderboard_tables(rows, "best_val_acc", "sweep", width):
+        console.print(item)
+    text = console.export_text()
+    assert all(len(line) <= width for line in text.splitlines())
+    ci = 4.302653 * 0.02 / math.sqrt(3)
+    for cell in (f"0.9200 ± {ci:.4f}", "leader", "tied", "worse", "no test: 1 seed", "<0.001"):
+        assert cell in text, (width, cell)

@@ -165,9 +165,9 @@ def group_columns(table: str, metric: str, groups: list[dict] | None = None) -> 
                       groups=MEAN),
                Column(ENSEMBLE_RUNS, "ensemble runs", "d", on=_only(CSV)),
                Column(ENSEMBLE_ERROR, "ensemble error", on=_only(CSV)),
-               # A seed group's mean ± std; the ranked metric's spread is its CI above, so
-               # narrow terminals drop its std first.
-               *(c if c.key != metric else dataclasses.replace(c, drop=10)
+               # A seed group's mean ± std of each metric. Narrow terminals drop them before
+               # the verdict and the ensemble: the ranked metric's first (its CI is above).
+               *(dataclasses.replace(c, drop=10 if c.key == metric else c.drop or 2)
                  for c in RUN_COLUMNS if c.groups)]
     columns = [c for c in columns if table in c.on]
     return columns if groups is None else shown(columns, table, groups)
