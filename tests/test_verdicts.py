@@ -78,7 +78,11 @@ def test_equal_val_accuracies_share_a_rank_and_one_image_is_named(tmp_path, caps
     md = (sweep / "summary.md").read_text()
     assert [r["rank"] for r in md_table(md, "rank")] == ["1"] * 8 + ["9", "10", "—"]
     line = "one val image moves val accuracy by 1/144 = 0.69 %"
-    for text in (md, printed, write_html_report([sweep], tmp_path / "r.html").read_text()):
+    page = write_html_report([sweep], tmp_path / "r.html").read_text()
+    # report.html's leaderboard and its curves' legend number the runs by the same ranks.
+    assert re.findall(r"<tr><td class=num data-v='(\d+)'>", page) == ["1"] * 8 + ["9", "10"]
+    assert re.findall(r"<li value=(\d+)>", page) == ["1"] * 8 + ["9", "10"]
+    for text in (md, printed, page):
         assert "8 runs share rank 1" in text and "order within a rank is arbitrary" in text
         assert line in " ".join(text.lower().split())
     assert not (sweep / GROUPS_CSV).exists()  # no configuration ran twice

@@ -162,13 +162,19 @@ def _curves(rows: list[dict], configs: list[dict], metric: str) -> str:
             figures.append(f"<figure><img alt='{_e(title)}' src='{_svg_uri(svg)}'>"
                            f"<figcaption>{_e(caption)}</figcaption></figure>")
     shown = legend.ranked(label for label, _, _ in curves)
-    items = "".join(f"<li value={legend.order.index(label) + 1}><span class=swatch "
+    items = "".join(f"<li {_list_number(legend.ranks[label])}><span class=swatch "
                     f"style='background:{_css_color(legend.colors[label])}'></span>"
                     f"{_e(label)}</li>" for label in shown)
     return (f"<h2>Validation curves</h2><div class=figures>{''.join(figures)}</div>"
             f"<p class=meta>Runs by configuration, in the leaderboard's order "
             f"({_e(_sort_words(metric))}); repeats of a configuration over seeds share its "
             f"colour.</p><ol class=legend>{items}</ol>")
+
+
+def _list_number(rank: int | None) -> str:
+    """An <ol> item's number: the configuration's rank (shared by ties, as in the tables), or
+    none for a configuration without a result."""
+    return "class=unranked" if rank is None else f"value={rank}"
 
 
 def _css_color(rgba) -> str:
@@ -315,6 +321,7 @@ code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; background: #f
 .figures { display: flex; flex-wrap: wrap; gap: 1rem; }
 ol.legend { columns: 2 24rem; font-size: 13px; padding-left: 2.2rem; margin-top: .3rem; }
 ol.legend li { break-inside: avoid; overflow-wrap: anywhere; }
+ol.legend li.unranked { list-style-type: none; }
 .swatch { display: inline-block; width: 1.6em; height: .35em; margin: 0 .5em .2em 0;
           vertical-align: middle; border-radius: 2px; }
 figure { margin: 0; }

@@ -508,14 +508,16 @@ LABEL_CHARS = 40  # a configuration's name wraps past this many characters
 @dataclass(frozen=True)
 class SweepLegend:
     """How the sweep figures show the configurations: `order` is the leaderboard's ranking by
-    `ranked_by` (best first); each label has a colour and a name (its rank, then its values:
-    when every label sets the same keys they are stated once, in `keys`)."""
+    `ranked_by` (best first); each label has a colour, a rank (the tables'; None without a
+    result) and a name (its rank, then its values: when every label sets the same keys they
+    are stated once, in `keys`)."""
 
     order: list[str]
     names: dict[str, str]
     colors: dict[str, tuple]
     keys: str
     ranked_by: str
+    ranks: dict[str, int | None]
 
     def ranked(self, labels) -> list[str]:
         """The distinct `labels`, in the ranking's order."""
@@ -537,7 +539,8 @@ def sweep_legend(groups: list[dict], ranked_by: str) -> SweepLegend:
     names = {g["label"]: textwrap.fill(value if g["rank"] is None else f"{g['rank']}. {value}",
                                        LABEL_CHARS, subsequent_indent="   ")
              for g, value in zip(groups, values)}
-    return SweepLegend(order, names, run_colors(order), keys, ranked_by)
+    return SweepLegend(order, names, run_colors(order), keys, ranked_by,
+                       {g["label"]: g["rank"] for g in groups})
 
 
 def run_colors(labels: list[str]) -> dict[str, tuple]:
