@@ -22,9 +22,17 @@ from ..core.flat import flatten
 from ..core.rundir import HYDRA_DIR, wait_for_figures
 from ..core.status import MISSING
 from . import plots
-from .runs import BAD_STATUSES, DEFAULT_SORT, collect_runs, configurations, ranked, read_history
+from .runs import (
+    BAD_STATUSES,
+    DEFAULT_SORT,
+    collect_runs,
+    configurations,
+    ensemble_notes,
+    ranked,
+    read_history,
+)
 from .table import HTML, METRICS, RUN_COLUMNS, Column, group_columns, shown
-from .verdicts import TIED, ensemble_notes, method_line, ranking_notes
+from .verdicts import TIED, VS_LEADER, method_line, ranking_notes
 
 CURVES = [("val_acc", "validation accuracy"), ("val_loss", "validation loss")]
 RUN_PLOTS = ("curves", "confusion")  # each run's own plots shown in its <details>
@@ -83,7 +91,7 @@ def _run_cell(column: Column, r: dict) -> str:
 def _groups(groups: list[dict], metric: str) -> str:
     columns = group_columns(HTML, metric, groups)
     head = "".join(_th(c.title, c.key, bool(c.spec or c.show)) for c in columns)
-    body = [f"<tr{' class=tied' if g['vs_leader'] == TIED else ''}>"
+    body = [f"<tr{' class=tied' if g[VS_LEADER] == TIED else ''}>"
             f"{''.join(_group_cell(c, g) for c in columns)}</tr>" for g in groups]
     return ("<h2>Seed groups</h2><p class=meta>The runs of a configuration that differ only in "
             f"trainer.seed. Ranked by {_e(metric)}: {_e(method_line())}. Other metrics: mean ± "

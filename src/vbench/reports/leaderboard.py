@@ -17,6 +17,7 @@ from .runs import (
     DEFAULT_SORT,
     collect_runs,
     configurations,
+    ensemble_notes,
     ranked,
     read_history,
 )
@@ -32,7 +33,7 @@ from .table import (
     group_columns,
     shown,
 )
-from .verdicts import ensemble_notes, method_line, ranking_notes
+from .verdicts import method_line, ranking_notes
 
 # ----------------------------------------------------------------------------------------------
 # Writing

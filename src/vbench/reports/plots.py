@@ -28,7 +28,18 @@ import numpy as np
 
 from .runs import round_values, shared_keys
 from .table import RUN_COLUMNS
-from .verdicts import LEADER, TIED, WORSE, p_text
+from .verdicts import (
+    LEADER,
+    P_VALUE,
+    RANK,
+    RANKED_MEAN,
+    RANKED_N,
+    TIED,
+    VS_LEADER,
+    WORSE,
+    ci95,
+    p_text,
+)
 
 SIDEWAYS = 20  # above this many classes, bar charts turn horizontal (names on the y axis)
 OVERLAY = 4  # up to this many configurations share one axes; more get a panel each
@@ -533,14 +544,14 @@ def sweep_legend(groups: list[dict], ranked_by: str) -> SweepLegend:
     """The legend of the configurations (runs.configurations: seed groups with their rank by
     `ranked_by`), in the leaderboard's order, each named by its rank (shared by equal values,
     as the tables share it; none for a configuration without a result) and its values."""
-    groups = sorted(groups, key=lambda g: (g["rank"] is None, g["rank"] or 0))
+    groups = sorted(groups, key=lambda g: (g[RANK] is None, g[RANK] or 0))
     order = [g["label"] for g in groups]
     keys, values = shared_keys([" ".join(t) for t in round_values([o.split() for o in order])])
-    names = {g["label"]: textwrap.fill(value if g["rank"] is None else f"{g['rank']}. {value}",
+    names = {g["label"]: textwrap.fill(value if g[RANK] is None else f"{g[RANK]}. {value}",
                                        LABEL_CHARS, subsequent_indent="   ")
              for g, value in zip(groups, values)}
     return SweepLegend(order, names, run_colors(order), keys, ranked_by,
-                       {g["label"]: g["rank"] for g in groups})
+                       {g["label"]: g[RANK] for g in groups})
 
 
 def run_colors(labels: list[str]) -> dict[str, tuple]:
@@ -707,11 +718,11 @@ def _interval_text(mean, ci, n) -> str:
 
 
 def _verdict_text(g: dict) -> str:
-    if g["vs_leader"] == LEADER:
+    if g[VS_LEADER] == LEADER:
         return "  leader"
-    if g["vs_leader"] in (TIED, WORSE):
-        p = p_text(g["p_value"])
-        return f"  {g['vs_leader']} ({'p < ' + p[1:] if p.startswith('<') else 'p = ' + p})"
+    if g[VS_LEADER] in (TIED, WORSE):
+        p = p_text(g[P_VALUE])
+        return f"  {g[VS_LEADER]} ({'p < ' + p[1:] if p.startswith('<') else 'p = ' + p})"
     return ""
 
 
@@ -727,9 +738,9 @@ def plot_sweep_bars(groups: list[dict], legend: SweepLegend, path: Path):
     groups = sorted(groups, key=lambda g: legend.order.index(g["label"]))
     ranked = next(c for c in RUN_COLUMNS if c.key == legend.ranked_by)
     # (title, mean key, CI key, n key, verdicts shown: judged) of each panel, left to right.
-    panels = [(f"{ranked.title} (ranks)", "ranked_mean", "ranked_mean_ci95", "ranked_n", True)]
+    panels = [(f"{ranked.title} (ranks)", RANKED_MEAN, ci95(RANKED_MEAN), RANKED_N, True)]
     if legend.ranked_by != "best_test_acc":
-        panels.append(("best test acc (reports)", "best_test_acc", "best_test_acc_ci95",
+        panels.append(("best test acc (reports)", "best_test_acc", ci95("best_test_acc"),
                        "best_test_acc_n", False))
     names = [legend.names[g["label"]] for g in groups]
     lines = max(map(_lines, names), default=1)
@@ -776,7 +787,7 @@ def plot_sweep_bars(groups: list[dict], legend: SweepLegend, path: Path):
             ax.errorbar(g[mean], yi, xerr=g[ci] or 0.0, fmt="o", capsize=3,
                         color=legend.colors[g["label"]])
             ax.text(1.01, yi, text, transform=_blended(ax, "y"), va="center", fontsize=8)
-            if judged and g["vs_leader"] == LEADER and g[ci]:
+            if judged and g[VS_LEADER] == LEADER and g[ci]:
                 ax.axvspan(g[mean] - g[ci], g[mean] + g[ci], color=legend.colors[g["label"]],
                            alpha=0.12, lw=0, zorder=0)
         ax.set(xlabel=title, xlim=(low - pad, high + pad), ylim=(-0.6, len(groups) - 0.4))

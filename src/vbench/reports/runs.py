@@ -18,8 +18,8 @@ from pathlib import Path
 from ..core.rundir import HISTORY_FILE, HYDRA_DIR, METRICS_FILE
 from ..core.status import BAD as BAD_STATUSES
 from ..core.status import MISSING
-from .table import ENSEMBLE_KEYS, METRICS
-from .verdicts import judge_groups, rank_runs, t_interval
+from .table import ENSEMBLE_ERROR, ENSEMBLE_KEYS, ENSEMBLE_VAL_ACC, METRICS
+from .verdicts import RANK, ci95, judge_groups, rank_runs, t_interval
 
 # Statuses that mean the job did not produce a trustworthy result.
 # The rule of vbench: the validation split picks, the test split only reports.
@@ -359,7 +359,7 @@ def configurations(rows: list[dict], metric: str = DEFAULT_SORT) -> list[dict]:
     mean ± 95 % CI and how it compares with the leader: verdicts.judge_groups), best first."""
     groups = group_rows(rows)
     judge_groups(groups, rows, metric, METRICS[metric])
-    return sorted(groups, key=lambda g: (g["rank"] is None, g["rank"] or 0))
+    return sorted(groups, key=lambda g: (g[RANK] is None, g[RANK] or 0))
 
 
 def group_rows(rows: list[dict]) -> list[dict]:
@@ -380,7 +380,7 @@ def group_rows(rows: list[dict]) -> list[dict]:
             values = [m[metric] for m in members if m[metric] is not None]
             summary[metric] = statistics.fmean(values) if values else None
             summary[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else None
-            summary[f"{metric}_ci95"] = t_interval(values)
+            summary[ci95(metric)] = t_interval(values)
             summary[f"{metric}_n"] = len(values)
         for key in ENSEMBLE_KEYS:  # the same on every member that has it
             summary[key] = next((m[key] for m in members if m[key] is not None), None)
@@ -388,3 +388,14 @@ def group_rows(rows: list[dict]) -> list[dict]:
     for summary, label in zip(out, short_labels([g["group"] for g in out])):
         summary["label"] = label
     return out
+
+
+def ensemble_notes(groups: list[dict]) -> list[str]:
+    """What the group tables' ensemble columns are, and why a group has none (its error)."""
+    notes = []
+    if any(g[ENSEMBLE_VAL_ACC] is not None for g in groups):
+        notes.append("ensemble: the mean of the softmax of a configuration's completed runs' "
+                     "best checkpoints, scored as one model")
+    notes += [f"no ensemble for {g['label']}: {g[ENSEMBLE_ERROR]}" for g in groups
+              if g[ENSEMBLE_ERROR]]
+    return notes

@@ -8,7 +8,16 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .verdicts import p_text
+from .verdicts import (
+    P_VALUE,
+    RANK,
+    RANKED_BY,
+    RANKED_MEAN,
+    RANKED_N,
+    VS_LEADER,
+    ci95,
+    p_text,
+)
 
 # The tables a column can show in.
 CSV, MARKDOWN, TERMINAL, HTML = "summary.csv", "summary.md", "terminal", "report.html"
@@ -55,8 +64,8 @@ class Column:
 
     def group_text(self, group: dict) -> str:
         """The seed group's cell: mean ± sample std, mean ± the half-width of its confidence
-        interval (MEAN_CI: `<key>_ci95`), or the mean alone."""
-        spread = group.get(f"{self.key}_{'ci95' if self.groups == MEAN_CI else 'std'}")
+        interval (MEAN_CI: verdicts.ci95), or the mean alone."""
+        spread = group.get(ci95(self.key) if self.groups == MEAN_CI else f"{self.key}_std")
         if self.groups == MEAN or spread is None:
             return self.text(group)
         return f"{group[self.key]:{self.spec}} ± {spread:{self.spec}}"
@@ -75,7 +84,7 @@ def _accuracy(key: str, title: str, short: str, drop: int | None = None) -> Colu
 # overrides.
 RUN_COLUMNS = [
     # Competition ranking by the sort metric: equal values share a rank (1, 1, 3).
-    Column("rank", "rank", "d"),
+    Column(RANK, "rank", "d"),
     Column("run", "run", on=_only(CSV, MARKDOWN)),
     Column("label", "run", on=_only(TERMINAL, HTML)),
     Column("name", "name", on=_only(CSV)),
@@ -142,20 +151,20 @@ def group_columns(table: str, metric: str, groups: list[dict] | None = None) -> 
     that a group averages (mean ± std). With `groups`, the columns their `when` holds for."""
     title = "group (overrides without trainer.seed)"
     ranked = next(c for c in RUN_COLUMNS if c.key == metric)
-    columns = [Column("rank", "rank", "d"),
+    columns = [Column(RANK, "rank", "d"),
                Column("group", title, on=_only(MARKDOWN, CSV), code=True),
                Column("label", title, short="group", on=_only(TERMINAL, HTML)),
                Column("runs", "runs", "d"),
                Column("statuses", "statuses", on=_only(MARKDOWN, HTML, CSV)),
-               Column("ranked_by", "ranked by", on=_only(CSV)),
-               Column("ranked_n", "seeds", "d", on=_only(CSV)),
-               Column("ranked_mean", f"{ranked.title}: mean ± 95 % CI", ranked.spec,
+               Column(RANKED_BY, "ranked by", on=_only(CSV)),
+               Column(RANKED_N, "seeds", "d", on=_only(CSV)),
+               Column(RANKED_MEAN, f"{ranked.title}: mean ± 95 % CI", ranked.spec,
                       f"{ranked.header} ± 95% CI", on=_only(MARKDOWN, TERMINAL, HTML),
                       higher_is_better=ranked.higher_is_better, groups=MEAN_CI),
-               Column("ranked_mean", "mean", ranked.spec, on=_only(CSV)),
-               Column("ranked_mean_ci95", "95 % CI ±", ranked.spec, on=_only(CSV)),
-               Column("p_value", "p vs leader (Welch)", short="p", show=p_text),
-               Column("vs_leader", "vs leader"),
+               Column(RANKED_MEAN, "mean", ranked.spec, on=_only(CSV)),
+               Column(ci95(RANKED_MEAN), "95 % CI ±", ranked.spec, on=_only(CSV)),
+               Column(P_VALUE, "p vs leader (Welch)", short="p", show=p_text),
+               Column(VS_LEADER, "vs leader"),
                Column(ENSEMBLE_VAL_ACC, "ensemble val acc", ".4f", "ens. val", drop=1,
                       when=ensembled, higher_is_better=True, groups=MEAN),
                Column(ENSEMBLE_TEST_ACC, "ensemble test acc", ".4f", "ens. test", drop=1,

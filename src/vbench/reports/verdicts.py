@@ -30,6 +30,19 @@ CONFIDENCE = 0.95  # the confidence intervals' level
 ALPHA = 0.05  # p at or above this: not distinguishable from the leader, i.e. tied
 TEST = "Welch's t-test"  # how a configuration is compared with the leader (two-sided)
 
+# The keys verdicts add: a run's and a configuration's RANK; a configuration's RANKED_BY (the
+# metric), RANKED_N (its finished runs with a value), RANKED_MEAN and ci95(RANKED_MEAN) (the
+# half-width of its interval), P_VALUE and VS_LEADER (summary_groups.csv's columns).
+RANK = "rank"
+RANKED_BY, RANKED_N, RANKED_MEAN = "ranked_by", "ranked_n", "ranked_mean"
+P_VALUE, VS_LEADER = "p_value", "vs_leader"
+
+
+def ci95(key: str) -> str:
+    """The key of the half-width of `key`'s 95 % confidence interval in a group's row."""
+    return f"{key}_ci95"
+
+
 # A configuration's verdict against the leader (summary.csv `vs_leader`, every group table).
 LEADER = "leader"
 TIED = "tied"
@@ -54,7 +67,7 @@ def rank_runs(rows: list[dict], metric: str, higher_is_better: bool) -> None:
     ranks nothing)."""
     values = [None if r["status"] in BAD else r[metric] for r in rows]
     for row, rank in zip(rows, competition_ranks(values, higher_is_better)):
-        row["rank"] = rank
+        row[RANK] = rank
 
 
 def t_interval(values: list[float]) -> float | None:
@@ -95,30 +108,30 @@ def judge_groups(groups: list[dict], rows: list[dict], metric: str,
             values[row["group"]].append(row[metric])
     for g in groups:
         v = values[g["group"]]
-        g["ranked_by"] = metric
-        g["ranked_n"] = len(v)
-        g["ranked_mean"] = statistics.fmean(v) if v else None
-        g["ranked_mean_ci95"] = t_interval(v)
-        g["p_value"] = g["vs_leader"] = None
-    means = [g["ranked_mean"] for g in groups]
+        g[RANKED_BY] = metric
+        g[RANKED_N] = len(v)
+        g[RANKED_MEAN] = statistics.fmean(v) if v else None
+        g[ci95(RANKED_MEAN)] = t_interval(v)
+        g[P_VALUE] = g[VS_LEADER] = None
+    means = [g[RANKED_MEAN] for g in groups]
     for g, rank in zip(groups, competition_ranks(means, higher_is_better)):
-        g["rank"] = rank
-    ranked = [g for g in groups if g["rank"] is not None]
+        g[RANK] = rank
+    ranked = [g for g in groups if g[RANK] is not None]
     if not ranked:
         return
-    leader = min(ranked, key=lambda g: g["rank"])  # the first of a tie: the table's first
-    leader["vs_leader"] = LEADER
+    leader = min(ranked, key=lambda g: g[RANK])  # the first of a tie: the table's first
+    leader[VS_LEADER] = LEADER
     best = values[leader["group"]]
     for g in ranked:
         if g is leader:
             continue
-        if g["ranked_n"] < 2:
-            g["vs_leader"] = NO_TEST_ONE_SEED
+        if g[RANKED_N] < 2:
+            g[VS_LEADER] = NO_TEST_ONE_SEED
         elif len(best) < 2:
-            g["vs_leader"] = NO_TEST_LEADER_ONE_SEED
+            g[VS_LEADER] = NO_TEST_LEADER_ONE_SEED
         else:
-            g["p_value"] = welch_p(values[g["group"]], best)
-            g["vs_leader"] = TIED if g["p_value"] >= ALPHA else WORSE
+            g[P_VALUE] = welch_p(values[g["group"]], best)
+            g[VS_LEADER] = TIED if g[P_VALUE] >= ALPHA else WORSE
 
 
 def p_text(p: float) -> str:
@@ -132,17 +145,6 @@ def method_line() -> str:
             f"freedom); p: {TEST} (two-sided, unequal variances) against the leader, the "
             f"configuration of the best mean; p ≥ {ALPHA} is not distinguishable from the "
             f"leader: tied; a configuration or leader with 1 seed gets no test")
-
-
-def ensemble_notes(groups: list[dict]) -> list[str]:
-    """What the group tables' ensemble columns are, and why a group has none (its error)."""
-    notes = []
-    if any(g["ensemble_val_acc"] is not None for g in groups):
-        notes.append("ensemble: the mean of the softmax of a configuration's completed runs' "
-                     "best checkpoints, scored as one model")
-    notes += [f"no ensemble for {g['label']}: {g['ensemble_error']}" for g in groups
-              if g["ensemble_error"]]
-    return notes
 
 
 # ----------------------------------------------------------------------------------------------
@@ -167,8 +169,8 @@ def shared_ranks(rows: list[dict]) -> list[tuple[int, int]]:
     """(rank, runs) of every rank that several runs share, best first."""
     counts: dict[int, int] = {}
     for r in rows:
-        if r.get("rank") is not None:
-            counts[r["rank"]] = counts.get(r["rank"], 0) + 1
+        if r.get(RANK) is not None:
+            counts[r[RANK]] = counts.get(r[RANK], 0) + 1
     return sorted((rank, n) for rank, n in counts.items() if n > 1)
 
 
@@ -182,7 +184,7 @@ def ranking_notes(rows: list[dict], groups: list[dict], metric: str) -> list[str
         more = f" and {len(shared) - 4} more ranks" if len(shared) > 4 else ""
         notes.append(f"equal {metric} values share a rank: {told}{more}; their order within "
                      "a rank is arbitrary")
-    if any(g["ranked_n"] == 1 for g in groups if g.get("rank") is not None):
+    if any(g[RANKED_N] == 1 for g in groups if g[RANK] is not None):
         line = resolution_line(rows)
         if line:
             notes.append(f"{line}; with one seed, a configuration's rank rests on one run")
