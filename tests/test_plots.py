@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers.formats import CIFAR10_NAMES
-from vbench.reports import plots
+from vbench.reports import plots, verdicts
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
            "Bag", "Ankle boot"]
@@ -200,9 +200,18 @@ OPTUNA = ["optimizer.lr=0.009145320282946534 model.width=64",
 
 
 def groups_of(labels: list[str], accuracies: list[float]) -> list[dict]:
-    return [{"label": label, "best_val_acc": acc, "best_test_acc": acc - 0.01,
-             "best_test_acc_std": None, "best_test_acc_n": 1, "statuses": "1 completed"}
-            for label, acc in zip(labels, accuracies)]
+    """Configurations of one run each, as runs.configurations makes them."""
+    ranks = verdicts.competition_ranks(accuracies, True)
+    return [{"label": label, "rank": rank, "ranked_mean": acc, "ranked_mean_ci95": None,
+             "ranked_n": 1, "p_value": None,
+             "vs_leader": verdicts.LEADER if rank == 1 else verdicts.NO_TEST_ONE_SEED,
+             "best_test_acc": acc - 0.01, "best_test_acc_ci95": None, "best_test_acc_n": 1,
+             "statuses": "1 completed"} for label, acc, rank in zip(labels, accuracies, ranks)]
+
+
+FAILED = {"label": "model=cnn", "rank": None, "ranked_mean": None, "ranked_mean_ci95": None,
+          "ranked_n": 0, "p_value": None, "vs_leader": None, "best_test_acc": None,
+          "best_test_acc_ci95": None, "best_test_acc_n": 0, "statuses": "1 failed"}
 
 
 @pytest.mark.parametrize("runs", [3, 12])
@@ -210,17 +219,19 @@ def test_sweep_plots_share_the_ranking_colours_and_readable_legends(runs, tmp_pa
     labels = [f"model=mlp model.hidden=[{64 * (i + 1)},{32 * (i + 1)}] optimizer=sgd"
               for i in range(runs)]
     groups = groups_of(labels, [0.90 + i / 1000 for i in range(runs)])  # the last is best
-    groups.append({"label": "model=cnn", "best_val_acc": None, "best_test_acc": None,
-                   "best_test_acc_std": None, "best_test_acc_n": 0, "statuses": "1 failed"})
+    groups.append(FAILED)
     legend = plots.sweep_legend(groups, "best_val_acc")
     ranking = labels[::-1] + ["model=cnn"]
     assert legend.order == ranking
     bars = plots.plot_sweep_bars(groups, legend, tmp_path / "bars.png")
-    assert "seeds" not in bars.axes[0].get_title()  # single runs: no "over seeds"
-    low, high = bars.axes[0].get_xlim()
-    assert 0.85 < low and high < 0.95  # the range of the data, not 0-1
+    assert "seeds" not in bars._suptitle.get_text()  # single runs: no "over seeds"
+    for ax in bars.axes:  # validation ranks, test reports
+        low, high = ax.get_xlim()
+        assert 0.85 < low and high < 0.95  # the range of the data, not 0-1
     ticks = [t.get_text() for t in bars.axes[0].get_yticklabels()]
-    assert [t.split(".", 1)[0] for t in ticks] == [str(i) for i in range(1, runs + 2)]
+    # Ranks as the tables give them; the failed configuration has none.
+    assert [t.split(".", 1)[0] for t in ticks] == [str(i) for i in range(1, runs + 1)] + \
+        ["model=cnn"]
     assert "ranked by best_val_acc" in caption(bars) and "need not fall in order" in caption(bars)
     points = [(label, 1000, 0.9 + i / 1000) for i, label in enumerate(labels)]
     scatter = plots.plot_accuracy_vs_params(points, legend, tmp_path / "params.png")
@@ -265,7 +276,7 @@ def test_long_labels_are_rounded_and_their_keys_stated_once(tmp_path):
     bars = plots.plot_sweep_bars(groups, legend, tmp_path / "bars.png")
     assert_readable(bars)
     width, height = bars.get_size_inches()
-    assert width < 11 and height > 2.5
+    assert width < 12.5 and height > 2.5  # two panels: validation ranks, test reports
     assert "rank. optimizer.lr, model.width" in [t.get_text() for t in bars.axes[0].texts]
     curves = plots.plot_sweep_curves([(label, history(), 5) for label in OPTUNA], legend,
                                      tmp_path / "curves.png")
@@ -274,14 +285,43 @@ def test_long_labels_are_rounded_and_their_keys_stated_once(tmp_path):
     assert curves.axes[0].get_legend().get_title().get_text() == "rank. optimizer.lr, model.width"
 
 
-def test_seed_groups_say_mean_and_std(tmp_path):
-    groups = [{"label": "a", "best_val_acc": 0.9, "best_test_acc": 0.9,
-               "best_test_acc_std": 0.01, "best_test_acc_n": 3, "statuses": "3 completed"}]
+def test_seed_groups_draw_their_confidence_intervals_and_verdicts(tmp_path):
+    """Three configurations over seeds: every dot has its 95 % CI as an error bar, on the
+    validation panel with its verdict (the leader's interval shaded), on the test panel too."""
+    groups = [
+        {"label": "a", "rank": 1, "ranked_mean": 0.92, "ranked_mean_ci95": 0.0497,
+         "ranked_n": 3, "p_value": None, "vs_leader": verdicts.LEADER, "best_test_acc": 0.91,
+         "best_test_acc_ci95": 0.02, "best_test_acc_n": 3, "statuses": "3 completed"},
+        {"label": "b", "rank": 2, "ranked_mean": 0.90, "ranked_mean_ci95": 0.06,
+         "ranked_n": 3, "p_value": 0.412, "vs_leader": verdicts.TIED, "best_test_acc": 0.90,
+         "best_test_acc_ci95": 0.03, "best_test_acc_n": 3, "statuses": "3 completed"},
+        {"label": "c", "rank": 3, "ranked_mean": 0.71, "ranked_mean_ci95": 0.03,
+         "ranked_n": 3, "p_value": 0.0002, "vs_leader": verdicts.WORSE, "best_test_acc": 0.70,
+         "best_test_acc_ci95": 0.01, "best_test_acc_n": 3, "statuses": "3 completed"},
+        {**FAILED, "label": "d"}]
     fig = plots.plot_sweep_bars(groups, plots.sweep_legend(groups, "best_val_acc"),
                                 tmp_path / "bars.png")
-    assert "mean ± sample std over seeds" in fig.axes[0].get_title()
-    low, high = fig.axes[0].get_xlim()
-    assert low < 0.89 and high > 0.91  # the error bar fits
+    assert_readable(fig)
+    assert "mean ± 95 % CI over seeds" in fig._suptitle.get_text()
+    val, test = fig.axes
+    for ax, key in ((val, "ranked_mean"), (test, "best_test_acc")):
+        bars = [c for c in ax.containers if c.has_xerr]
+        assert len(bars) == 3  # the failed configuration has none
+        for container, g in zip(bars, groups):
+            (segments,) = container.lines[2]  # the error bar's line: mean ± half-width
+            (x0, _), (x1, _) = segments.get_segments()[0]
+            half = g[f"{key}_ci95"]
+            assert (x0, x1) == pytest.approx((g[key] - half, g[key] + half))
+        low, high = ax.get_xlim()
+        assert low < min(g[key] - g[f"{key}_ci95"] for g in groups[:3])  # every bar fits
+        assert high > max(g[key] + g[f"{key}_ci95"] for g in groups[:3])
+    labels = [t.get_text() for t in val.texts]
+    assert "0.9200 ± 0.050 (n=3)  leader" in labels
+    assert "0.9000 ± 0.060 (n=3)  tied (p = 0.412)" in labels
+    assert "0.7100 ± 0.030 (n=3)  worse (p < 0.001)" in labels
+    band = [p for p in val.patches if p.get_alpha() == 0.12]
+    assert len(band) == 1 and band[0].get_x() == pytest.approx(0.92 - 0.0497)  # the leader's
+    assert "95 % confidence intervals" in caption(fig) and "Welch" in caption(fig)
 
 
 def test_report_html_curves_mark_best_epochs_without_a_legend():

@@ -52,11 +52,20 @@ def test_seed_repeats_are_grouped_with_sample_std(sweep):
     summarize([sweep])
     md = (sweep / "summary.md").read_text()
     # Test accuracies 0.70, 0.80, 0.90: mean 0.80, sample std (ddof=1) 0.10, not 0.0816.
-    line = next(line for line in md.splitlines() if line.startswith("| `model=mlp`"))
-    cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells[1:5] == ["3", "3 completed", "0.8200 ± 0.1000", "0.8000 ± 0.1000"]
-    assert any(line.startswith("| `model=cnn` | 1 | 1 completed | 0.9700 |")
-               for line in md.splitlines())
+    lines = md.splitlines()
+    head = next(line for line in lines if line.startswith("| rank | group"))
+
+    def cells(group: str) -> dict:
+        line = next(line for line in lines if f"| `{group}` |" in line)
+        return dict(zip(*([c.strip() for c in row.strip("|").split("|")]
+                          for row in (head, line))))
+
+    mlp = cells("model=mlp")
+    assert [mlp[k] for k in ("runs", "statuses", "best val acc", "best test acc")] == \
+        ["3", "3 completed", "0.8200 ± 0.1000", "0.8000 ± 0.1000"]
+    cnn = cells("model=cnn")
+    assert [cnn[k] for k in ("rank", "runs", "statuses", "best val acc")] == \
+        ["1", "1", "1 completed", "0.9700"]
 
 
 def test_report_cli_sorts_writes_where_asked_and_refuses_empty_paths(sweep, tmp_path, capsys):
@@ -213,7 +222,7 @@ def test_a_seed_group_needs_runs_whose_seeds_differ(tmp_path):
     assert len(groups) == 6 and "model=cnn" in groups
     md = (runs / "summary.md").read_text()
     assert "± 0.0000" not in md
-    assert "| `model=cnn` | 2 | 2 completed | " in md
+    assert "| 6 | `model=cnn` | 2 | 2 completed | " in md  # below the five runs' shared rank 1
     # Runs of the same overrides are labelled by their directories, as the groups are.
     labels = {r["run"]: r["label"] for r in rows}
     assert all(labels[f"2026-11-22_00-0{i}_digits_mlp"] == f"2026-11-22_00-0{i}_digits_mlp"

@@ -198,7 +198,7 @@ def test_one_list_of_columns_drives_every_table(sweep, renamed_macro_f1):
     assert cells["macro F1 score"] == "0.94" and cells["dataset"] == "digits"
     assert all(h in terminal for h in ("dataset", "tags", "mF1", "paper", "svhn"))
     # The seed groups: summary.md's and report.html's show the same metrics.
-    groups_md = md_cells(next(line for line in md if line.startswith("| group")))
+    groups_md = md_cells(next(line for line in md if line.startswith("| rank | group")))
     assert html_headers(page, "groups")[1:] == groups_md[1:]
     assert "macro F1 score" in groups_md and "params" in groups_md
 
@@ -238,7 +238,7 @@ def test_report_renders_and_sorts_in_headless_chromium(runs, tmp_path):
         assert column("best test acc") == ["0.9500", "0.9000", "0.8000", "0.7000", "—", "—"]
         page.click("table.leaderboard th:text-is('best test acc')")  # and reversed
         assert column("best test acc") == ["0.7000", "0.8000", "0.9000", "0.9500", "—", "—"]
-        assert column("#") == ["1", "2", "3", "4", "5", "6"]
+        assert column("rank") == ["4", "3", "2", "1", "—", "—"]  # the ranking's, not the rows'
         assert column("status")[-2:] == ["failed", "missing"]
         # The subtitle says the order the table shows now.
         assert page.inner_text("#sorted-by") == "best test acc, lowest first"

@@ -33,7 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--html", action="store_true",
                         help="also write report.html: one self-contained page (sortable "
                              "leaderboard, config differences, curves, each run's plots)")
+    parser.add_argument("--no-ensembles", action="store_true",
+                        help="do not score seed groups' ensembles (the mean of their runs' "
+                             "softmax), which costs one forward pass per run over val and "
+                             "test and imports torch")
     args = parser.parse_args(argv)
+    ensemble = None if args.no_ensembles else _ensembles
     from ..core.errors import VBenchError
     from ..reports.leaderboard import print_leaderboard, summarize, writable_folder
 
@@ -41,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.out is not None:  # refused before the runs are read: nothing is left behind
             writable_folder(args.out)
-        rows, out = summarize(args.paths, args.out, args.sort, skipped)
+        rows, out = summarize(args.paths, args.out, args.sort, skipped, ensemble)
     except (FileNotFoundError, VBenchError) as e:
         _warn_skipped(skipped)
         print(f"vbench-report: error: {e}", file=sys.stderr)
@@ -56,9 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.html:
         from ..reports.html import write_html_report
 
-        page = write_html_report(args.paths, out / "report.html", args.sort)
+        page = write_html_report(args.paths, out / "report.html", args.sort, ensemble)
         console.print(f"report written to {page}", highlight=False, soft_wrap=True)
     return 0
+
+
+def _ensembles(rows: list[dict]) -> None:
+    """Score the seed groups' ensembles (inference/ensemble.py), saying what it cost when it
+    cost anything: torch is imported only where a group has checkpoints to ensemble."""
+    from ..inference.ensemble import add_ensembles
+
+    seconds = add_ensembles(rows)
+    if seconds >= 0.5:
+        print(f"vbench: seed-group ensembles scored in {seconds:.1f} s", file=sys.stderr)
 
 
 def _warn_skipped(skipped: list[tuple[Path, str]]) -> None:
@@ -83,7 +98,7 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         skipped: list[tuple[Path, str]] = []
         try:
-            rows, _ = summarize([sweep_dir], sweep_dir, skipped=skipped)
+            rows, _ = summarize([sweep_dir], sweep_dir, skipped=skipped, ensemble=_ensembles)
         except FileNotFoundError:
             return  # no job started: nothing to summarize
         except VBenchError as e:
@@ -96,7 +111,7 @@ class SweepSummary(Callback):
             os.path.relpath(run, sweep_dir.resolve()) for run, _ in skipped]
         from ..reports.html import write_html_report
 
-        write_html_report([sweep_dir], sweep_dir / "report.html", DEFAULT_SORT)
+        write_html_report([sweep_dir], sweep_dir / "report.html", DEFAULT_SORT, _ensembles)
 
 
 

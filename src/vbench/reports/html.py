@@ -14,6 +14,7 @@ import datetime
 import html
 import io
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 from ..core import files
@@ -21,24 +22,38 @@ from ..core.flat import flatten
 from ..core.rundir import HYDRA_DIR, wait_for_figures
 from ..core.status import MISSING
 from . import plots
-from .runs import BAD_STATUSES, DEFAULT_SORT, collect_runs, group_rows, read_history, sort_rows
+from .runs import (
+    BAD_STATUSES,
+    DEFAULT_SORT,
+    collect_runs,
+    configurations,
+    ensemble_notes,
+    ranked,
+    read_history,
+)
 from .table import HTML, METRICS, RUN_COLUMNS, Column, group_columns, shown
+from .verdicts import TIED, VS_LEADER, method_line, ranking_notes
 
 CURVES = [("val_acc", "validation accuracy"), ("val_loss", "validation loss")]
 RUN_PLOTS = ("curves", "confusion")  # each run's own plots shown in its <details>
 
 
-def write_html_report(paths: list[Path], out: Path, metric: str = DEFAULT_SORT) -> Path:
+def write_html_report(paths: list[Path], out: Path, metric: str = DEFAULT_SORT,
+                      ensemble: Callable[[list[dict]], object] | None = None) -> Path:
     """Write report.html for the runs under `paths` to `out` (a file), ranked by `metric`
-    (the validation split's accuracy unless told: the test split never picks); returns it."""
+    (the validation split's accuracy unless told: the test split never picks); returns it.
+    `ensemble`: as for leaderboard.summarize."""
     rows, root = collect_runs(paths)
-    files.write_text(out, render(sort_rows(rows, metric), root, metric))
+    if ensemble is not None:
+        ensemble(rows)
+    files.write_text(out, render(rows, root, metric))
     return out
 
 
 def render(rows: list[dict], root: Path, metric: str) -> str:
-    configs = group_rows(rows)
-    groups = [g for g in configs if g["runs"] > 1]
+    rows = ranked(rows, metric)
+    configs = configurations(rows, metric)
+    notes = ranking_notes(rows, configs, metric)
     sections = [
         f"<h1>vbench report: {len(rows)} runs</h1>",
         # The script rewrites the sort's words when a column title is clicked.
@@ -46,7 +61,8 @@ def render(rows: list[dict], root: Path, metric: str) -> str:
          f"{_e(_sort_words(metric))}</span> · {datetime.datetime.now():%Y-%m-%d %H:%M} · "
          "click a column title to sort</p>"),
         "<h2>Leaderboard</h2>", _leaderboard(rows),
-        _groups(sort_rows(groups, metric)) if groups else "",
+        "".join(f"<p class=meta>{_e(n[0].upper() + n[1:])}.</p>" for n in notes),
+        _groups(configs, metric) if any(g["runs"] > 1 for g in configs) else "",
         _failures(rows),
         _config_differences(rows),
         _curves(rows, configs, metric),
@@ -58,10 +74,8 @@ def render(rows: list[dict], root: Path, metric: str) -> str:
 
 def _leaderboard(rows: list[dict]) -> str:
     columns = shown(RUN_COLUMNS, HTML, rows)
-    head = "<th class=nosort>#</th>" + "".join(_th(c.title, c.key, bool(c.spec))
-                                               for c in columns)
-    body = [f"<tr{_bad(r)}><td>{rank}</td>{''.join(_run_cell(c, r) for c in columns)}</tr>"
-            for rank, r in enumerate(rows, 1)]
+    head = "".join(_th(c.title, c.key, bool(c.spec)) for c in columns)
+    body = [f"<tr{_bad(r)}>{''.join(_run_cell(c, r) for c in columns)}</tr>" for r in rows]
     return _table("leaderboard", head, body)
 
 
@@ -74,13 +88,16 @@ def _run_cell(column: Column, r: dict) -> str:
     return _cell(column, r)
 
 
-def _groups(groups: list[dict]) -> str:
-    columns = group_columns(HTML)
-    head = "".join(_th(c.title, c.key, bool(c.spec)) for c in columns)
-    body = [f"<tr>{''.join(_group_cell(c, g) for c in columns)}</tr>" for g in groups]
-    return ("<h2>Seed groups</h2><p class=meta>mean ± sample standard deviation (ddof=1) over "
-            "the runs of a configuration that differ only in trainer.seed</p>"
-            + _table("groups", head, body))
+def _groups(groups: list[dict], metric: str) -> str:
+    columns = group_columns(HTML, metric, groups)
+    head = "".join(_th(c.title, c.key, bool(c.spec or c.show)) for c in columns)
+    body = [f"<tr{' class=tied' if g[VS_LEADER] == TIED else ''}>"
+            f"{''.join(_group_cell(c, g) for c in columns)}</tr>" for g in groups]
+    return ("<h2>Seed groups</h2><p class=meta>The runs of a configuration that differ only in "
+            f"trainer.seed. Ranked by {_e(metric)}: {_e(method_line())}. Other metrics: mean ± "
+            "sample standard deviation (ddof=1).</p>" + _table("groups", head, body)
+            + "".join(f"<p class=meta>{_e(n[0].upper() + n[1:])}.</p>"
+                      for n in ensemble_notes(groups)))
 
 
 def _group_cell(column: Column, g: dict) -> str:
@@ -91,6 +108,10 @@ def _group_cell(column: Column, g: dict) -> str:
 
 
 def _cell(column: Column, row: dict) -> str:
+    if column.show:  # a number shown as words (a p-value): sorts by the number
+        value = row[column.key]
+        return (f"<td class=num data-v='{'' if value is None else repr(value)}'>"
+                f"{_e(column.text(row))}</td>")
     if column.spec:
         return _number(row[column.key], column.spec)
     css = " class=label" if column.key == "label" else ""
@@ -149,13 +170,19 @@ def _curves(rows: list[dict], configs: list[dict], metric: str) -> str:
             figures.append(f"<figure><img alt='{_e(title)}' src='{_svg_uri(svg)}'>"
                            f"<figcaption>{_e(caption)}</figcaption></figure>")
     shown = legend.ranked(label for label, _, _ in curves)
-    items = "".join(f"<li value={legend.order.index(label) + 1}><span class=swatch "
+    items = "".join(f"<li {_list_number(legend.ranks[label])}><span class=swatch "
                     f"style='background:{_css_color(legend.colors[label])}'></span>"
                     f"{_e(label)}</li>" for label in shown)
     return (f"<h2>Validation curves</h2><div class=figures>{''.join(figures)}</div>"
             f"<p class=meta>Runs by configuration, in the leaderboard's order "
             f"({_e(_sort_words(metric))}); repeats of a configuration over seeds share its "
             f"colour.</p><ol class=legend>{items}</ol>")
+
+
+def _list_number(rank: int | None) -> str:
+    """An <ol> item's number: the configuration's rank (shared by ties, as in the tables), or
+    none for a configuration without a result."""
+    return "class=unranked" if rank is None else f"value={rank}"
 
 
 def _css_color(rgba) -> str:
@@ -284,8 +311,7 @@ h2 { font-size: 1.15rem; margin-top: 2rem; border-bottom: 1px solid #dde1e8; pad
 table { border-collapse: collapse; font-size: 13px; }
 th, td { padding: .3rem .6rem; border-bottom: 1px solid #e6e9ef; text-align: left; vertical-align: top; }
 th { background: #f3f5f8; cursor: pointer; user-select: none; white-space: nowrap; position: sticky; top: 0; }
-th.nosort { cursor: default; }
-th:hover:not(.nosort) { background: #e4e9f1; }
+th:hover { background: #e4e9f1; }
 th[aria-sort=ascending]::after { content: " \\25B2"; font-size: .7em; }
 th[aria-sort=descending]::after { content: " \\25BC"; font-size: .7em; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -293,6 +319,7 @@ td.label { max-width: 32rem; overflow-wrap: anywhere; }
 tbody tr:nth-child(even) { background: #fafbfc; }
 tbody tr:hover { background: #eef3fb; }
 tr.bad td { color: #8a1c1c; background: #fdf1f1; }
+tr.tied td { background: #eef6ee; }
 .status { font-size: 12px; padding: 0 .4rem; border-radius: .6rem; background: #e3f4e7; color: #1e6b33; white-space: nowrap; }
 .status.failed, .status.interrupted, .status.missing { background: #fadada; color: #8a1c1c; }
 .status.diverged, .status.early_stopped { background: #fdf0d5; color: #7a5200; }
@@ -302,6 +329,7 @@ code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; background: #f
 .figures { display: flex; flex-wrap: wrap; gap: 1rem; }
 ol.legend { columns: 2 24rem; font-size: 13px; padding-left: 2.2rem; margin-top: .3rem; }
 ol.legend li { break-inside: avoid; overflow-wrap: anywhere; }
+ol.legend li.unranked { list-style-type: none; }
 .swatch { display: inline-block; width: 1.6em; height: .35em; margin: 0 .5em .2em 0;
           vertical-align: middle; border-radius: 2px; }
 figure { margin: 0; }
@@ -318,12 +346,12 @@ a:hover { text-decoration: underline; }
 """
 
 # Sort a table by a clicked column: numbers by value (data-v), text naturally; empty cells
-# (failed or missing runs) stay last either way. The rank column is renumbered.
+# (failed or missing runs) stay last either way. The rank is the ranking's (by the sort metric,
+# shared by equal values) and sorts like any column.
 SCRIPT = """
 document.querySelectorAll("table.sortable").forEach(function (table) {
   var heads = Array.from(table.tHead.rows[0].cells);
   heads.forEach(function (th, col) {
-    if (th.classList.contains("nosort")) return;
     th.addEventListener("click", function () {
       var current = th.getAttribute("aria-sort");
       var first = th.dataset.first === "desc" ? "descending" : "ascending";
@@ -345,8 +373,6 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
         return sign * c;
       });
       rows.forEach(function (row) { body.appendChild(row); });
-      if (heads[0].classList.contains("nosort"))
-        rows.forEach(function (row, i) { row.cells[0].textContent = i + 1; });
       var subtitle = document.getElementById("sorted-by");
       if (subtitle && table.classList.contains("leaderboard")) {
         var numeric = th.hasAttribute("data-num");

@@ -9,12 +9,22 @@ report must answer at once.
 import csv
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-from .runs import BAD_STATUSES, DEFAULT_SORT, collect_runs, group_rows, read_history, sort_rows
+from .runs import (
+    BAD_STATUSES,
+    DEFAULT_SORT,
+    collect_runs,
+    configurations,
+    ensemble_notes,
+    ranked,
+    read_history,
+)
 from .table import (
     CSV,
     ERROR,
+    GROUPS_CSV,
     MARKDOWN,
     RUN_COLUMNS,
     TERMINAL,
@@ -23,6 +33,7 @@ from .table import (
     group_columns,
     shown,
 )
+from .verdicts import method_line, ranking_notes
 
 # ----------------------------------------------------------------------------------------------
 # Writing
@@ -30,17 +41,29 @@ from .table import (
 
 def write_summary(rows: list[dict], histories: dict[str, list[dict]], out: Path,
                   metric: str = DEFAULT_SORT, skipped: list[tuple[Path, str]] = ()) -> None:
-    """summary.csv (one row per run), summary.md (runs, then seed groups, then the runs that
-    could not be read) and three plots."""
+    """summary.csv (one row per run, ranked), summary_groups.csv (one row per configuration,
+    with its verdict, when a configuration ran with several seeds), summary.md (runs, what
+    their ranks mean, then seed groups, then the runs that could not be read) and three
+    plots."""
     from ..core import files
 
     writable_folder(out)
-    rows = sort_rows(rows, metric)
-    groups = group_rows(rows)
+    rows = ranked(rows, metric)
+    groups = configurations(rows, metric)
     extra = extra_columns(rows)
-    files.write_text(out / "summary.csv", _csv(rows, extra))
+    files.write_text(out / "summary.csv", _csv(rows, [*shown(RUN_COLUMNS, CSV, rows), *extra,
+                                                      ERROR]))
+    if seeded(groups):
+        files.write_text(out / GROUPS_CSV, _csv(groups, group_columns(CSV, metric)))
+    else:
+        (out / GROUPS_CSV).unlink(missing_ok=True)  # an earlier summary's, of other runs
     files.write_text(out / "summary.md", _markdown(rows, groups, extra, metric, skipped))
     _plots(rows, groups, histories, out, metric)
+
+
+def seeded(groups: list[dict]) -> bool:
+    """Whether a configuration ran more than once: then every table shows the seed groups."""
+    return any(g["runs"] > 1 for g in groups)
 
 
 def writable_folder(out: Path) -> None:
@@ -56,8 +79,8 @@ def writable_folder(out: Path) -> None:
                           "another folder with --out DIR") from None
 
 
-def _csv(rows: list[dict], extra: list) -> str:
-    keys = [c.key for c in [*shown(RUN_COLUMNS, CSV, rows), *extra, ERROR]]
+def _csv(rows: list[dict], columns: list[Column]) -> str:
+    keys = list(dict.fromkeys(c.key for c in columns))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=keys, restval="", extrasaction="ignore",
                             lineterminator="\n")
@@ -70,16 +93,24 @@ def _markdown(rows, groups, extra, metric, skipped=()) -> str:
     columns = [*shown(RUN_COLUMNS, MARKDOWN, rows), *extra]
     lines = [f"# vbench summary: {len(rows)} runs, sorted by {metric}", "",
              *_md_table(columns, [[_md_cell(c, c.text(r)) for c in columns] for r in rows])]
+    notes = ranking_notes(rows, groups, metric)
+    if notes:
+        lines += ["", *(f"- {note[0].upper()}{note[1:]}." for note in notes)]
     failed = [r for r in rows if r["status"] in BAD_STATUSES]
     if failed:
         lines += ["", "## Runs without a result", ""]
         lines += [f"- {r['run']}: {r['status']}" + (f": {r['error']}" if r["error"] else "")
                   for r in failed]
-    if any(g["runs"] > 1 for g in groups):
-        columns = group_columns(MARKDOWN)
-        lines += ["", "## Seed groups: mean ± sample std (ddof=1) over the runs with a value", "",
+    if seeded(groups):
+        columns = group_columns(MARKDOWN, metric, groups)
+        lines += ["", "## Seed groups", "",
+                  (f"Ranked by {metric}: {method_line()}. Other metrics: mean ± sample std "
+                  "(ddof=1) over the runs with a value."), "",
                   *_md_table(columns, [[_md_cell(c, _group_text(c, g)) for c in columns]
                                        for g in groups])]
+        notes = ensemble_notes(groups)
+        if notes:
+            lines += ["", *(f"- {note[0].upper()}{note[1:]}." for note in notes)]
     if skipped:
         lines += ["", "## Runs that could not be read", ""]
         lines += [f"- {why}" for _, why in skipped]
@@ -124,19 +155,24 @@ def _plots(rows, groups, histories, out: Path, metric: str) -> None:
 
 
 def summarize(paths: list[Path], out: Path | None = None, metric: str = DEFAULT_SORT,
-              skipped: list[tuple[Path, str]] | None = None) -> tuple[list[dict], Path]:
+              skipped: list[tuple[Path, str]] | None = None,
+              ensemble: Callable[[list[dict]], object] | None = None) -> tuple[list[dict], Path]:
     """Find the runs under `paths` and write the summary into `out`; returns the rows, best
     first, and where they were written. Runs that cannot be read are left out, listed in
-    summary.md and appended to `skipped` as (run directory, why).
+    summary.md and appended to `skipped` as (run directory, why). `ensemble` (the commands
+    pass inference.ensemble.add_ensembles, which imports torch) gives the rows of seed groups
+    their ensemble's fields before anything is written.
 
     Runs are named by their path relative to the common parent of their directories (the sweep
     directory for one sweep), which is also the default `out`."""
     skipped = [] if skipped is None else skipped
     rows, root = collect_runs(paths, skipped)
     out = Path(out) if out is not None else root
+    if ensemble is not None:
+        ensemble(rows)
     histories = {row["run"]: read_history(row["dir"]) for row in rows}
     write_summary(rows, histories, out, metric, skipped)
-    return sort_rows(rows, metric), out
+    return ranked(rows, metric), out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -155,27 +191,37 @@ def leaderboard_tables(rows: list[dict], metric: str, title: str, width: int,
     def console_columns(columns: list[Column]) -> list[TableColumn]:  # text left, numbers right
         return [TableColumn(c.header, "right" if c.spec else "left", c.drop) for c in columns]
 
+    from rich.text import Text
+
+    rows = ranked(rows, metric)
     finished = [r for r in rows if r["status"] not in BAD_STATUSES]
     failed = [r for r in rows if r["status"] in BAD_STATUSES]
     columns = shown(RUN_COLUMNS, TERMINAL, rows)
-    cells = [[str(rank), *(c.text(r) for c in columns)] for rank, r in enumerate(finished, 1)]
-    out = [fitted_table([TableColumn("#"), *console_columns(columns)], cells, width,
-                        label=1, title=title,
+    cells = [[c.text(r) for c in columns] for r in finished]
+    out = [fitted_table(console_columns(columns), cells, width, label=_label(columns),
+                        title=title,
                         caption=f"sorted by {metric}; accuracies on the best checkpoint "
                                 f"unless 'final'")]
-    groups = [g for g in group_rows(finished) if g["runs"] > 1]
-    if groups:
-        columns = group_columns(TERMINAL)
-        cells = [[_group_text(c, g) for c in columns] for g in sort_rows(groups, metric)]
-        out.append(fitted_table(console_columns(columns), cells, width,
-                                title="seed groups: mean ± sample std (ddof=1)"))
+    groups = configurations(finished, metric)
+    out += [Text(note, style="dim") for note in ranking_notes(finished, groups, metric)]
+    if seeded(groups):
+        columns = group_columns(TERMINAL, metric, groups)
+        cells = [[_group_text(c, g) for c in columns] for g in groups]
+        out.append(fitted_table(console_columns(columns), cells, width, label=_label(columns),
+                                title=f"seed groups, ranked by {metric}",
+                                caption=f"{method_line()}; other metrics: mean ± sample std "
+                                        "(ddof=1)"))
+        out += [Text(note, style="dim") for note in ensemble_notes(groups)]
     if failed and not hide_failed:
-        from rich.text import Text
-
         out.append(Text(f"{len(failed)} run(s) without a result:", style="red"))
         out += [Text(f"  {r['label']}: {r['status']}" + (f": {r['error']}" if r["error"] else ""))
                 for r in failed]
     return out
+
+
+def _label(columns: list[Column]) -> int:
+    """The index of the column that names a row: it wraps on a narrow terminal."""
+    return next(i for i, c in enumerate(columns) if c.key == "label")
 
 
 def print_leaderboard(rows: list[dict], metric: str, title: str,

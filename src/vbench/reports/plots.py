@@ -26,7 +26,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .runs import round_values, shared_keys, sort_rows
+from .runs import round_values, shared_keys
+from .table import RUN_COLUMNS
+from .verdicts import (
+    LEADER,
+    P_VALUE,
+    RANK,
+    RANKED_MEAN,
+    RANKED_N,
+    TIED,
+    VS_LEADER,
+    WORSE,
+    ci95,
+    p_text,
+)
 
 SIDEWAYS = 20  # above this many classes, bar charts turn horizontal (names on the y axis)
 OVERLAY = 4  # up to this many configurations share one axes; more get a panel each
@@ -506,14 +519,16 @@ LABEL_CHARS = 40  # a configuration's name wraps past this many characters
 @dataclass(frozen=True)
 class SweepLegend:
     """How the sweep figures show the configurations: `order` is the leaderboard's ranking by
-    `ranked_by` (best first); each label has a colour and a name (its rank, then its values:
-    when every label sets the same keys they are stated once, in `keys`)."""
+    `ranked_by` (best first); each label has a colour, a rank (the tables'; None without a
+    result) and a name (its rank, then its values: when every label sets the same keys they
+    are stated once, in `keys`)."""
 
     order: list[str]
     names: dict[str, str]
     colors: dict[str, tuple]
     keys: str
     ranked_by: str
+    ranks: dict[str, int | None]
 
     def ranked(self, labels) -> list[str]:
         """The distinct `labels`, in the ranking's order."""
@@ -526,13 +541,17 @@ class SweepLegend:
 
 
 def sweep_legend(groups: list[dict], ranked_by: str) -> SweepLegend:
-    """The legend of the configurations (runs.group_rows' seed groups), ranked as the
-    leaderboard ranks them by `ranked_by`."""
-    order = [g["label"] for g in sort_rows(groups, ranked_by)]
+    """The legend of the configurations (runs.configurations: seed groups with their rank by
+    `ranked_by`), in the leaderboard's order, each named by its rank (shared by equal values,
+    as the tables share it; none for a configuration without a result) and its values."""
+    groups = sorted(groups, key=lambda g: (g[RANK] is None, g[RANK] or 0))
+    order = [g["label"] for g in groups]
     keys, values = shared_keys([" ".join(t) for t in round_values([o.split() for o in order])])
-    names = {label: textwrap.fill(f"{rank}. {value}", LABEL_CHARS, subsequent_indent="   ")
-             for rank, (label, value) in enumerate(zip(order, values), 1)}
-    return SweepLegend(order, names, run_colors(order), keys, ranked_by)
+    names = {g["label"]: textwrap.fill(value if g[RANK] is None else f"{g[RANK]}. {value}",
+                                       LABEL_CHARS, subsequent_indent="   ")
+             for g, value in zip(groups, values)}
+    return SweepLegend(order, names, run_colors(order), keys, ranked_by,
+                       {g["label"]: g[RANK] for g in groups})
 
 
 def run_colors(labels: list[str]) -> dict[str, tuple]:
@@ -692,65 +711,97 @@ def curves_svg(curves: list[tuple[str, list[dict], int | None]], legend: SweepLe
     return buffer.getvalue(), " ".join(notes)
 
 
+def _interval_text(mean, ci, n) -> str:
+    """A dot's label: the mean, its 95 % CI's half-width and n when several seeds ran."""
+    return (significant(mean) + (f" ± {significant(ci, 2)}" if ci else "")
+            + (f" (n={n})" if n > 1 else ""))
+
+
+def _verdict_text(g: dict) -> str:
+    if g[VS_LEADER] == LEADER:
+        return "  leader"
+    if g[VS_LEADER] in (TIED, WORSE):
+        p = p_text(g[P_VALUE])
+        return f"  {g[VS_LEADER]} ({'p < ' + p[1:] if p.startswith('<') else 'p = ' + p})"
+    return ""
+
+
 def plot_sweep_bars(groups: list[dict], legend: SweepLegend, path: Path):
-    """Best-checkpoint test accuracy per configuration in the ranking's order (which ranks by
-    validation, so the dots need not fall in order: the caption says so), as a dot with its
-    sample std over seeds when the configuration ran with several; the axis spans the data,
-    so sub-point differences show. Configurations without a result show their status."""
+    """Per configuration (runs.configurations), in the ranking's order, a dot at the mean with
+    its 95 % confidence interval over seeds as an error bar: the ranked metric beside its
+    verdict (leader, tied or worse, with Welch's p; the leader's interval shaded across the
+    panel), and the best checkpoint's test accuracy, which only reports (so its dots need not
+    fall in order: the caption says so). Each axis spans the data and its intervals.
+    Configurations without a result show their status."""
+    from matplotlib.ticker import MaxNLocator
+
     groups = sorted(groups, key=lambda g: legend.order.index(g["label"]))
+    ranked = next(c for c in RUN_COLUMNS if c.key == legend.ranked_by)
+    # (title, mean key, CI key, n key, verdicts shown: judged) of each panel, left to right.
+    panels = [(f"{ranked.title} (ranks)", RANKED_MEAN, ci95(RANKED_MEAN), RANKED_N, True)]
+    if legend.ranked_by != "best_test_acc":
+        panels.append(("best test acc (reports)", "best_test_acc", ci95("best_test_acc"),
+                       "best_test_acc_n", False))
     names = [legend.names[g["label"]] for g in groups]
     lines = max(map(_lines, names), default=1)
     row = 0.22 + 0.13 * lines
-    values = []
-    for g in groups:
-        if g["best_test_acc"] is None:
-            values.append("")
-        else:
-            std, n = g["best_test_acc_std"], g["best_test_acc_n"]
-            values.append(significant(g["best_test_acc"])
-                          + (f" ± {significant(std, 2)}" if std else "")
-                          + (f" (n={n})" if n > 1 else ""))
+    texts = [[("" if g[mean] is None else _interval_text(g[mean], g[ci], g[n])
+               + (_verdict_text(g) if judged else "")) for g in groups]
+             for _, mean, ci, n, judged in panels]
     header = f"rank. {legend.keys}" if legend.keys else ""
     left = max(_text_inches([line for name in names for line in name.split("\n")], 8),
                1.1 * _text_inches([header], 8)) + 0.3  # the header is bold
-    right = _text_inches(values, 8) + 0.3
-    width = left + 6.5 + right
+    rights = [_text_inches(t, 8) + 0.35 for t in texts]
+    panel_w = 6.5 if len(panels) == 1 else 3.6
+    width = left + len(panels) * panel_w + sum(rights)
     fig = _figure((width, 4.0))
-    seeds = any(g["best_test_acc_n"] > 1 for g in groups)
-    order = (f"In the leaderboard's order, best at the top: ranked by {legend.ranked_by} (the "
-             "numbers are ranks).")
-    if legend.ranked_by != "best_test_acc":
-        order += (" The validation split picks and the test split only reports, so the test "
-                  "accuracies need not fall in order.")
-    bottom = _caption(fig, order + " The axis spans the data.")
+    seeds = any(g[n] > 1 for g in groups for _, _, _, n, _ in panels)
+    notes = [(f"In the leaderboard's order, best at the top: ranked by {legend.ranked_by} (the "
+             "numbers are ranks).")]
+    if len(panels) > 1:
+        notes.append("The validation split picks and the test split only reports, so the test "
+                     "accuracies need not fall in order.")
+    if seeds:
+        notes.append("Error bars: 95 % confidence intervals of the mean over seeds (Student's "
+                     "t, n − 1); the band is the leader's. 'tied': Welch's t-test cannot tell "
+                     "the configuration from the leader (p ≥ 0.05).")
+    bottom = _caption(fig, " ".join([*notes, "The axes span the data."]))
     top = 0.45 + (0.25 if legend.keys else 0)
     fig.set_size_inches(width, row * len(groups) + top + 0.6 + bottom)
-    _margins(fig, left, right=right, top=top, bottom=0.6 + bottom)
-    ax = fig.subplots()
+    _margins(fig, left, right=rights[-1], top=top, bottom=0.6 + bottom,
+             wspace=rights[0] / panel_w if len(panels) > 1 else 0.2)
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
     y = np.arange(len(groups))[::-1]
-    spans = [(g["best_test_acc"] - (g["best_test_acc_std"] or 0),
-              g["best_test_acc"] + (g["best_test_acc_std"] or 0))
-             for g in groups if g["best_test_acc"] is not None]
-    low, high = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (0.0, 1.0)
-    pad = max(0.08 * (high - low), 0.005)
-    for yi, g, text in zip(y, groups, values):
-        if g["best_test_acc"] is None:
-            ax.text(0.01, yi, g["statuses"], transform=_blended(ax, "y"), va="center",
-                    fontsize=8, color="red")
-            continue
-        ax.errorbar(g["best_test_acc"], yi, xerr=g["best_test_acc_std"] or 0.0, fmt="o",
-                    capsize=3, color=legend.colors[g["label"]])
-        ax.text(1.01, yi, text, transform=_blended(ax, "y"), va="center", fontsize=8)
-    ax.set_yticks(y, names, fontsize=8)
+    for ax, (title, mean, ci, _, judged), values in zip(axes, panels, texts):
+        spans = [(g[mean] - (g[ci] or 0), g[mean] + (g[ci] or 0))
+                 for g in groups if g[mean] is not None]
+        low, high = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (0, 1)
+        fraction = 0 <= low and high <= 1  # an accuracy: at least half a point of margin
+        pad = max(0.08 * (high - low), 0.005 if fraction else 1e-3 * max(abs(low), abs(high)),
+                  1e-6)
+        for yi, g, text in zip(y, groups, values):
+            if g[mean] is None:
+                ax.text(0.01, yi, g["statuses"], transform=_blended(ax, "y"), va="center",
+                        fontsize=8, color="red")
+                continue
+            ax.errorbar(g[mean], yi, xerr=g[ci] or 0.0, fmt="o", capsize=3,
+                        color=legend.colors[g["label"]])
+            ax.text(1.01, yi, text, transform=_blended(ax, "y"), va="center", fontsize=8)
+            if judged and g[VS_LEADER] == LEADER and g[ci]:
+                ax.axvspan(g[mean] - g[ci], g[mean] + g[ci], color=legend.colors[g["label"]],
+                           alpha=0.12, lw=0, zorder=0)
+        ax.set(xlabel=title, xlim=(low - pad, high + pad), ylim=(-0.6, len(groups) - 0.4))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=round(panel_w)))  # 6-digit labels fit
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, names, fontsize=8)
     if header:
-        ax.annotate(header, xy=(0, 1), xycoords="axes fraction",
-                    xytext=(-4, 6), textcoords="offset points", ha="right", va="bottom",
-                    fontsize=8, fontweight="bold")
-    what = "mean ± sample std over seeds" if seeds else "one run each"
-    ax.set(xlabel="test accuracy", xlim=(low - pad, high + pad),
-           ylim=(-0.6, len(groups) - 0.4))
-    ax.set_title(f"Test accuracy of the best checkpoint ({what})", pad=18 if legend.keys else 6)
-    ax.grid(axis="x", alpha=0.3)
+        axes[0].annotate(header, xy=(0, 1), xycoords="axes fraction",
+                         xytext=(-4, 6), textcoords="offset points", ha="right", va="bottom",
+                         fontsize=8, fontweight="bold")
+    what = "mean ± 95 % CI over seeds" if seeds else "one run each"
+    fig.suptitle(f"Validation ranks, test reports ({what})" if len(panels) > 1 else
+                 f"{ranked.title} ({what})", y=1 - 0.1 / fig.get_size_inches()[1], va="top",
+                 fontsize=11)
     return _save(fig, path)
 
 

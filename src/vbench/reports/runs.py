@@ -18,7 +18,8 @@ from pathlib import Path
 from ..core.rundir import HISTORY_FILE, HYDRA_DIR, METRICS_FILE
 from ..core.status import BAD as BAD_STATUSES
 from ..core.status import MISSING
-from .table import METRICS
+from .table import ENSEMBLE_ERROR, ENSEMBLE_KEYS, ENSEMBLE_VAL_ACC, METRICS
+from .verdicts import RANK, ci95, judge_groups, rank_runs, t_interval
 
 # Statuses that mean the job did not produce a trustworthy result.
 # The rule of vbench: the validation split picks, the test split only reports.
@@ -136,10 +137,12 @@ def read_run(run_dir: Path, root: Path) -> dict:
         "trainable_params": m.number("params", "trainable"),
         "train_time_s": m.number("train_time_s"),
         "inference_ms": m.number("inference_ms_per_image"),
+        "val_size": m.number("sizes", "val"),  # what one val image is worth (verdicts.py)
         # Jobs that differ only in trainer.seed are repeats of one configuration.
         "group": (" ".join(o for o in overrides if not o.startswith(SEED_KEY)) or "(defaults)")
                  if (run_dir / HYDRA_DIR).is_dir() else os.path.relpath(run_dir, root),
         "error": m.text("error"),
+        **dict.fromkeys(ENSEMBLE_KEYS),  # its seed group's ensemble, when one is computed
     }
     for name in m.node("extra") or {}:
         row[f"extra_{name}_acc"] = m.number("extra", name, "accuracy")
@@ -343,9 +346,26 @@ def sort_rows(rows: list[dict], metric: str = DEFAULT_SORT) -> list[dict]:
                                        sign * (r[metric] or 0)))
 
 
+def ranked(rows: list[dict], metric: str = DEFAULT_SORT) -> list[dict]:
+    """The rows best first by `metric` (sort_rows), each with its "rank": runs of equal value
+    share one (see verdicts.py)."""
+    rows = sort_rows(rows, metric)
+    rank_runs(rows, metric, METRICS[metric])
+    return rows
+
+
+def configurations(rows: list[dict], metric: str = DEFAULT_SORT) -> list[dict]:
+    """The seed groups of `rows` (group_rows), each with its verdict on `metric` (its rank,
+    mean ± 95 % CI and how it compares with the leader: verdicts.judge_groups), best first."""
+    groups = group_rows(rows)
+    judge_groups(groups, rows, metric, METRICS[metric])
+    return sorted(groups, key=lambda g: (g[RANK] is None, g[RANK] or 0))
+
+
 def group_rows(rows: list[dict]) -> list[dict]:
-    """One row per group: mean and sample standard deviation (ddof=1, i.e. the spread of
-    repeated seeds, not of the population) of each metric over the runs that have a value."""
+    """One row per group: mean, sample standard deviation (ddof=1, i.e. the spread of
+    repeated seeds, not of the population) and the half-width of the mean's 95 % t-interval
+    (the figures' error bars) of each metric over the runs that have a value."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(row["group"], []).append(row)
@@ -360,8 +380,22 @@ def group_rows(rows: list[dict]) -> list[dict]:
             values = [m[metric] for m in members if m[metric] is not None]
             summary[metric] = statistics.fmean(values) if values else None
             summary[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else None
+            summary[ci95(metric)] = t_interval(values)
             summary[f"{metric}_n"] = len(values)
+        for key in ENSEMBLE_KEYS:  # the same on every member that has it
+            summary[key] = next((m[key] for m in members if m[key] is not None), None)
         out.append(summary)
     for summary, label in zip(out, short_labels([g["group"] for g in out])):
         summary["label"] = label
     return out
+
+
+def ensemble_notes(groups: list[dict]) -> list[str]:
+    """What the group tables' ensemble columns are, and why a group has none (its error)."""
+    notes = []
+    if any(g[ENSEMBLE_VAL_ACC] is not None for g in groups):
+        notes.append("ensemble: the mean of the softmax of a configuration's completed runs' "
+                     "best checkpoints, scored as one model")
+    notes += [f"no ensemble for {g['label']}: {g[ENSEMBLE_ERROR]}" for g in groups
+              if g[ENSEMBLE_ERROR]]
+    return notes
