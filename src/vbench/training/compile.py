@@ -120,6 +120,11 @@ def _step_times(eager: nn.Module, compiled: nn.Module, x, y, amp_dtype):
     after warm-up (the first compiled call compiles), and the rounds' spread (slowest /
     fastest of the noisier model)."""
     def step(model):
+        # As a training step: fresh gradients (accumulating into the last step's would read
+        # CUDA graph outputs that reduce-overhead's next replay overwrote, which torch refuses),
+        # and a new CUDA graph step.
+        eager.zero_grad(set_to_none=True)
+        torch.compiler.cudagraph_mark_step_begin()
         with autocast(x.device, amp_dtype):
             loss = F.cross_entropy(model(x), y)
         loss.backward()

@@ -113,14 +113,15 @@ def wrap(model, device):
 
 
 def unwrap(model):
-    """The module inside DDP (and inside torch.compile of DDP): what rank 0 evaluates alone,
-    since a DDP forward would wait for the other ranks."""
+    """The eager module inside torch.compile and DDP: what rank 0 evaluates alone (a DDP
+    forward would wait for the other ranks), and without compile's CUDA graphs, whose next
+    replay overwrites the logits of the last batch before the batches are put together."""
+    inner = getattr(model, "_orig_mod", model)
     if world_size() == 1:
-        return model
+        return inner
     from torch.nn.parallel import DistributedDataParallel
 
-    inner = getattr(model, "_orig_mod", model)
-    return inner.module if isinstance(inner, DistributedDataParallel) else model
+    return inner.module if isinstance(inner, DistributedDataParallel) else inner
 
 
 def shard() -> tuple[int, int]:
