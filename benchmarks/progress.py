@@ -24,13 +24,14 @@ def main() -> None:
     from rich.console import Console
 
     from vbench.core import console as console_module
+    from vbench.core.schema import typed
     from vbench.data import load_data
     from vbench.models import InputSpec, build_model
     from vbench.training.loop import StepRecipe, train_one_epoch
     from vbench.training.optim import build_optimizer
 
     with initialize_config_module("vbench.conf", version_base="1.3"):
-        cfg = compose("config", overrides=["trainer.device=cpu"])
+        cfg = typed(compose("config", overrides=["trainer.device=cpu"]))
     data = load_data(cfg.dataset, torch.device("cpu"))
     spec = InputSpec(data.in_channels, data.image_size, data.num_classes, tuple(data.mean),
                      tuple(data.std))
