@@ -117,7 +117,7 @@ def _epoch_fields(row: dict, monitor: str, total: int | None) -> list[tuple[str,
     return fields + [(f"lr {row['lr']:.2e}", 5), (f"{row['epoch_s']:.2f}s", 1)]
 
 
-def fit(fields: list[tuple[str, int]], width: int | None) -> str:
+def _fit(fields: list[tuple[str, int]], width: int | None) -> str:
     """The fields' texts joined by two spaces, leaving out the highest rank (never 0) first
     until the line is at most `width` characters (None: all of them)."""
     keep = list(fields)
@@ -132,12 +132,14 @@ def fit(fields: list[tuple[str, int]], width: int | None) -> str:
 def epoch_line(row: dict, monitor: str = VAL_LOSS, total: int | None = None,
                width: int | None = None) -> str:
     """The line a finished epoch leaves: every number of its row, or what fits in `width`."""
-    return fit(_epoch_fields(row, monitor, total), width)
+    return _fit(_epoch_fields(row, monitor, total), width)
 
 
 def _clock(seconds: float) -> str:
     s = int(seconds)
-    return f"{s // 60}:{s % 60:02d}" if s < 3600 else f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+    if s < 3600:
+        return f"{s // 60}:{s % 60:02d}"
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def _pace(images: int, done: int, total: int, elapsed: float) -> str:
@@ -235,7 +237,7 @@ class EpochReport:
         fields += [(f"{name} {row[name]:.4f}", rank) for name, rank in ((VAL_ACC, 2), (VAL_LOSS, 3))
                    if name != self.monitor]
         described = max(len(task.description) for task in self.progress.tasks)
-        return fit(fields, width - described - BAR_MIN - len("  ETA 0:00:00") - 2)
+        return _fit(fields, width - described - BAR_MIN - len("  ETA 0:00:00") - 2)
 
     def _epoch_status(self, now: float) -> str:
         """The last epoch's numbers and the run's ETA: the time this process has trained

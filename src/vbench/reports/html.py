@@ -337,7 +337,9 @@ function ofRuns(table) {
 }
 function renumber(table) {
   if (table.tHead.rows[0].cells[0].classList.contains("nosort"))
-    Array.from(table.tBodies[0].rows).forEach(function (row, i) { row.cells[0].textContent = i + 1; });
+    Array.from(table.tBodies[0].rows).forEach(function (row, i) {
+      row.cells[0].textContent = i + 1;
+    });
 }
 function follow(table, order) {
   var place = {};
