@@ -121,7 +121,8 @@ def test_class_name_plots_have_no_colliding_labels(dataset, tmp_path):
     low, high = per_class_ax.get_xlim()
     span = max(accuracy.values()) - min(accuracy.values())
     assert min(accuracy.values()) - 0.1 * span - 0.006 <= low < min(accuracy.values())
-    assert max(accuracy.values()) < high <= max(accuracy.values()) + 0.1 * span + 0.006
+    top = max(accuracy.values())  # 1.0, the perfect class: the axis ends there, not past it
+    assert (top < high or high == top == 1.0) and high <= min(1.0, top + 0.1 * span + 0.006)
     assert not per_class_ax.patches  # no bars: their length would mean something from zero
     assert {t.get_text() for t in per_class_ax.texts} == {f"{v:#.4g}" for v in accuracy.values()}
 
@@ -144,7 +145,7 @@ def test_per_class_of_close_digits_spreads_them_over_the_axis(tmp_path):
     assert_readable(fig)
     ax = fig.axes[0]
     low, high = ax.get_xlim()
-    assert 0.9 < low < 0.9143 and 1.0 < high < 1.01  # not 0 to 1
+    assert 0.9 < low < 0.9143 and high == 1.0  # not 0 to 1, nor past an accuracy's 1.0
     assert "0.9143 to 1.000" in caption(fig) and "mean over classes, 0.9804" in caption(fig)
     assert ax.title.get_window_extent().y0 > max(t.get_window_extent().y1 for t in ax.texts)
 
@@ -333,3 +334,50 @@ def test_report_html_curves_mark_best_epochs_without_a_legend():
     assert "leaves out epoch 1" in note
     svg, note = plots.curves_svg(curves, legend, "val_loss", "validation loss")
     assert b"log scale" in svg and "epoch 1" not in note
+
+
+def test_no_accuracy_axis_runs_past_the_metrics_range(tmp_path, monkeypatch):
+    """Every accuracy 1.0 (a solved dataset): each figure that draws accuracies keeps its axis
+    within [0, 1] (it ran 0.999-1.001 on the sweep curves, past 1.0 on per_class), and still
+    shows the values."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from vbench.core.columns import TRAIN_ACC, VAL_ACC, VAL_LOSS, value_range
+
+    low_end, high_end = value_range(VAL_ACC)
+    perfect = [{**row, TRAIN_ACC: 1.0, VAL_ACC: 1.0} for row in history()]
+    labels = [f"model.depth={d}" for d in range(1, 7)]  # 6: one panel each (above OVERLAY)
+    groups = [{**g, "best_test_acc": 1.0} for g in groups_of(labels, [1.0] * len(labels))]
+    legend = plots.sweep_legend(groups, "best_val_acc")
+    saved = []  # curves_svg returns the SVG: its Figure is caught as it is saved
+    real_savefig = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (saved.append(fig),
+                                                                 real_savefig(fig, *a, **k))[1])
+    drawn = {  # figure: (its axes that show accuracies, along which axis)
+        "curves": (plots.plot_curves(perfect, tmp_path / "c.png", 3).axes[1], "y"),
+        "per_class": (plots.plot_per_class({str(d): 1.0 for d in range(10)}, "test",
+                                           tmp_path / "p.png").axes[0], "x"),
+        "shift": (plots.plot_shift({"0": {"accuracy": 1.0, "confidence": 1.0},
+                                    "2": {"accuracy": 1.0, "confidence": 1.0}}, 0.1,
+                                   tmp_path / "s.png").axes[0], "y"),
+        "sweep bars": (plots.plot_sweep_bars(groups, legend, tmp_path / "b.png").axes[0], "x"),
+        "accuracy vs params": (plots.plot_accuracy_vs_params(
+            [(label, 1000 * (i + 1), 1.0) for i, label in enumerate(labels)], legend,
+            tmp_path / "a.png").axes[0], "y"),
+    }
+    for n in (2, 6):  # overlaid, and a panel per configuration
+        fig = plots.plot_sweep_curves([(label, perfect, 3) for label in labels[:n]], legend,
+                                      tmp_path / f"sweep{n}.png")
+        drawn[f"sweep curves of {n}"] = (fig.axes[0], "y")
+    plots.curves_svg([(label, perfect, 3) for label in labels], legend, VAL_ACC, "val acc")
+    drawn["report.html curves"] = (saved[-1].axes[0], "y")
+    FigureCanvasAgg(saved[-1])  # drawn as SVG: measured as the PNGs are
+    for name, (ax, axis) in drawn.items():
+        low, high = ax.get_ylim() if axis == "y" else ax.get_xlim()
+        assert low_end <= low < high <= high_end, (name, low, high)
+        assert high == high_end, (name, high)  # the values, all 1.0, are on the axis
+        assert_readable(ax.figure, name)
+    # A loss has no upper end: its axis is the data's.
+    plots.curves_svg([(label, perfect, 3) for label in labels], legend, VAL_LOSS, "val loss")
+    assert value_range(VAL_LOSS) is None and saved[-1].axes[0].get_ylim()[1] > 1.0

@@ -1,6 +1,7 @@
 """report.html: its content from hand-made run directories (helpers.fake_run, conftest's sweep
 fixture), and the page itself in a real headless Chromium."""
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -207,21 +208,30 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@contextlib.contextmanager
+def chromium_page(report: Path, profile: Path):
+    """`report` open in headless Chromium, offline, 1280 px wide; closed on the way out."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run"]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(profile), executable_path=chromium(), args=flags, headless=True,
+            viewport={"width": 1280, "height": 900}, offline=True)
+        try:
+            page = browser.new_page()
+            page.goto(report.as_uri())
+            yield page
+        finally:
+            browser.close()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(chromium() is None, reason="no chromium on PATH (apt-get install chromium)")
 def test_report_renders_and_sorts_in_headless_chromium(runs, tmp_path):
     assert main([str(runs), "--html"]) == 0  # the command line writes it beside summary.md
     report = runs / "report.html"
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    user_data = tmp_path / "chromium-profile"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run"]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(user_data), executable_path=chromium(), args=flags, headless=True,
-            viewport={"width": 1280, "height": 900}, offline=True)
-        page = browser.new_page()
-        page.goto(report.as_uri())
+    with chromium_page(report, tmp_path / "chromium-profile") as page:
 
         def column(title: str) -> list[str]:
             return page.eval_on_selector_all(
@@ -254,5 +264,83 @@ def test_report_renders_and_sorts_in_headless_chromium(runs, tmp_path):
         assert len(widths) == 14 and all(w > 0 for w in widths)
         page.eval_on_selector_all("details", "ds => ds.forEach((d, i) => d.open = i == 0)")
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        browser.close()
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+# Twelve config keys that differ between the runs of a sweep, each with three values.
+TWELVE_KEYS = {"model.depth": [2, 3, 4], "model.width": [128, 256, 512],
+               "model.activation": ["relu", "gelu", "silu"], "model.dropout": [0.0, 0.1, 0.25],
+               "optimizer.lr": [0.001, 0.0003, 0.009145320282946534],
+               "optimizer.weight_decay": [0.0, 0.0001, 0.05],
+               "optimizer.name": ["adamw", "sgd", "adam"],
+               "scheduler.name": ["cosine", "step", "onecycle"],
+               "trainer.batch_size": [64, 128, 256], "trainer.label_smoothing": [0.0, 0.1, 0.2],
+               "dataset.augment": ["none", "flip", "flip_crop"], "trainer.seed": [0, 1, 2]}
+
+
+def twelve_key_sweep(root: Path, jobs: int = 6) -> Path:
+    """A sweep whose runs differ in TWELVE_KEYS (overrides and .hydra/config.yaml), ranked
+    in another order than their directories'."""
+    for i in range(jobs):
+        values = {key: options[i % 3] for key, options in TWELVE_KEYS.items()}
+        values["trainer.seed"] = i
+        run_dir = root / f"{i}_job"
+        fake_run(run_dir, [f"{k}={v}" for k, v in values.items()], 0.80 + 0.03 * (i * 5 % jobs),
+                 params=1000 * (jobs - i))
+        config: dict = {}
+        for key, value in values.items():
+            section, name = key.split(".")
+            config.setdefault(section, {})[name] = value
+        OmegaConf.save(OmegaConf.create(config), run_dir / ".hydra/config.yaml")
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(chromium() is None, reason="no chromium on PATH (apt-get install chromium)")
+def test_config_differences_read_at_1280_px_and_sort_with_the_leaderboard(tmp_path):
+    report = write_html_report([twelve_key_sweep(tmp_path / "sweep")], tmp_path / "report.html")
+    assert html_headers(report.read_text(), "config")[1:] == sorted(TWELVE_KEYS)
+    with chromium_page(report, tmp_path / "chromium-profile") as page:
+        size = page.evaluate(r"""() => {
+          const table = document.querySelector("table.config"), box = table.parentElement;
+          const cells = Array.from(table.tBodies[0].rows, r => r.cells[0]);
+          const lines = cells.map(c => { const s = getComputedStyle(c);
+            return (c.clientHeight - parseFloat(s.paddingTop) - parseFloat(s.paddingBottom))
+                   / parseFloat(s.lineHeight); });
+          return {page: document.documentElement.scrollWidth, viewport: innerWidth,
+                  boxRight: box.getBoundingClientRect().right, box: box.clientWidth,
+                  scrolls: box.scrollWidth, table: table.getBoundingClientRect().width,
+                  run: Math.min(...cells.map(c => c.getBoundingClientRect().width)),
+                  lines: lines,
+                  words: cells.map(c => c.textContent.trim().split(/\s+/).length)};
+        }""")
+        # The run column keeps its width (it was 44 px: labels wrapped letter by letter), each
+        # label word whole on a line at most.
+        assert size["run"] >= 200, size
+        assert all(round(n) <= w for n, w in zip(size["lines"], size["words"])), size
+        # The table scrolls sideways inside its own box; the page itself does not.
+        assert size["page"] <= size["viewport"] and size["boxRight"] <= size["viewport"], size
+        assert size["scrolls"] >= size["table"] - 1 and size["table"] > size["box"], size
+        # Scrolled to its right end, the run column stays at the box's left edge.
+        page.eval_on_selector("table.config", "t => t.parentElement.scrollLeft = 1e6")
+        left = page.evaluate("""() => { const t = document.querySelector("table.config");
+          return [t.parentElement.getBoundingClientRect().left,
+                  t.tBodies[0].rows[0].cells[0].getBoundingClientRect().left]; }""")
+        assert abs(left[0] - left[1]) < 2, left
+
+        def runs(table: str) -> list[str]:
+            return page.eval_on_selector_all(f"table.{table} tbody tr",
+                                             "rows => rows.map(r => r.dataset.run)")
+
+        # One order for both tables: as written, after a leaderboard sort, after a config sort.
+        written = runs("leaderboard")
+        assert runs("config") == written and len(written) == 6
+        page.click("table.leaderboard th:text-is('params')")  # fewest first
+        assert runs("leaderboard") != written and runs("config") == runs("leaderboard")
+        page.click("table.config th:text-is('trainer.seed')")
+        assert runs("leaderboard") == runs("config") == sorted(written)  # seed i: dir i_job
+        assert page.eval_on_selector_all("table.leaderboard tbody tr",
+                                          "rows => rows.map(r => r.cells[0].textContent)") == \
+            [str(i) for i in range(1, 7)]  # ranks renumbered
+        assert page.inner_text("#sorted-by") == "trainer.seed, A to Z"
+        page.screenshot(path=str(tmp_path / "config.png"), full_page=True)

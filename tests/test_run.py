@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from helpers import METRIC_KEYS, make_cfg, png_ok
+from vbench.core.columns import VAL_LOSS
 from vbench.core.files import load_torch
 from vbench.data import load_data
 from vbench.data.splits import stratified_split
@@ -172,8 +173,8 @@ def test_the_progress_total_is_the_batches_the_loop_draws(monkeypatch, tmp_path)
     reports = []
 
     @contextlib.contextmanager
-    def spy(total, title, batches=0):
-        with real(total, title, batches) as report:
+    def spy(total, title, batches=0, monitor=VAL_LOSS):
+        with real(total, title, batches, monitor) as report:
             calls = []
             report.batch = lambda images, inner=report.batch: (calls.append(images),
                                                                inner(images))

@@ -21,6 +21,18 @@ TRAIN_LOSS, TRAIN_ACC = epoch_column("train", LOSS), epoch_column("train", ACCUR
 VAL_LOSS, VAL_ACC = epoch_column("val", LOSS), epoch_column("val", ACCURACY)
 EMA_VAL_LOSS, EMA_VAL_ACC = epoch_column("ema_val", LOSS), epoch_column("ema_val", ACCURACY)
 
+# The range a fraction keeps to: every split metric but the loss (accuracy, the F1 scores) and
+# the accuracy columns of history.csv. A figure's axis of one never runs past it.
+UNIT = (0.0, 1.0)
+FRACTIONS = frozenset({*SPLIT_METRICS[1:], TRAIN_ACC, VAL_ACC, EMA_VAL_ACC})
+
+
+def value_range(metric: str) -> tuple[float, float] | None:
+    """The values `metric` (a split's or history.csv's name) can take: UNIT for a fraction,
+    None for a loss (no upper end)."""
+    return UNIT if metric in FRACTIONS else None
+
+
 # One row per epoch: history.csv's columns, in order, and the keys of the rows the epoch loop
 # hands the console and the trackers.
 EPOCH_COLUMNS = ("epoch", TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, "lr", "epoch_s")

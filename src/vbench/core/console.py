@@ -10,11 +10,20 @@ from pathlib import Path
 
 from rich.console import Console, RenderHook
 from rich.control import Control
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Column as TableColumn
 from rich.table import Table
 from rich.text import Text
 
-from .columns import SPLIT_METRICS
+from .columns import (
+    EMA_VAL_ACC,
+    EMA_VAL_LOSS,
+    SPLIT_METRICS,
+    TRAIN_ACC,
+    TRAIN_LOSS,
+    VAL_ACC,
+    VAL_LOSS,
+)
 from .rundir import LOG_FILE
 
 console = Console()
@@ -54,13 +63,25 @@ def labelled(label: str):
         console.file, err_console.file = saved
 
 
+class ScreenLine:
+    """A line for the terminal alone, fitted to its width and never wrapped: the log gets its
+    own, whole version (log()). Not a Text, which console.print would merge into a new one."""
+
+    def __init__(self, text: str):
+        self.text = Text(text, no_wrap=True, overflow="ellipsis")
+
+    def __rich_console__(self, console, options):
+        yield self.text
+
+
 class _CopyToLog(RenderHook):
     """Sees everything console.print is given (before a live bar adds itself) and prints it
-    into the log console too; control codes (cursor moves of the live bar) are left out."""
+    into the log console too; control codes (cursor moves of the live bar) and ScreenLines
+    are left out."""
 
     def process_renderables(self, renderables):
         for renderable in renderables:
-            if not isinstance(renderable, Control):
+            if not isinstance(renderable, (Control, ScreenLine)):
                 log(renderable)
         return renderables
 
@@ -112,33 +133,75 @@ def _log_error(log_console: Console, error: BaseException) -> None:
                           highlight=False)
 
 
-def epoch_line(row: dict) -> str:
-    ema = f"ema_val_acc {row['ema_val_acc']:.4f}  " if "ema_val_acc" in row else ""
-    return (f"epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  "
-            f"train_acc {row['train_acc']:.4f}  val_loss {row['val_loss']:.4f}  "
-            f"val_acc {row['val_acc']:.4f}  {ema}lr {row['lr']:.2e}  {row['epoch_s']:.2f}s")
+def _epoch_fields(row: dict, monitor: str, total: int | None) -> list[tuple[str, int]]:
+    """An epoch's row as (text, rank) in the order a line shows them. Rank 0 always shows
+    (the epoch, the train loss, the monitored metric); a line too long for the terminal
+    leaves out the highest rank first."""
+    epoch = f"epoch {row['epoch']:>3}" + (f"/{total}" if total else "")
+    fields = [(epoch, 0), (f"{TRAIN_LOSS} {row[TRAIN_LOSS]:.4f}", 0),
+              (f"{TRAIN_ACC} {row[TRAIN_ACC]:.4f}", 4)]
+    # EMA_VAL_LOSS shows when it is what the run monitors.
+    for name, rank in ((VAL_LOSS, 2), (VAL_ACC, 2), (EMA_VAL_LOSS, None), (EMA_VAL_ACC, 3)):
+        if name in row and (rank is not None or name == monitor):
+            fields.append((f"{name} {row[name]:.4f}", 0 if name == monitor else rank))
+    return fields + [(f"lr {row['lr']:.2e}", 5), (f"{row['epoch_s']:.2f}s", 1)]
+
+
+def _fit(fields: list[tuple[str, int]], width: int | None) -> str:
+    """The fields' texts joined by two spaces, leaving out the highest rank (never 0) first
+    until the line is at most `width` characters (None: all of them)."""
+    keep = list(fields)
+    while width is not None and len("  ".join(t for t, _ in keep)) > width:
+        ranked = [f for f in keep if f[1]]
+        if not ranked:
+            break
+        keep.remove(max(ranked, key=lambda f: f[1]))
+    return "  ".join(t for t, _ in keep)
+
+
+def epoch_line(row: dict, monitor: str = VAL_LOSS, total: int | None = None,
+               width: int | None = None) -> str:
+    """The line a finished epoch leaves: every number of its row, or what fits in `width`."""
+    return _fit(_epoch_fields(row, monitor, total), width)
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    if s < 3600:
+        return f"{s // 60}:{s % 60:02d}"
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def _pace(images: int, done: int, total: int, elapsed: float) -> str:
     rate = images / elapsed if elapsed > 0 else 0.0
     eta = elapsed / done * (total - done) if done else 0.0
-    return f"{rate:,.0f} img/s  ETA {int(eta) // 60}:{int(eta) % 60:02d}"
+    return f"{rate:,.0f} img/s  ETA {_clock(eta)}"
+
+
+BAR_MIN = 10  # columns the bar keeps when the numbers beside it are fitted to the terminal
 
 
 class EpochReport:
     """`report(row)` after each epoch, `report.batch(images)` after each training batch.
 
-    On a terminal both move live bars (epochs, and batches within the epoch with images/s and
-    ETA; the batch bar is redrawn at most 5 times a second). Elsewhere (CI, SLURM, a parallel
-    launcher's jobs) each epoch prints one line, and a long epoch one progress line every
+    On a terminal both move live bars, redrawn at most 5 times a second, that read at 80
+    columns: the epochs' (epoch N/M, the last epoch's train loss and monitored val metric, the
+    run's ETA) and the batches' within the epoch (images/s, the epoch's ETA); each finished
+    epoch prints one line above them, fitted to the terminal's width, that stays in the
+    scrollback (vbench.log gets the whole line). Elsewhere (CI, SLURM, a parallel launcher's
+    jobs) each epoch prints one whole line, and a long epoch one progress line every
     `log_every_s` seconds (None: never): plain lines, never carriage returns."""
 
-    def __init__(self, batches: int, log_every_s: float | None, progress=None, epoch_task=None):
+    def __init__(self, batches: int, log_every_s: float | None, progress=None, epoch_task=None,
+                 total: int | None = None, monitor: str = VAL_LOSS):
         self.batches, self.log_every_s = batches, log_every_s
+        self.total, self.monitor = total, monitor
         self.progress, self.epoch_task = progress, epoch_task
-        self.batch_task = (progress.add_task("batches", total=batches, status="")
+        self.batch_task = (progress.add_task(f"batch 0/{batches}", total=batches, status="")
                            if progress is not None else None)
-        self.epoch = 1
+        self.epoch = self.first = 1  # the epoch in training; the first this process trains
+        self.metrics = ""  # the last epoch's numbers, on the epochs' bar
+        self.run_start = time.perf_counter()
         self._start_epoch()
 
     def _start_epoch(self) -> None:
@@ -147,7 +210,8 @@ class EpochReport:
 
     def batch(self, images: int) -> None:
         if self.done == 0 and self.progress is not None:  # the last epoch's bar stays full
-            self.progress.reset(self.batch_task, total=self.batches, status="")
+            self.progress.reset(self.batch_task, total=self.batches,
+                                description=f"batch 0/{self.batches}", status="")
         self.done += 1
         self.images += images
         now = time.perf_counter()
@@ -155,8 +219,10 @@ class EpochReport:
             if now - self.shown >= 0.2 or self.done == self.batches:
                 self.shown = now
                 self.progress.update(self.batch_task, completed=self.done,
+                                     description=f"batch {self.done}/{self.batches}",
                                      status=_pace(self.images, self.done, self.batches,
                                                   now - self.start))
+                self.progress.update(self.epoch_task, status=self._epoch_status(now))
         elif self.log_every_s is not None and now - self.shown >= self.log_every_s:
             self.shown = now
             console.print(f"  epoch {self.epoch} batch {self.done}/{self.batches}  "
@@ -169,23 +235,47 @@ class EpochReport:
             return
         line = f"epochs 1–{epochs} restored from {source}" if epochs > 1 else \
             f"epoch 1 restored from {source}"
-        if self.progress is None:
-            console.print(line, highlight=False, soft_wrap=True)
-        else:
-            log(line)
-            self.progress.update(self.epoch_task, advance=epochs)
-        self.epoch = epochs + 1
+        console.print(line, highlight=False, soft_wrap=True)  # above the live bars, if any
+        self.epoch = self.first = epochs + 1
+        self.run_start = time.perf_counter()  # the ETA counts this process's epochs
+        if self.progress is not None:
+            self.progress.update(self.epoch_task, advance=epochs,
+                                 description=self._epoch_words())
 
     def __call__(self, row: dict) -> None:
-        if self.progress is None:
-            console.print(epoch_line(row), highlight=False, soft_wrap=True)
-        else:
-            log(epoch_line(row))
-            self.progress.update(self.epoch_task, advance=1,
-                                 status=f"val_loss {row['val_loss']:.4f}  "
-                                        f"val_acc {row['val_acc']:.4f}")
+        line = epoch_line(row, self.monitor, self.total)
         self.epoch = row["epoch"] + 1
         self._start_epoch()
+        if self.progress is None:
+            console.print(line, highlight=False, soft_wrap=True)
+            return
+        log(line)
+        screen = self.progress.console
+        screen.print(ScreenLine(epoch_line(row, self.monitor, self.total, screen.width)))
+        self.metrics = self._metrics(row, screen.width)
+        self.progress.update(self.epoch_task, advance=1, description=self._epoch_words(),
+                             status=self._epoch_status(self.start))
+
+    def _epoch_words(self) -> str:
+        return f"epoch {min(self.epoch, self.total)}/{self.total}"
+
+    def _metrics(self, row: dict, width: int) -> str:
+        """The epochs' bar's numbers: the monitored metric always, the train loss and the
+        other val metric while they fit beside the bar and the ETA."""
+        fields = [(f"{TRAIN_LOSS} {row[TRAIN_LOSS]:.4f}", 1),
+                  (f"{self.monitor} {row[self.monitor]:.4f}", 0)]
+        fields += [(f"{name} {row[name]:.4f}", rank) for name, rank in ((VAL_ACC, 2), (VAL_LOSS, 3))
+                   if name != self.monitor]
+        described = max(len(task.description) for task in self.progress.tasks)
+        return _fit(fields, width - described - BAR_MIN - len("  ETA 0:00:00") - 2)
+
+    def _epoch_status(self, now: float) -> str:
+        """The last epoch's numbers and the run's ETA: the time this process has trained
+        for, per epoch it trained (the current one's batches in part), times what is left."""
+        progressed = self.epoch - self.first + self.done / max(self.batches, 1)
+        left = max(self.total - self.epoch + 1 - self.done / max(self.batches, 1), 0)
+        eta = f"ETA {_clock((now - self.run_start) / progressed * left)}" if progressed else ""
+        return "  ".join(p for p in (self.metrics, eta) if p)
 
 
 def _live_terminal() -> bool:
@@ -195,24 +285,30 @@ def _live_terminal() -> bool:
 
 
 def _progress(transient: bool):
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
+    """The live bars: what the bar counts, with its count (epoch 3/10); the bar, which gives
+    the numbers beside it their room (BAR_MIN to 40 columns); the numbers."""
+    columns = (TextColumn("[bold]{task.description}", table_column=TableColumn(no_wrap=True)),
+               BarColumn(bar_width=None, table_column=TableColumn(max_width=40)),
+               TextColumn("{task.fields[status]}", markup=False,
+                          table_column=TableColumn(no_wrap=True)))
     return Progress(*columns, console=console, transient=transient)
 
 
 @contextlib.contextmanager
-def epoch_progress(total: int, title: str, batches: int = 0):
-    """Yields an EpochReport for `total` epochs of `batches` training batches."""
+def epoch_progress(total: int, title: str, batches: int = 0, monitor: str = VAL_LOSS):
+    """Yields an EpochReport for `total` epochs of `batches` training batches whose bar shows
+    `monitor` (trainer.monitor)."""
     if not _live_terminal():
         console.print(title, highlight=False, soft_wrap=True)
-        yield EpochReport(batches, _settings["log_every_s"])
+        yield EpochReport(batches, _settings["log_every_s"], total=total, monitor=monitor)
         return
-    log(title)
+    console.print(title, highlight=False)  # above the bars, wrapped at words; whole in the log
     with _progress(transient=False) as progress:
         _settings["live"] = progress
         try:
             yield EpochReport(batches, None, progress,
-                              progress.add_task(title, total=total, status=""))
+                              progress.add_task(f"epoch 1/{total}", total=total, status=""),
+                              total, monitor)
         finally:
             _settings["live"] = None
 
@@ -242,7 +338,7 @@ def track(items, total: int, what: str):
                     progress, own = _progress(transient=True), True
                     progress.start()
                 task = progress.add_task(what, total=total, status="")
-            progress.update(task, completed=done)
+            progress.update(task, completed=done, description=f"{what} {done}/{total}")
     finally:
         if progress is not None:
             progress.remove_task(task)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..core import files
+from ..core.columns import VAL_ACC, VAL_LOSS
 from ..core.flat import flatten
 from ..core.rundir import HYDRA_DIR, wait_for_figures
 from ..core.status import MISSING
@@ -34,7 +35,7 @@ from .runs import (
 from .table import HTML, METRICS, RUN_COLUMNS, Column, group_columns, shown
 from .verdicts import TIED, VS_LEADER, method_line, ranking_notes
 
-CURVES = [("val_acc", "validation accuracy"), ("val_loss", "validation loss")]
+CURVES = [(VAL_ACC, "validation accuracy"), (VAL_LOSS, "validation loss")]
 RUN_PLOTS = ("curves", "confusion")  # each run's own plots shown in its <details>
 
 
@@ -75,7 +76,8 @@ def render(rows: list[dict], root: Path, metric: str) -> str:
 def _leaderboard(rows: list[dict]) -> str:
     columns = shown(RUN_COLUMNS, HTML, rows)
     head = "".join(_th(c.title, c.key, bool(c.spec)) for c in columns)
-    body = [f"<tr{_bad(r)}>{''.join(_run_cell(c, r) for c in columns)}</tr>" for r in rows]
+    body = [f"<tr{_bad(r)} data-run='{_anchor(r)}'>{''.join(_run_cell(c, r) for c in columns)}"
+            "</tr>" for r in rows]
     return _table("leaderboard", head, body)
 
 
@@ -140,11 +142,12 @@ def _config_differences(rows: list[dict]) -> str:
     if not differing:
         return "<h2>Config differences</h2><p>All runs share one config.</p>"
     head = _th("run", "run") + "".join(_th(k, k) for k in differing)
-    body = [f"<tr><td class=label>{_e(r['label'])}</td>"
+    body = [f"<tr data-run='{_anchor(r)}'><td class=label>{_e(r['label'])}</td>"
             + "".join(f"<td>{_e(_value(c.get(k, '—')))}</td>" for k in differing) + "</tr>"
             for r, c in zip(rows, configs) if c]
     return ("<h2>Config differences</h2><p class=meta>only the keys that differ between the "
-            "runs</p>" + _table("config", head, body))
+            "runs, in the leaderboard's order (sorting either table sorts both); scroll "
+            "sideways for more keys</p>" + _table("config", head, body))
 
 
 def _sort_words(metric: str) -> str:
@@ -316,6 +319,13 @@ th[aria-sort=ascending]::after { content: " \\25B2"; font-size: .7em; }
 th[aria-sort=descending]::after { content: " \\25BC"; font-size: .7em; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.label { max-width: 32rem; overflow-wrap: anywhere; }
+/* Many differing keys: the config table scrolls sideways in its box, the run column stays put
+   at the left, at least 16rem wide, its label broken between words, never letter by letter. */
+table.config td.label { min-width: 16rem; overflow-wrap: break-word; }
+table.config td:first-child, table.config th:first-child { position: sticky; left: 0; z-index: 1; }
+table.config td:first-child { background: inherit; box-shadow: inset -1px 0 #dde1e8; }
+table.config th:first-child { z-index: 2; }
+tbody tr { background: #fff; }
 tbody tr:nth-child(even) { background: #fafbfc; }
 tbody tr:hover { background: #eef3fb; }
 tr.bad td { color: #8a1c1c; background: #fdf1f1; }
@@ -347,8 +357,33 @@ a:hover { text-decoration: underline; }
 
 # Sort a table by a clicked column: numbers by value (data-v), text naturally; empty cells
 # (failed or missing runs) stay last either way. The rank is the ranking's (by the sort metric,
-# shared by equal values) and sorts like any column.
+# shared by equal values) and sorts like any column. The tables whose rows name their run
+# (data-run: the leaderboard, the config differences) keep one order: sorting either puts the
+# other's rows in its order, and the subtitle says which.
 SCRIPT = """
+function ofRuns(table) {
+  var row = table.tBodies[0].rows[0];
+  return row !== undefined && row.dataset.run !== undefined;
+}
+function renumber(table) {
+  if (table.tHead.rows[0].cells[0].classList.contains("nosort"))
+    Array.from(table.tBodies[0].rows).forEach(function (row, i) {
+      row.cells[0].textContent = i + 1;
+    });
+}
+function follow(table, order) {
+  var place = {};
+  order.forEach(function (run, i) { place[run] = i; });
+  var at = function (row) {  // a run the sorted table lacks keeps its place among the last
+    var i = place[row.dataset.run];
+    return i === undefined ? order.length : i;
+  };
+  var body = table.tBodies[0];
+  Array.from(body.rows).sort(function (a, b) { return at(a) - at(b); })
+    .forEach(function (row) { body.appendChild(row); });
+  Array.from(table.tHead.rows[0].cells).forEach(function (h) { h.removeAttribute("aria-sort"); });
+  renumber(table);
+}
 document.querySelectorAll("table.sortable").forEach(function (table) {
   var heads = Array.from(table.tHead.rows[0].cells);
   heads.forEach(function (th, col) {
@@ -373,8 +408,13 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
         return sign * c;
       });
       rows.forEach(function (row) { body.appendChild(row); });
+      if (!ofRuns(table)) return;
+      var runs = rows.map(function (row) { return row.dataset.run; });
+      document.querySelectorAll("table.sortable").forEach(function (other) {
+        if (other !== table && ofRuns(other)) follow(other, runs);
+      });
       var subtitle = document.getElementById("sorted-by");
-      if (subtitle && table.classList.contains("leaderboard")) {
+      if (subtitle) {
         var numeric = th.hasAttribute("data-num");
         subtitle.textContent = th.textContent.trim() + ", " + (order === "ascending"
           ? (numeric ? "lowest first" : "A to Z") : (numeric ? "highest first" : "Z to A"));

@@ -6,7 +6,8 @@ Every function saves its PNG atomically and returns the Figure, so tests can mea
 
 What every figure keeps to:
 - Axes show the differences: an axis that starts at zero only under bars; dots and lines take
-  their range from the data. A first epoch that would squash every later one (the untrained
+  their range from the data, within the metric's own (an accuracy's axis never runs past 1.0
+  or below 0: `_keep_within`). A first epoch that would squash every later one (the untrained
   model's epoch) is left out of a line plot's y range, and the caption says so.
 - The best epoch is marked wherever epochs are drawn.
 - Legends sit outside the axes; values are written with 4 significant digits.
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.columns import ACCURACY, UNIT, value_range
 from .runs import round_values, shared_keys
 from .table import RUN_COLUMNS
 from .verdicts import (
@@ -160,6 +162,16 @@ def _y_range(series, skip_first: bool, include: tuple = ()) -> tuple[float, floa
     return low - pad, high + pad
 
 
+def _keep_within(ax, axis: str, bounds: tuple[float, float] | None) -> None:
+    """The `axis` ("x" or "y") limits, however they were set (autoscale included), cut to
+    `bounds`, a metric's range (columns.value_range): all accuracies 1.0 draw an axis that
+    ends at 1.0, not one from 0.999 to 1.001. None leaves them."""
+    if bounds is None:
+        return
+    low, high = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    (ax.set_ylim if axis == "y" else ax.set_xlim)(max(low, bounds[0]), min(high, bounds[1]))
+
+
 def _first_epoch_note(series, what: str = "the y axis") -> str:
     first, _ = _split_first(series)
     value = significant(first[0]) if len(first) == 1 else \
@@ -209,6 +221,7 @@ def plot_curves(history: list[dict], path: Path, best_epoch: int | None = None):
         elif metric == "acc" and _first_epoch_outlier(pairs):
             ax.set_ylim(*_y_range(pairs, skip_first=True))
             notes.append(_first_epoch_note(pairs, "the accuracy axis"))
+        _keep_within(ax, "y", value_range(f"val_{metric}"))
         ax.set(title=title, xlabel="epoch")
     handles["lr"], = axes[2].plot(epochs, [r["lr"] for r in history], "o-", ms=3, color="0.35",
                                   label="learning rate")
@@ -300,7 +313,9 @@ def plot_per_class(accuracy: dict[str, float], title: str, path: Path):
     _margins(fig, left, right=right, top=0.45, bottom=0.55 + bottom)
     ax = fig.subplots()
     y = np.arange(n)
-    ax.plot(values[order], y, "o", color="tab:blue", ms=6 if n <= SIDEWAYS else 4, zorder=3)
+    # Not clipped: a dot at 1.0 sits on the frame, whole.
+    ax.plot(values[order], y, "o", color="tab:blue", ms=6 if n <= SIDEWAYS else 4, zorder=3,
+            clip_on=False)
     ax.axvline(mean, color="k", ls="--", lw=1)
     for yi, i in zip(y, order):
         ax.text(1.01, yi, labels[i], transform=_blended(ax, "y"), va="center",
@@ -309,6 +324,7 @@ def plot_per_class(accuracy: dict[str, float], title: str, path: Path):
     pad = max(0.08 * (high - low), 0.005)
     ax.set(xlabel="accuracy within the class (recall)", xlim=(low - pad, high + pad),
            ylim=(n - 0.5, -0.5))
+    _keep_within(ax, "x", value_range(ACCURACY))
     ax.grid(alpha=0.3)
     ax.set_title(f"Per-class accuracy, best first: {title}")
     return _save(fig, path)
@@ -491,10 +507,10 @@ def plot_shift(shift: dict[str, dict], chance: float, path: Path):
     ax = fig.subplots()
     for key, label, style in (("accuracy", "accuracy", "o-"),
                               ("confidence", "mean confidence (max softmax)", "s--")):
-        ax.plot(ks, [shift[str(k)][key] for k in ks], style, label=label)
+        ax.plot(ks, [shift[str(k)][key] for k in ks], style, label=label, clip_on=False)
     ax.axhline(chance, color="gray", ls=":", label=f"chance ({chance:.2f})")
     ax.set(title="Translation probe: test images shifted by k px (mean of 4 directions)",
-           xlabel="shift k (pixels)", ylabel="fraction", ylim=(0, 1.05), xticks=ks)
+           xlabel="shift k (pixels)", ylabel="fraction", ylim=UNIT, xticks=ks)
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
@@ -627,6 +643,7 @@ def plot_sweep_curves(curves: list[tuple[str, list[dict], int | None]], legend: 
                 handles[label] = _draw_run(ax, history, best, key, legend.colors[label])
         ax.set(title=f"{what} per epoch ({runs} runs)", xlabel="epoch", ylabel=ylabel,
                ylim=limits)
+        _keep_within(ax, "y", value_range(key))
         _epoch_axis(ax, all_epochs)
         ax.grid(alpha=0.3)
         bottom = _caption(fig, " ".join([legend.caption, *notes]))
@@ -672,6 +689,7 @@ def plot_sweep_curves(curves: list[tuple[str, list[dict], int | None]], legend: 
         ax.set_xlabel("epoch", fontsize=8)
         ax.xaxis.set_tick_params(labelbottom=True)
     axes[0, 0].set_ylim(*limits)
+    _keep_within(axes[0, 0], "y", value_range(key))
     _epoch_axis(axes[0, 0], all_epochs)
     title = f"{what} per epoch ({runs} runs), one panel per configuration"
     fig.suptitle(title + (f"\npanels: rank. {legend.keys}" if legend.keys else ""),
@@ -697,6 +715,7 @@ def curves_svg(curves: list[tuple[str, list[dict], int | None]], legend: SweepLe
     elif _first_epoch_outlier(series):
         ax.set_ylim(*_y_range(series, skip_first=True))
         notes.append(_first_epoch_note(series))
+    _keep_within(ax, "y", value_range(key))
     ax.set(title=title, xlabel="epoch", ylabel=key)
     _epoch_axis(ax, [e for epochs, _ in series for e in epochs])
     ax.grid(alpha=0.3)
@@ -791,6 +810,8 @@ def plot_sweep_bars(groups: list[dict], legend: SweepLegend, path: Path):
                 ax.axvspan(g[mean] - g[ci], g[mean] + g[ci], color=legend.colors[g["label"]],
                            alpha=0.12, lw=0, zorder=0)
         ax.set(xlabel=title, xlim=(low - pad, high + pad), ylim=(-0.6, len(groups) - 0.4))
+        if fraction:  # no axis past a metric's range
+            _keep_within(ax, "x", value_range(ACCURACY))
         ax.xaxis.set_major_locator(MaxNLocator(nbins=round(panel_w)))  # 6-digit labels fit
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, names, fontsize=8)
@@ -823,12 +844,14 @@ def plot_accuracy_vs_params(points: list[tuple[str, int, float]], legend: SweepL
         k, i = sizes[params], placed.get(params, 0)
         placed[params] = i + 1
         x = params * (1.04 ** (i - (k - 1) / 2)) if k > 1 else params
-        handles[label] = ax.scatter(x, acc, s=36, color=legend.colors[label], zorder=3)
+        handles[label] = ax.scatter(x, acc, s=36, color=legend.colors[label], zorder=3,
+                                    clip_on=False)  # whole at 1.0, on the frame
     ax.set_xscale("log")
     accs = [acc for _, _, acc in points]
     pad = max(0.08 * (max(accs) - min(accs)), 0.005)
     ax.set(title="Test accuracy against model size", xlabel="parameters (log scale)",
            ylabel="best-checkpoint test accuracy", ylim=(min(accs) - pad, max(accs) + pad))
+    _keep_within(ax, "y", value_range(ACCURACY))
     ax.grid(alpha=0.3, which="both")
     bottom = _caption(fig, legend.caption + " Runs of equal size are spread sideways (±4 %) "
                       "so none hides another. The accuracy axis spans the data.")

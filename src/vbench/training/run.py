@@ -267,7 +267,7 @@ def _fit_network(cfg: Root, run: Run) -> Outcome | None:
              f"val images, {run.device}, up to {cfg.trainer.epochs} epochs")
     batches = training.data.train.num_batches(cfg.trainer.batch_size, drop_single=True,
                                               world=run.world_size)
-    with epoch_progress(cfg.trainer.epochs, title, batches) as report:
+    with epoch_progress(cfg.trainer.epochs, title, batches, cfg.trainer.monitor) as report:
         history, status, stopper = _epochs(run, training, report)
     train_time = training.cache_s + sum(row["epoch_s"] for row in history)  # resumed ones too
     run.phases.lap("training")
