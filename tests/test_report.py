@@ -94,13 +94,18 @@ def test_several_sweeps_and_single_runs(tmp_path):
 
 @pytest.mark.slow
 def test_multirun_writes_its_summary_and_vbench_report_reproduces_it(tmp_path):
-    # Two jobs that fail at run time (MNIST's files are not there; a bad value would be refused
-    # before any job): they must not stop the other jobs, are listed as failed, and make the
-    # command exit non-zero once the summary is written.
+    # Two jobs that fail at run time (MNIST's files are there but damaged: missing files or a
+    # bad value would be refused before any job): they must not stop the other jobs, are
+    # listed as failed, and make the command exit non-zero once the summary is written.
+    from helpers.formats import write_mnist
+
+    write_mnist(tmp_path / "data")
+    (tmp_path / "data/MNIST/raw/train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
     result = vbench("-m", "debug=smoke", "model.depth=1,2", "dataset=digits,mnist",
-                    "eval.plots=[]", "hydra.sweep.dir=sweep", cwd=tmp_path, src_first=True)
+                    "eval.plots=[]", "hydra.sweep.dir=sweep", cwd=tmp_path, src_first=True,
+                    env={"VBENCH_DATA": None})
     assert result.returncode == 1, result.stderr
-    assert "vbench: error: dataset=mnist: data not found" in result.stderr
+    assert "vbench: error: dataset=mnist: cannot read" in result.stderr
     assert "2 job(s) of the sweep did not finish" in result.stderr
     sweep = tmp_path / "sweep"
     rows = read_csv(sweep / "summary.csv")
@@ -110,7 +115,7 @@ def test_multirun_writes_its_summary_and_vbench_report_reproduces_it(tmp_path):
                                  for ds in ("digits", "mnist")}
     for overrides, row in by_overrides.items():
         if overrides.endswith("mnist"):
-            assert row["status"] == "failed" and "data not found" in row["error"]
+            assert row["status"] == "failed" and "cannot read" in row["error"]
             continue
         metrics = json.loads((sweep / row["run"] / "metrics.json").read_text())
         assert row["status"] == "completed"
