@@ -20,7 +20,7 @@ import torch
 from ..core.errors import VBenchError, choices_error
 from .augment import Augment, build_augment
 from .splits import stratified_split, stratified_subset
-from .stream import FileImages, stats_sample
+from .stream import STATS_SAMPLE, FileImages, ShardStream, stats_sample
 
 _READERS: dict[str, Callable] = {}
 _SHARED_MODULES = {"registry", "splits", "batches", "augment", "source", "stream"}
@@ -49,7 +49,7 @@ class Split:
     std: torch.Tensor | None = None
 
     def __len__(self) -> int:
-        return len(self.y)
+        return len(self.x)  # a ShardStream has no labels before it is read
 
     def subset(self, index) -> "Split":
         """The images at `index` (a slice, indices or a mask), with the same normalization."""
@@ -58,7 +58,19 @@ class Split:
     @property
     def streamed(self) -> bool:
         """The images stay on disk and are decoded per batch (stream.py)."""
-        return isinstance(self.x, FileImages)
+        return isinstance(self.x, (FileImages, ShardStream))
+
+    @property
+    def sequential(self) -> bool:
+        """The images are read in order only (WebDataset shards): no indexing, no labels
+        before a batch is read."""
+        return isinstance(self.x, ShardStream)
+
+    def head(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first n images (uint8) and labels."""
+        if self.sequential:
+            return self.x.head(n)
+        return self.uint8(slice(0, n)), self.y[:n]
 
     def uint8(self, index=slice(None)) -> torch.Tensor:
         """The images at `index` as stored, decoded from their files when streamed."""
@@ -100,6 +112,9 @@ class Split:
         otherwise; `augment(x, generator)` sees each raw batch first. `drop_single` drops a
         last batch of one image (see `drawn`). `shard=(rank, world)`: this rank's images of the
         permutation every rank draws alike, padded by wrapping round to equal shares."""
+        if self.sequential:
+            yield from self._stream(batch_size, generator, augment, drop_single, shard)
+            return
         n = len(self)
         rank, world = shard
         order = (None if generator is None
@@ -119,6 +134,20 @@ class Split:
             if augment is not None:
                 x = augment(x, generator)
             yield self.inputs(x), self.y[index]
+
+    def _stream(self, batch_size, generator, augment, drop_single, shard):
+        """`batches` of a ShardStream: this rank's share of the epoch, read from its shards in
+        an order shuffled by a seed drawn from `generator` (so last.pt's generator state
+        gives a resumed run the epoch it would have had)."""
+        seed = None
+        if generator is not None:
+            seed = int(torch.randint(2**62, (1,), generator=generator,
+                                     device=generator.device).item())
+        count = self.drawn(batch_size, drop_single, shard[1])
+        for x, y in self.x.batches(batch_size, count, seed, shard):
+            if augment is not None:
+                x = augment(x, generator)
+            yield self.inputs(x), y
 
 
 @dataclass
@@ -189,6 +218,8 @@ def load_data(cfg, device: torch.device, stats: tuple[list, list] | None = None)
     raw = _READERS[cfg.name](cfg)
     seed = cfg.split_seed
 
+    if isinstance(raw.train_x, ShardStream):
+        return _streamed_data(cfg, raw, device, stats)
     keep = stratified_subset(raw.train_y, cfg.subset_per_class, cfg.max_samples, seed, "train")
     pool_x, pool_y = raw.train_x[keep], raw.train_y[keep]
     if raw.val_x is None:
@@ -227,6 +258,41 @@ def load_data(cfg, device: torch.device, stats: tuple[list, list] | None = None)
     )
 
 
+def _streamed_data(cfg, raw: RawData, device: torch.device, stats) -> Data:
+    """load_data for a train split read in order (ShardStream): val comes from the reader (in
+    memory), subset_per_class / max_samples shorten every epoch to its first images (not
+    stratified: a stream cannot be), and the statistics come from its first images."""
+    seed = cfg.split_seed
+    train = raw.train_x
+    limits = [n for n in (cfg.max_samples, cfg.subset_per_class and
+                          cfg.subset_per_class * len(raw.classes)) if n]
+    if limits:
+        train = train.limited(min(limits))
+    mean, std, stats_from = (_normalization(cfg, train, seed) if stats is None
+                             else (*stats, "the trained model's data"))
+
+    def to_split(x, y) -> Split:
+        return Split(x.to(device), y.to(device), torch.tensor(mean, device=device),
+                     torch.tensor(std, device=device))
+
+    def kept(x, y, split):
+        keep = stratified_subset(y, cfg.subset_per_class, cfg.max_samples, seed, split)
+        return to_split(x[keep], y[keep])
+
+    return Data(
+        name=cfg.name,
+        train=to_split(train, torch.zeros(0, dtype=torch.int64)),
+        val=kept(raw.val_x, raw.val_y, "val"),
+        test=None if raw.test_x is None else kept(raw.test_x, raw.test_y, "test"),
+        classes=list(raw.classes),
+        mean=mean,
+        std=std,
+        augment=build_augment(cfg.augment, cfg.auto_augment, cfg.randaugment_ops,
+                              cfg.randaugment_magnitude, cfg.random_erasing, mean, std),
+        normalization=stats_from,
+    )
+
+
 def _normalization(cfg, train_x, seed: int) -> tuple[list[float], list[float], str]:
     """Per-channel (mean, std) in the [0, 1] pixel scale, given, computed, or none; and where
     they come from (metrics.json says it)."""
@@ -238,6 +304,9 @@ def _normalization(cfg, train_x, seed: int) -> tuple[list[float], list[float], s
         if isinstance(train_x, FileImages):  # streamed: a seeded sample stands for it
             sample = stats_sample(train_x, seed)
             return *_channel_stats(sample), f"seeded sample of {len(sample)} train images"
+        if isinstance(train_x, ShardStream):  # read in order: its first images stand for it
+            sample = train_x.head(STATS_SAMPLE)[0].cpu()
+            return *_channel_stats(sample), f"first {len(sample)} train images of the shards"
         return *_channel_stats(train_x), "train split"
     mean, std = [float(m) for m in cfg.mean], [float(s) for s in cfg.std]
     if not len(mean) == len(std) == channels:
