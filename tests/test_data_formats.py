@@ -197,6 +197,30 @@ def test_hf_cache_follows_the_fingerprint(tmp_path, monkeypatch):
     assert len(list((tmp_path / ".vbench_cache").glob("hf-*.pt"))) == 2
 
 
+def cache_as_hub_id(source: Path, cache: Path, hub_id: str) -> None:
+    """Put a parquet folder into datasets' cache where `load_dataset(hub_id)` leaves a hub
+    dataset (<cache>/<name>/default/0.0.0/<hash>/<name>-<split>.arrow), by loading the folder
+    with the real library and renaming what it wrote: no network needed."""
+    datasets.load_dataset(str(source))
+    built = cache / source.name
+    for arrow in built.glob("default/0.0.0/*/*.arrow"):
+        arrow.rename(arrow.with_name(arrow.name.replace(source.name, hub_id, 1)))
+    for info in built.glob("default/0.0.0/*/dataset_info.json"):
+        info.write_text(info.read_text().replace(f'"{source.name}"', f'"{hub_id}"'))
+    built.rename(cache / hub_id)
+
+
+def test_hf_hub_id_in_the_local_cache_trains_offline(run_vbench, tmp_path, hf_cache):
+    data = hf_splits(per_class=12, splits=("train", "test"))
+    write_hf(tmp_path / "beans-src", data, how="parquet")
+    cache_as_hub_id(tmp_path / "beans-src", hf_cache, "beans")
+    metrics, _ = run_vbench("dataset=hf", "dataset.path=beans", f"dataset.root={tmp_path}",
+                            "dataset.val_size=6", "model=cnn", "trainer.epochs=3")
+    assert metrics["status"] == "completed"
+    assert metrics["sizes"] == {"train": 30, "val": 6, "test": 36}
+    assert metrics["best"]["test"]["accuracy"] > 0.6
+
+
 def test_hf_hub_id_is_read_offline_from_the_local_cache(tmp_path, monkeypatch):
     """A hub id goes to datasets.load_dataset with its offline switch on; one that is not in
     the cache is one line naming where it looked and dataset.download=true."""
@@ -353,6 +377,9 @@ def test_every_image_once_per_epoch_across_workers_and_ranks_each_its_own_shards
     assert [len(r) for r in ranks] == [75, 75]
     seen = [set(ids(r)) for r in ranks]
     assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == 150  # equal shards: exact
+    with pytest.raises(VBenchError, match=r"names 6 train shard\(s\) for 7 processes; .* at "
+                                          "least 7 shards"):
+        _read_epoch(data.train, shard=(6, 7))
 
 
 def test_val_held_out_of_the_train_shards_by_key(tmp_path):
@@ -387,6 +414,24 @@ def test_an_interrupted_shard_run_resumes_to_the_same_numbers(tmp_path):
     a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "killed"))
     for key in ("status", "epochs_run", "best_epoch", "best", "final"):
         assert a[key] == b[key], key
+
+
+@pytest.mark.slow
+def test_two_torchrun_ranks_train_on_uneven_shards(tmp_path):
+    """3 shards for 2 ranks: rank 0 reads two, rank 1 one and starts it again, so both take
+    the same 100 images an epoch (DDP needs equal steps); the run completes as one job."""
+    write_split_shards(tmp_path / "s", train_shards=3, n=(200, 40, 40))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node=2", "-m", "vbench",
+               *shard_overrides(tmp_path / "s", 3, num_workers=1), "model=cnn",
+               "trainer.epochs=2", "trainer.batch_size=16", "trainer.device=cpu",
+               "trainer.precision=32", "eval.plots=[]", "hydra.run.dir=out"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "out/metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["world_size"] == 2
+    assert metrics["sizes"]["train"] == 200 and metrics["best"]["test"]["accuracy"] >= 0.8
 
 
 def test_the_readme_command_line_quotes_braces_for_hydra(tmp_path):

@@ -296,6 +296,10 @@ class ShardStream:
         if seed is not None:
             order = [order[i] for i in np.random.default_rng(seed).permutation(len(order))]
         mine = order[rank::world]
+        if not mine:
+            raise VBenchError(f"dataset.urls names {len(order)} train shard(s) for {world} "
+                              "processes; each process reads shards of its own: write the "
+                              f"data as at least {world} shards")
         workers = cores() if self.workers is None else self.workers
         cycle = world > 1 or not self.exact
         held_x, held_y, held, taken = [], [], 0, 0
