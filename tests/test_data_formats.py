@@ -231,6 +231,8 @@ def test_hf_hub_id_is_read_offline_from_the_local_cache(tmp_path, monkeypatch):
 
     def spy(path, name=None, **kwargs):
         seen.append((path, name, datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE))
+        if not datasets.config.HF_HUB_OFFLINE:  # stands in for the network: there is none
+            raise ConnectionError(f"Couldn't reach '{path}' on the Hub")
         return real(path, name, **kwargs)
 
     monkeypatch.setattr(datasets, "load_dataset", spy)
@@ -243,6 +245,13 @@ def test_hf_hub_id_is_read_offline_from_the_local_cache(tmp_path, monkeypatch):
             f"local Hugging Face cache (looked in {tmp_path / 'hf-cache'}") in line
     assert line.endswith("run once with dataset.download=true (needs a network), or give a "
                          "save_to_disk folder")
+    # dataset.download=true leaves datasets' switches as they were: it may go online
+    seen.clear()
+    line = refused(tmp_path, "dataset=hf", "dataset.path=no-such-user/beans",
+                   f"dataset.root={tmp_path}", "dataset.download=true")
+    assert seen == [("no-such-user/beans", None, *before)]
+    assert line.startswith("dataset=hf: dataset.download=true failed for "
+                           "dataset.path='no-such-user/beans' (")
 
 
 def _hf_breakages():
@@ -489,6 +498,9 @@ def _shard_breakages():
                                     ['dataset.urls="https://example.com/train-{0..3}.tar"'],
                                     (r"dataset.urls: https://example.com/train-0\.tar is not a "
                                     "local file, so its images cannot be counted")),
+        "a baseline": (lambda root: None, ["model=logreg"],
+                       r"the scikit-learn baselines \(model=logreg, random_forest\) need its "
+                       "images by index"),
         "no urls": (lambda root: None, ["dataset.urls=null"],
                     "dataset=webdataset needs the train shards: dataset.urls=<brace pattern>"),
         "no classes": (lambda root: None, ["dataset.num_classes=null"],

@@ -250,7 +250,8 @@ class Root:
 class Dataset:
     name: str = required("the dataset; metrics.json reports it")
     root: str | None = key(None, "folder holding the dataset's files ($VBENCH_DATA if set); "
-                              "ignored by digits and fake")
+                              "hf: of its decoded cache; ignored by digits, fake, csv and "
+                              "webdataset (their files are named by their own keys)")
     val_size: Any = key(0.1, "val split carved from the training pool: a fraction, or a count "
                         "(scaled down with subset_per_class / max_samples)", SIZE_OR_FRACTION)
     split_seed: int = key(0, "fixes the split, so runs with different trainer.seed compare on "

@@ -268,9 +268,10 @@ class ShardStream:
                            self.workers, False, self.device)
 
     def __getitem__(self, index):
-        raise VBenchError("this train split streams from WebDataset shards and is read in "
-                          "order only: what needs its images by index (the scikit-learn "
-                          "baselines, a feature cache) needs an in-memory dataset")
+        raise VBenchError("dataset=webdataset streams its train split, which is read in order "
+                          "only; the scikit-learn baselines (model=logreg, random_forest) need "
+                          "its images by index: fit them on an in-memory dataset (imagefolder, "
+                          "csv, hf) of the same images")
 
     def head(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The first n images and labels of the shards, in order, read here."""
