@@ -499,8 +499,8 @@ def _shard_breakages():
                                     (r"dataset.urls: https://example.com/train-0\.tar is not a "
                                     "local file, so its images cannot be counted")),
         "a baseline": (lambda root: None, ["model=logreg"],
-                       r"the scikit-learn baselines \(model=logreg, random_forest\) need its "
-                       "images by index"),
+                       (r"the scikit-learn baselines \(model=logreg, random_forest\) need its "
+                       "images by index")),
         "no urls": (lambda root: None, ["dataset.urls=null"],
                     "dataset=webdataset needs the train shards: dataset.urls=<brace pattern>"),
         "no classes": (lambda root: None, ["dataset.num_classes=null"],
