@@ -218,10 +218,12 @@ def load_data(cfg, device: torch.device, stats: tuple[list, list] | None = None)
     raw = _READERS[cfg.name](cfg)
     seed = cfg.split_seed
 
-    if isinstance(raw.train_x, ShardStream):
-        return _streamed_data(cfg, raw, device, stats)
-    keep = stratified_subset(raw.train_y, cfg.subset_per_class, cfg.max_samples, seed, "train")
-    pool_x, pool_y = raw.train_x[keep], raw.train_y[keep]
+    if isinstance(raw.train_x, ShardStream):  # read in order; its reader gives val
+        pool_x, pool_y = _shortened(raw.train_x, cfg, len(raw.classes)), raw.train_y
+    else:
+        keep = stratified_subset(raw.train_y, cfg.subset_per_class, cfg.max_samples, seed,
+                                 "train")
+        pool_x, pool_y = raw.train_x[keep], raw.train_y[keep]
     if raw.val_x is None:
         val_size = _scaled_val_size(cfg.val_size, len(pool_y), len(raw.train_y),
                                     len(pool_y.unique()))
@@ -258,39 +260,12 @@ def load_data(cfg, device: torch.device, stats: tuple[list, list] | None = None)
     )
 
 
-def _streamed_data(cfg, raw: RawData, device: torch.device, stats) -> Data:
-    """load_data for a train split read in order (ShardStream): val comes from the reader (in
-    memory), subset_per_class / max_samples shorten every epoch to its first images (not
-    stratified: a stream cannot be), and the statistics come from its first images."""
-    seed = cfg.split_seed
-    train = raw.train_x
-    limits = [n for n in (cfg.max_samples, cfg.subset_per_class and
-                          cfg.subset_per_class * len(raw.classes)) if n]
-    if limits:
-        train = train.limited(min(limits))
-    mean, std, stats_from = (_normalization(cfg, train, seed) if stats is None
-                             else (*stats, "the trained model's data"))
-
-    def to_split(x, y) -> Split:
-        return Split(x.to(device), y.to(device), torch.tensor(mean, device=device),
-                     torch.tensor(std, device=device))
-
-    def kept(x, y, split):
-        keep = stratified_subset(y, cfg.subset_per_class, cfg.max_samples, seed, split)
-        return to_split(x[keep], y[keep])
-
-    return Data(
-        name=cfg.name,
-        train=to_split(train, torch.zeros(0, dtype=torch.int64)),
-        val=kept(raw.val_x, raw.val_y, "val"),
-        test=None if raw.test_x is None else kept(raw.test_x, raw.test_y, "test"),
-        classes=list(raw.classes),
-        mean=mean,
-        std=std,
-        augment=build_augment(cfg.augment, cfg.auto_augment, cfg.randaugment_ops,
-                              cfg.randaugment_magnitude, cfg.random_erasing, mean, std),
-        normalization=stats_from,
-    )
+def _shortened(stream: ShardStream, cfg, classes: int) -> ShardStream:
+    """A stream's epochs cut to their first images by subset_per_class (times the classes) or
+    max_samples: a stream cannot be subset by class before it is read."""
+    limits = [n for n in (cfg.max_samples, cfg.subset_per_class and cfg.subset_per_class * classes)
+              if n]
+    return stream.limited(min(limits)) if limits else stream
 
 
 def _normalization(cfg, train_x, seed: int) -> tuple[list[float], list[float], str]:
