@@ -443,6 +443,36 @@ def test_two_torchrun_ranks_train_on_uneven_shards(tmp_path):
     assert metrics["sizes"]["train"] == 200 and metrics["best"]["test"]["accuracy"] >= 0.8
 
 
+@pytest.fixture
+def http_server(tmp_path):
+    """A local HTTP server for tmp_path: shards at http:// URLs without the internet."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.skipif(__import__("shutil").which("curl") is None,
+                    reason="webdataset opens http(s) shards with curl")
+def test_http_shards_stream_with_an_epoch_size(run_vbench, tmp_path, http_server):
+    write_split_shards(tmp_path / "s", n=(120, 24, 24))
+    base = f"{http_server}/s"
+    overrides = ["dataset=webdataset", f'dataset.urls="{base}/train-{{000000..000003}}.tar"',
+                 f"dataset.val_urls={base}/val-000000.tar", "dataset.num_classes=4",
+                 "dataset.image_size=16", "dataset.num_workers=2", "model=cnn"]
+    metrics, _ = run_vbench(*overrides, "dataset.epoch_size=96", "trainer.epochs=2", name="http")
+    assert metrics["status"] == "completed" and metrics["sizes"]["train"] == 96
+    line = refused(tmp_path, *overrides, "dataset.epoch_size=96",
+                   f"dataset.val_urls={base}/no-such-000000.tar")
+    assert line.startswith(f"dataset=webdataset: cannot read shard {base}/no-such-000000.tar (")
+
+
 def test_the_readme_command_line_quotes_braces_for_hydra(tmp_path):
     write_split_shards(tmp_path / "shards", n=(60, 12, 12))
     command = [str(VBENCH), "dataset=webdataset",
