@@ -54,10 +54,10 @@ def test_the_extras_the_readme_names_exist_and_dev_brings_every_integration():
     named = {name for row in table if row.startswith("|")
              for name in re.findall(r"`(\w+)`", row.split("|")[1])}
     assert named == {"tensorboard", "mlflow", "wandb", "trackers", "export", "joblib", "slurm",
-                     "launchers", "optuna"} and named <= set(extras)
+                     "launchers", "optuna", "hf", "webdataset"} and named <= set(extras)
     assert extras["trackers"] == ["vbench[tensorboard,mlflow,wandb]"]
     assert extras["launchers"] == ["vbench[joblib,slurm]"]
-    assert "vbench[launchers,trackers,export]" in extras["dev"]
+    assert "vbench[launchers,trackers,export,hf,webdataset]" in extras["dev"]
 
 
 def test_the_trackers_commands_read_the_same_everywhere():

@@ -2,6 +2,7 @@
 folders), so readers and whole runs are tested without any download."""
 
 import gzip
+import io
 import pickle
 from pathlib import Path
 
@@ -110,3 +111,69 @@ def write_imagefolder(root: Path, splits=("train",), classes=("cat", "dog", "fro
             for i, image in enumerate(x[y == k]):
                 image = image[0] if grey else image.transpose(1, 2, 0)  # PIL wants (H, W, C)
                 Image.fromarray(image).save(root / split / name / f"{i}.png")
+
+
+def write_manifest(root: Path, classes=("cat", "dog", "frog"), per_class=10, splits=("train",),
+                   integers=False, delimiter=",", name="labels.csv") -> Path:
+    """Kaggle style: PNGs of 40x48 pixels in root/images/ and a CSV (or TSV) of
+    `image,label[,split]` rows, paths relative to the file."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    header = ["image", "label"] + (["split"] if len(splits) > 1 else [])
+    lines = [delimiter.join(header)]
+    for s, split in enumerate(splits):
+        x, y = learnable(per_class * len(classes), len(classes), (3, 40, 48), s)
+        for i, (image, label) in enumerate(zip(x, y)):
+            path = f"images/{split}_{i}.png"
+            Image.fromarray(image.transpose(1, 2, 0)).save(root / path)
+            row = [path, str(label) if integers else classes[label]]
+            lines.append(delimiter.join(row + ([split] if len(splits) > 1 else [])))
+    (root / name).write_text("\n".join(lines) + "\n")
+    return root / name
+
+
+def hf_splits(classes=("cat", "dog", "frog"), per_class=10, splits=("train", "test"),
+              size=(3, 16, 16)) -> dict:
+    """{split: (uint8 images (n, *size), int labels)} for a Hugging Face dataset."""
+    return {split: learnable(per_class * len(classes), len(classes), size, seed)
+            for seed, split in enumerate(splits)}
+
+
+def write_hf(root: Path, data: dict, classes=("cat", "dog", "frog"), how="save_to_disk",
+             image_name="img", label_name="label") -> Path:
+    """A Hugging Face dataset written with the real library: PIL images cast to the Image
+    feature and ClassLabel labels, saved with save_to_disk or as one parquet file per split."""
+    import datasets
+
+    parts = {}
+    for split, (x, y) in data.items():
+        images = [Image.fromarray(i[0] if i.shape[0] == 1 else i.transpose(1, 2, 0)) for i in x]
+        ds = datasets.Dataset.from_dict({image_name: images, label_name: [int(v) for v in y]})
+        parts[split] = (ds.cast_column(image_name, datasets.Image())
+                        .cast_column(label_name, datasets.ClassLabel(names=list(classes))))
+    if how == "save_to_disk":
+        datasets.DatasetDict(parts).save_to_disk(str(root))
+    else:
+        (root / "data").mkdir(parents=True)
+        for split, ds in parts.items():
+            ds.to_parquet(str(root / "data" / f"{split}-00000-of-00001.parquet"))
+    return root
+
+
+def write_shards(root: Path, x: np.ndarray, y: np.ndarray, shards: int, prefix="train",
+                 keys=None) -> list[Path]:
+    """WebDataset shards written with the real library's TarWriter: sample i as
+    `<key>.png` + `<key>.cls`, spread over `shards` tar files in order."""
+    import webdataset
+
+    root.mkdir(parents=True, exist_ok=True)
+    paths = [root / f"{prefix}-{k:06d}.tar" for k in range(shards)]
+    bounds = np.linspace(0, len(y), shards + 1).astype(int)
+    for k, path in enumerate(paths):
+        with webdataset.TarWriter(str(path)) as sink:
+            for i in range(bounds[k], bounds[k + 1]):
+                image = x[i][0] if x.shape[1] == 1 else x[i].transpose(1, 2, 0)
+                buffer = io.BytesIO()
+                Image.fromarray(image).save(buffer, format="PNG")
+                key = keys[i] if keys is not None else f"{prefix}{i:06d}"
+                sink.write({"__key__": key, "png": buffer.getvalue(), "cls": str(int(y[i]))})
+    return paths

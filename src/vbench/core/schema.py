@@ -250,7 +250,8 @@ class Root:
 class Dataset:
     name: str = required("the dataset; metrics.json reports it")
     root: str | None = key(None, "folder holding the dataset's files ($VBENCH_DATA if set); "
-                              "ignored by digits and fake")
+                              "hf: of its decoded cache; ignored by digits, fake, csv and "
+                              "webdataset (their files are named by their own keys)")
     val_size: Any = key(0.1, "val split carved from the training pool: a fraction, or a count "
                         "(scaled down with subset_per_class / max_samples)", SIZE_OR_FRACTION)
     split_seed: int = key(0, "fixes the split, so runs with different trainer.seed compare on "
@@ -305,6 +306,80 @@ class ImageFolder(Dataset):
                          "stream", one_of("auto", True, False))
     num_workers: int | None = key(None, "processes decoding streamed batches; null = the cores "
                                   "available", at_least(0, "an integer"))
+
+
+@dataclass
+class CSVManifest(ImageFolder):
+    """A CSV or TSV of image paths and labels (Kaggle style); ImageFolder's decoding."""
+
+    file: str = required("the CSV (.csv) or TSV (.tsv, .tab) file: one row per image; image "
+                         "paths relative to it (or to image_dir)")
+    image_column: str | None = key(None, "column of image paths; null: the first of image, "
+                                      "path, file, filename, file_name, image_path, id, "
+                                      "image_id")
+    label_column: str | None = key(None, "column of labels (class names or integers); null: "
+                                      "the first of label, class, category, target")
+    split_column: str | None = key(None, "column saying train, val (validation, valid) or "
+                                      "test per row; null: a column named split if there is "
+                                      "one, else every row is train")
+    image_dir: str | None = key(None, "folder the image paths are relative to; null: the "
+                                   "file's folder")
+    suffix: str = key("", "appended to every image path, for ids without an extension "
+                      "(e.g. .jpg)")
+    classes: list[str] | None = key(None, "class names in label order; null: the sorted "
+                                       "names of the train rows (integer labels: 0..max)")
+
+
+@dataclass
+class HFDataset(Dataset):
+    """A Hugging Face `datasets` dataset: a save_to_disk folder, a folder of parquet/arrow
+    files, or a hub id already in the local HF cache."""
+
+    path: str | None = key(None, "save_to_disk folder, folder of parquet/arrow files, or hub "
+                              "id (datasets.load_dataset's path); must be given")
+    subset: str | None = key(None, "the hub dataset's configuration (load_dataset's name)")
+    download: bool = key(False, "true: let datasets download a hub id missing from the local "
+                         "cache (needs a network); false: offline")
+    image_column: str | None = key(None, "null: the column of Image feature type (else one "
+                                      "named image or img)")
+    label_column: str | None = key(None, "null: the column of ClassLabel type (else one "
+                                      "named label or labels)")
+    image_size: int | None = key(None, "centre-crop and resize every image to this, once; "
+                                    "null: the first train image's shorter side",
+                                    at_least(2, "an integer"))
+    in_channels: int | None = key(None, "1 (grey) or 3 (RGB); null = 1 when all training "
+                                     "images are grey", CHANNELS)
+
+
+@dataclass
+class WebDataset(Dataset):
+    """WebDataset tar shards, streamed: train is read shard by shard every epoch."""
+
+    urls: str | None = key(None, "train shards: a brace pattern of local paths or http(s) "
+                              "URLs, e.g. shards/train-{000000..000099}.tar; must be given")
+    val_urls: str | None = key(None, "val shards, read once into memory; null: val_size (a "
+                                  "fraction) of the train samples, held out by key hash")
+    test_urls: str | None = key(None, "test shards, read once into memory; null: no test "
+                                   "split")
+    classes: list[str] | None = key(None, "class names in label order (this or num_classes "
+                                       "must be given: a stream cannot be counted before it "
+                                       "is read)",
+                                       non_empty(Rule(lambda v: True, "list of names")))
+    num_classes: int | None = key(None, "number of classes, named 0..n-1 (or give classes)",
+                                     at_least(2, "an integer"))
+    image_size: int = key(32, "every image is centre-cropped to a square and resized to this",
+                          at_least(2, "an integer"))
+    in_channels: int = key(3, "1 (grey) or 3 (RGB)", CHANNELS)
+    image_key: str = key("jpg;jpeg;png;webp;ppm;pgm;bmp;tif;tiff", "the image member's "
+                         "extension; alternatives separated by ;")
+    label_key: str = key("cls", "the label member's extension: an integer or a class name")
+    shuffle_buffer: int = key(1000, "train samples shuffled within a buffer of this many "
+                              "(shard order is shuffled too); 0 = off", at_least(0, "an integer"))
+    epoch_size: int | None = key(None, "train images per epoch, all processes together; "
+                                    "null: counted from the local shards' tar headers "
+                                    "(http(s) shards need it)", COUNT)
+    num_workers: int | None = key(None, "processes reading shards; null = the cores "
+                                     "available", at_least(0, "an integer"))
 
 
 @dataclass
@@ -479,7 +554,8 @@ class FreezeBackbone(Freeze):
 # Each group's kinds, as `schema/<group>/<kind>` in the ConfigStore.
 GROUPS: dict[str, dict[str, type]] = {
     "dataset": {"digits": Digits, "torchvision": TorchvisionDataset,
-                "imagefolder": ImageFolder, "fake": Fake},
+                "imagefolder": ImageFolder, "csv": CSVManifest, "hf": HFDataset,
+                "webdataset": WebDataset, "fake": Fake},
     "model": {"mlp": MLP, "resmlp": ResMLP, "cnn": CNN, "library": Library, "logreg": LogReg,
               "random_forest": RandomForest},
     "optimizer": {"optimizer": Optimizer, "sgd": SGD, "rmsprop": RMSprop},

@@ -40,27 +40,38 @@ def read_imagefolder(cfg) -> RawData:
     classes = _classes(root / "train", cfg)
     splits = {name: _listing(root / name, classes, cfg)
               for name in ("train", "val", "test") if (root / name).is_dir()}
-    sources = [path for paths, _ in splits.values() for path in paths]
-    options = {"image_size": cfg.image_size, "in_channels": cfg.in_channels}
+    return from_files(cfg, splits, classes, root, FIX)
+
+
+def from_files(cfg, splits: dict[str, tuple[list[Path], list[int]]], classes: list[str],
+               folder: Path, fix: str, sources: tuple[Path, ...] = (),
+               options: dict | None = None) -> RawData:
+    """The images of `splits` ({split: (paths, labels)}), decoded once into memory and cached
+    in `folder`/.vbench_cache, or streamed from their files when they would not fit
+    (dataset.in_memory); what every reader of image files shares (imagefolder, csv). `fix`
+    says what to do with a damaged image; `sources` (the files the labels come from) and
+    `options` (how they were read) join the cache key."""
+    paths = [path for paths, _ in splits.values() for path in paths]
+    options = {"image_size": cfg.image_size, "in_channels": cfg.in_channels, **(options or {})}
     # The budget check assumes RGB when in_channels is auto: no header read on a cache hit.
-    if not keeps_in_memory(cfg, len(sources) * (cfg.in_channels or 3) * cfg.image_size ** 2):
-        return _streamed(cfg, splits, classes)
+    if not keeps_in_memory(cfg, len(paths) * (cfg.in_channels or 3) * cfg.image_size ** 2):
+        return _streamed(cfg, splits, classes, fix)
 
     def decode() -> RawData:
-        channels = cfg.in_channels or _auto_channels(splits["train"][0], cfg)
-        x = {name: _decode(paths, cfg.image_size, channels, cfg)
+        channels = cfg.in_channels or _auto_channels(splits["train"][0], cfg, fix)
+        x = {name: _decode(paths, cfg.image_size, channels, cfg, fix)
              for name, (paths, _) in splits.items()}
         y = {name: torch.tensor(labels, dtype=torch.int64) for name, (_, labels) in splits.items()}
         return RawData(x["train"], y["train"], x.get("test"), y.get("test"), classes=classes,
                        val_x=x.get("val"), val_y=y.get("val"))
 
-    return cached(cfg, sources, options, decode)
+    return cached(cfg, [*paths, *sources], options, decode, folder)
 
 
-def _streamed(cfg, splits: dict, classes: list[str]) -> RawData:
+def _streamed(cfg, splits: dict, classes: list[str], fix: str) -> RawData:
     """Splits whose images stay in their files, decoded per batch in workers (stream.py)."""
-    channels = cfg.in_channels or _auto_channels(splits["train"][0], cfg)
-    load = partial(_read, size=cfg.image_size, channels=channels, cfg=cfg)
+    channels = cfg.in_channels or _auto_channels(splits["train"][0], cfg, fix)
+    load = partial(_read, size=cfg.image_size, channels=channels, cfg=cfg, fix=fix)
     x = {name: FileImages(paths, (channels, cfg.image_size, cfg.image_size), load,
                           cfg.num_workers) for name, (paths, _) in splits.items()}
     y = {name: torch.tensor(labels, dtype=torch.int64) for name, (_, labels) in splits.items()}
@@ -98,10 +109,10 @@ def _listing(split_dir: Path, classes: list[str], cfg) -> tuple[list[Path], list
     return paths, labels
 
 
-def _auto_channels(paths: list[Path], cfg) -> int:
+def _auto_channels(paths: list[Path], cfg, fix: str = FIX) -> int:
     """1 when every training image is greyscale, else 3. Reads headers only."""
     for path in paths:
-        with reading(path, cfg, fix=FIX), Image.open(path) as image:
+        with reading(path, cfg, fix=fix), Image.open(path) as image:
             if image.mode not in GREY_MODES:
                 return 3
     return 1
@@ -113,21 +124,26 @@ def load_image(path: Path, size: int | tuple[int, int], channels: int) -> np.nda
     centre-cropped to the aspect of `size` (an int: a square) and resized to it, so the aspect
     ratio is not distorted. PIL's errors (UNREADABLE, its size limit included) pass through:
     each caller words them as one line."""
-    height, width = (size, size) if isinstance(size, int) else size
     with Image.open(path) as image:
-        image = image.convert("L" if channels == 1 else "RGB")
-        image = ImageOps.fit(image, (width, height), Image.Resampling.BILINEAR)  # PIL: (w, h)
-        return np.asarray(image, dtype=np.uint8).reshape(height, width, channels)
+        return fit_image(image, size, channels)
 
 
-def _read(path: Path, size: int, channels: int, cfg) -> np.ndarray:
+def fit_image(image: Image.Image, size: int | tuple[int, int], channels: int) -> np.ndarray:
+    """A PIL image as load_image gives it: grey or RGB, centre-cropped and resized."""
+    height, width = (size, size) if isinstance(size, int) else size
+    image = image.convert("L" if channels == 1 else "RGB")
+    image = ImageOps.fit(image, (width, height), Image.Resampling.BILINEAR)  # PIL: (w, h)
+    return np.asarray(image, dtype=np.uint8).reshape(height, width, channels)
+
+
+def _read(path: Path, size: int, channels: int, cfg, fix: str = FIX) -> np.ndarray:
     """load_image for this dataset: a failure is one line naming the dataset and the file."""
-    with reading(path, cfg, fix=FIX):
+    with reading(path, cfg, fix=fix):
         return load_image(path, size, channels)
 
 
-def _decode(paths: list[Path], size: int, channels: int, cfg) -> torch.Tensor:
+def _decode(paths: list[Path], size: int, channels: int, cfg, fix: str = FIX) -> torch.Tensor:
     # PIL releases the GIL while decoding, so threads decode in parallel.
     with ThreadPoolExecutor() as pool:
-        images = np.stack(list(pool.map(lambda p: _read(p, size, channels, cfg), paths)))
+        images = np.stack(list(pool.map(lambda p: _read(p, size, channels, cfg, fix), paths)))
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)

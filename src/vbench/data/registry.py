@@ -20,7 +20,7 @@ import torch
 from ..core.errors import VBenchError, choices_error
 from .augment import Augment, build_augment
 from .splits import stratified_split, stratified_subset
-from .stream import FileImages, stats_sample
+from .stream import STATS_SAMPLE, FileImages, ShardStream, stats_sample
 
 _READERS: dict[str, Callable] = {}
 _SHARED_MODULES = {"registry", "splits", "batches", "augment", "source", "stream"}
@@ -49,7 +49,7 @@ class Split:
     std: torch.Tensor | None = None
 
     def __len__(self) -> int:
-        return len(self.y)
+        return len(self.x)  # a ShardStream has no labels before it is read
 
     def subset(self, index) -> "Split":
         """The images at `index` (a slice, indices or a mask), with the same normalization."""
@@ -58,7 +58,19 @@ class Split:
     @property
     def streamed(self) -> bool:
         """The images stay on disk and are decoded per batch (stream.py)."""
-        return isinstance(self.x, FileImages)
+        return isinstance(self.x, (FileImages, ShardStream))
+
+    @property
+    def sequential(self) -> bool:
+        """The images are read in order only (WebDataset shards): no indexing, no labels
+        before a batch is read."""
+        return isinstance(self.x, ShardStream)
+
+    def head(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first n images (uint8) and labels."""
+        if self.sequential:
+            return self.x.head(n)
+        return self.uint8(slice(0, n)), self.y[:n]
 
     def uint8(self, index=slice(None)) -> torch.Tensor:
         """The images at `index` as stored, decoded from their files when streamed."""
@@ -100,6 +112,9 @@ class Split:
         otherwise; `augment(x, generator)` sees each raw batch first. `drop_single` drops a
         last batch of one image (see `drawn`). `shard=(rank, world)`: this rank's images of the
         permutation every rank draws alike, padded by wrapping round to equal shares."""
+        if self.sequential:
+            yield from self._stream(batch_size, generator, augment, drop_single, shard)
+            return
         n = len(self)
         rank, world = shard
         order = (None if generator is None
@@ -119,6 +134,20 @@ class Split:
             if augment is not None:
                 x = augment(x, generator)
             yield self.inputs(x), self.y[index]
+
+    def _stream(self, batch_size, generator, augment, drop_single, shard):
+        """`batches` of a ShardStream: this rank's share of the epoch, read from its shards in
+        an order shuffled by a seed drawn from `generator` (so last.pt's generator state
+        gives a resumed run the epoch it would have had)."""
+        seed = None
+        if generator is not None:
+            seed = int(torch.randint(2**62, (1,), generator=generator,
+                                     device=generator.device).item())
+        count = self.drawn(batch_size, drop_single, shard[1])
+        for x, y in self.x.batches(batch_size, count, seed, shard):
+            if augment is not None:
+                x = augment(x, generator)
+            yield self.inputs(x), y
 
 
 @dataclass
@@ -206,8 +235,12 @@ def load_data(cfg, device: torch.device, stats: tuple[list, list] | None = None)
     raw = _READERS[cfg.name](cfg)
     seed = cfg.split_seed
 
-    keep = stratified_subset(raw.train_y, cfg.subset_per_class, cfg.max_samples, seed, "train")
-    pool_x, pool_y = raw.train_x[keep], raw.train_y[keep]
+    if isinstance(raw.train_x, ShardStream):  # read in order; its reader gives val
+        pool_x, pool_y = _shortened(raw.train_x, cfg, len(raw.classes)), raw.train_y
+    else:
+        keep = stratified_subset(raw.train_y, cfg.subset_per_class, cfg.max_samples, seed,
+                                 "train")
+        pool_x, pool_y = raw.train_x[keep], raw.train_y[keep]
     if raw.val_x is None:
         val_size = _scaled_val_size(cfg.val_size, len(pool_y), len(raw.train_y),
                                     len(pool_y.unique()))
@@ -244,6 +277,14 @@ def load_data(cfg, device: torch.device, stats: tuple[list, list] | None = None)
     )
 
 
+def _shortened(stream: ShardStream, cfg, classes: int) -> ShardStream:
+    """A stream's epochs cut to their first images by subset_per_class (times the classes) or
+    max_samples: a stream cannot be subset by class before it is read."""
+    limits = [n for n in (cfg.max_samples, cfg.subset_per_class and cfg.subset_per_class * classes)
+              if n]
+    return stream.limited(min(limits)) if limits else stream
+
+
 def _normalization(cfg, train_x, seed: int) -> tuple[list[float], list[float], str]:
     """Per-channel (mean, std) in the [0, 1] pixel scale, given, computed, or none; and where
     they come from (metrics.json says it)."""
@@ -255,6 +296,9 @@ def _normalization(cfg, train_x, seed: int) -> tuple[list[float], list[float], s
         if isinstance(train_x, FileImages):  # streamed: a seeded sample stands for it
             sample = stats_sample(train_x, seed)
             return *_channel_stats(sample), f"seeded sample of {len(sample)} train images"
+        if isinstance(train_x, ShardStream):  # read in order: its first images stand for it
+            sample = train_x.head(STATS_SAMPLE)[0].cpu()
+            return *_channel_stats(sample), f"first {len(sample)} train images of the shards"
         return *_channel_stats(train_x), "train split"
     mean, std = [float(m) for m in cfg.mean], [float(s) for s in cfg.std]
     if not len(mean) == len(std) == channels:

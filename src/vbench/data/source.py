@@ -102,17 +102,21 @@ def files_only():
         _FILES_ONLY.reset(token)
 
 
-def cached(cfg, sources: list[Path], options: dict, decode: Callable[[], RawData]) -> RawData:
-    """decode() once; afterwards load the saved tensors while the sources are unchanged."""
+def cached(cfg, sources: list[Path], options: dict, decode: Callable[[], RawData],
+           folder: Path | None = None) -> RawData:
+    """decode() once; afterwards load the saved tensors while the sources are unchanged. The
+    cache lies in `folder`/.vbench_cache (default: the dataset's root); `options` holds
+    whatever else decides the arrays (a Hugging Face dataset's fingerprints, URLs)."""
     if _FILES_ONLY.get():
         raise FilesFound
-    path = data_root(cfg) / CACHE_DIR / f"{cfg.name}-{_cache_key(sources, options)}.pt"
+    folder = data_root(cfg) if folder is None else folder
+    path = folder / CACHE_DIR / f"{cfg.name}-{_cache_key(sources, options)}.pt"
     if path.is_file():
         with contextlib.suppress(Exception):  # a damaged cache is rebuilt, not an error
             saved = files.load_torch(path)
             return RawData(classes=saved.pop("classes"), **saved)
     raw = decode()
-    _check(cfg, raw)
+    _check(cfg, raw, folder)
     saved = {f: getattr(raw, f) for f in _FIELDS} | {"classes": list(raw.classes)}
     # A read-only data folder (shared datasets on a cluster) only costs the speed-up.
     with contextlib.suppress(OSError, VBenchError):
@@ -120,7 +124,7 @@ def cached(cfg, sources: list[Path], options: dict, decode: Callable[[], RawData
     return raw
 
 
-def _check(cfg, raw: RawData) -> None:
+def _check(cfg, raw: RawData, folder: Path) -> None:
     """Files that decode but do not belong together (say, 100 images and 99 labels)."""
     for split in ("train", "val", "test"):
         x, y = getattr(raw, f"{split}_x"), getattr(raw, f"{split}_y")
@@ -128,9 +132,9 @@ def _check(cfg, raw: RawData) -> None:
             continue
         if len(x) != len(y):
             raise VBenchError(f"dataset={cfg.name}: the {split} files hold {len(x)} images but "
-                              f"{len(y)} labels under {data_root(cfg)}; replace them")
+                              f"{len(y)} labels under {folder}; replace them")
         if len(y) and not 0 <= int(y.min()) <= int(y.max()) < len(raw.classes):
-            raise VBenchError(f"dataset={cfg.name}: the {split} labels under {data_root(cfg)} "
+            raise VBenchError(f"dataset={cfg.name}: the {split} labels under {folder} "
                               f"are outside 0..{len(raw.classes) - 1}; replace the files")
 
 

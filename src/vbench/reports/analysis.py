@@ -167,18 +167,20 @@ def shift_images(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
 
 
 def _plot_dataset(data: Data, out: Path, figures: Figures) -> None:
-    """Seed 001 section 1: samples per class, class distribution, mean image per class."""
-    y = data.train.y.cpu().numpy()
+    """Seed 001 section 1: samples per class, class distribution, mean image per class (of
+    train; of val when train streams from shards, which are read in order only)."""
+    shown = data.val if data.train.sequential else data.train
+    y = shown.y.cpu().numpy()
     per_class = 8
     picks = np.concatenate([np.flatnonzero(y == c)[:per_class] for c in range(data.num_classes)])
-    figures.add("plot_samples", data.train.pixels(picks).cpu().numpy(), y[picks], data.classes,
+    figures.add("plot_samples", shown.pixels(picks).cpu().numpy(), y[picks], data.classes,
                 out / "samples.png", per_class)
     splits = {"train": data.train, "val": data.val, "test": data.test}
     counts = {name: np.bincount(s.y.cpu().numpy(), minlength=data.num_classes)
-              for name, s in splits.items() if s is not None}
+              for name, s in splits.items() if s is not None and not s.sequential}
     figures.add("plot_class_distribution", counts, data.classes, out / "class_distribution.png")
-    means = np.stack([data.train.pixels(data.train.y == c).mean(0).cpu().numpy()
-                      if (y == c).any() else np.zeros(data.train.x.shape[1:])
+    means = np.stack([shown.pixels(shown.y == c).mean(0).cpu().numpy()
+                      if (y == c).any() else np.zeros(shown.x.shape[1:])
                       for c in range(data.num_classes)])
     figures.add("plot_mean_images", means, data.classes, out / "mean_images.png")
 

@@ -85,7 +85,8 @@ def _measure(model, compiled, split: Split, batch_size: int, amp_dtype, channels
     """(eager, compiled) seconds of a training step and the measurement's spread (_step_times);
     None when compiling ran out of memory."""
     n = min(batch_size, len(split))
-    x, y = split.inputs(split.uint8(slice(0, n))), split.y[:n]  # decodes n files when streamed
+    x, y = split.head(n)  # decodes n files when streamed
+    x = split.inputs(x)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     model.train()

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..core.console import console
-from ..core.schema import Dataset, Freeze, FreezeBackbone, Trainer
+from ..core.schema import Dataset, Freeze, FreezeBackbone, Trainer, WebDataset
 from ..data import Data, Split
 from ..evaluation.forward import extract
 from ..models.freeze import head_name
@@ -21,10 +21,12 @@ from ..models.freeze import head_name
 
 def uses_feature_cache(freeze: Freeze, dataset: Dataset, trainer: Trainer) -> bool:
     """Only the head learns (freeze=backbone with freeze.cache) and every epoch sees the same
-    images (no augmentation, no mixing of images)."""
+    images (no augmentation, no mixing of images) from an indexable split."""
     same_images = (dataset.augment == "none" and dataset.auto_augment == "none"
                    and not dataset.random_erasing and not trainer.mixup and not trainer.cutmix)
-    return isinstance(freeze, FreezeBackbone) and freeze.cache and same_images
+    # A stream is read in a new order every epoch: its features cannot be kept by index.
+    return (isinstance(freeze, FreezeBackbone) and freeze.cache and same_images
+            and not isinstance(dataset, WebDataset))
 
 
 class HeadOnFeatures(nn.Module):
