@@ -65,7 +65,7 @@ def test_csv_manifest_with_a_split_column_trains(run_vbench, tmp_path):
 def test_csv_decodes_as_imagefolder_and_reads_tsv_with_integer_labels(tmp_path):
     """The same PNGs through a manifest and through ImageFolder give the same tensors; a TSV
     of integer labels takes its names from dataset.classes, or 0..max without them."""
-    from formats import write_imagefolder
+    from helpers.formats import write_imagefolder
 
     write_imagefolder(tmp_path / "folder", per_class=4)
     rows = ["path\tclass"] + [f"folder/train/{name}/{i}.png\t{k}"

@@ -30,7 +30,7 @@ def check_jobs(cfgs: list[Root]) -> None:
     check_torchvision(cfgs)  # alone: without it, the weights cannot even be looked for
     from ..data import check_files
     from ..loggers import check_packages
-    from ..models.zoo import check_weights
+    from ..models.weights import check_weights
 
     missing: list[str] = []
     for cfg in cfgs:

@@ -195,21 +195,11 @@ def dataset_names() -> list[str]:
     return sorted(_READERS)
 
 
-def check_files(cfg) -> None:
-    """The dataset's files are where `cfg` says (raises the reader's one-line VBenchError when
-    one is missing), without reading them: what a sweep checks of every job before its first.
-    A dataset that dataset.download=true would fetch is not checked."""
-    if cfg.name not in dataset_names():
-        raise choices_error("dataset.name", cfg.name, dataset_names())
-    if hasattr(cfg, "download") and cfg.download:
-        return
-    from . import source  # source imports RawData from here
-
-    with source.files_only():
-        try:
-            _READERS[cfg.name](cfg)
-        except source.FilesFound:
-            pass
+def reader(name: str) -> Callable:
+    """The registered reader of dataset `name` (choices_error when there is none)."""
+    if name not in dataset_names():
+        raise choices_error("dataset.name", name, dataset_names())
+    return _READERS[name]
 
 
 def _scaled_val_size(val_size, kept: int, total: int, classes: int):

@@ -102,6 +102,21 @@ def files_only():
         _FILES_ONLY.reset(token)
 
 
+def check_files(cfg) -> None:
+    """The dataset's files are where `cfg` says (raises the reader's one-line VBenchError when
+    one is missing), without reading them: what a sweep checks of every job before its first.
+    A dataset that dataset.download=true would fetch is not checked."""
+    from .registry import reader
+
+    if hasattr(cfg, "download") and cfg.download:
+        return
+    with files_only():
+        try:
+            reader(cfg.name)(cfg)
+        except FilesFound:
+            pass
+
+
 def cached(cfg, sources: list[Path], options: dict, decode: Callable[[], RawData],
            folder: Path | None = None) -> RawData:
     """decode() once; afterwards load the saved tensors while the sources are unchanged. The
