@@ -32,7 +32,6 @@ from torch import nn
 from ..core.columns import ACCURACY, EPOCH_COLUMNS, LOSS, MONITORS, epoch_columns
 from ..core.console import console, epoch_progress, run_log
 from ..core.device import auto_precision, configure_determinism, resolve_device
-from ..core.errors import VBenchError
 from ..core.rundir import HISTORY_FILE, exclusive, remove_stale_temps
 from ..core.schema import Library, Root, Sklearn
 from ..core.status import COMPLETED, DIVERGED, EARLY_STOPPED, FAILED, FINISHED, INTERRUPTED
@@ -174,13 +173,15 @@ def _train(cfgs: list[Root], run_dirs: list[Path]) -> list[dict]:
             for s, member in enumerate(members):
                 if member.frozen is None:
                     _after_epoch(stacked, s, member, runs[s], optimizer, scheduler, epoch)
-    train_time = time.perf_counter() - start
+    train_time = time.perf_counter() - start  # the stack's: every member records it
+    for run in runs:
+        run.phases.lap("training")
     results = []
     for s, (member, run) in enumerate(zip(members, runs, strict=True)):
         stacked.copy_into(s, member.model)
         if member.frozen is not None:
             member.model.load_state_dict(member.frozen)
-        run.phases.lap("training")
+        run.phases.restart()
         results.append(_finish_member(member, run, train_time, initial[s]))
     return results
 
@@ -350,4 +351,4 @@ def _finish_member(member: Member, run, train_time: float, initial) -> dict:
     return finish(run, outcome)
 
 
-__all__ = ["NotStackable", "VBenchError", "run_stack", "why_not_stacked"]
+__all__ = ["NotStackable", "run_stack", "why_not_stacked"]
