@@ -105,9 +105,14 @@ def _run_job(cfg: DictConfig, hydra_cfg) -> float:
     finally:
         for name, handler in previous.items():
             signal.signal(name, handler)
+    return objective(metrics)
+
+
+def objective(metrics: dict) -> float:
+    """The value a Hydra sweeper (e.g. optuna) optimizes: the best checkpoint's val accuracy;
+    NaN, a failed trial, when no epoch was best."""
     best = metrics["best"]
-    # The value a Hydra sweeper (e.g. optuna) optimizes: the best checkpoint's val accuracy.
-    return best["val"]["accuracy"] if best else math.nan  # no best epoch: a failed trial
+    return best["val"]["accuracy"] if best else math.nan
 
 
 # Hydra's own path: sweeps, --cfg, --info, ... (it composes the config again).

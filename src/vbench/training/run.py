@@ -193,11 +193,27 @@ class Run:
     compile: dict | None = None  # trainer.compile's measurement (compile.py), for metrics.json
 
 
+def _new(cfg: Root, run_dir: Path, loggers: Loggers) -> Run:
+    t = cfg.trainer
+    return Run(t, cfg.eval, _labels(cfg), checkpoint.config_fingerprint(cfg),
+               Recipe(cfg.model.arch, cfg.optimizer.name, cfg.scheduler.name, t.epochs,
+                      t.batch_size, cfg.freeze.policy, cfg.dataset.augment), run_dir, loggers)
+
+
+def new_run(cfg: Root, run_dir: Path, data: Data, device: torch.device) -> Run:
+    """The state of one member of a stack of seeds (training/stack.py): a sweep job's, on data
+    the stack loaded once, in float32, its trackers started."""
+    run = _new(cfg, Path(run_dir), Loggers())
+    run.device, run.data, run.sweep_job = device, data, True
+    run.precision_reason = "the stack of seeds trains in float32"
+    run.loggers.start(cfg.logger, dataclasses.asdict(cfg), run.dir)
+    run.about = checkpoint.describe(run.fingerprint, data)
+    return run
+
+
 def _prepare(cfg: Root, run_dir: Path, loggers: Loggers) -> Run:
     t = cfg.trainer
-    run = Run(t, cfg.eval, _labels(cfg), checkpoint.config_fingerprint(cfg),
-              Recipe(cfg.model.arch, cfg.optimizer.name, cfg.scheduler.name, t.epochs,
-                     t.batch_size, cfg.freeze.policy, cfg.dataset.augment), run_dir, loggers)
+    run = _new(cfg, run_dir, loggers)
     # a foreign or corrupt last.pt fails before any work
     run.resumed = resume_state(t.resume, run.fingerprint, run_dir)
     run.device = distributed.device_for(resolve_device(t.device))

@@ -32,3 +32,8 @@ class Phases:
         now = time.perf_counter()
         self.timings[phase] = round(now - (self._last if since is None else since), 4)
         self._last = now
+
+    def restart(self) -> None:
+        """The next lap starts now: a stacked seed whose evaluation waited for the members
+        before it counts only its own (training/stack.py)."""
+        self._last = time.perf_counter()

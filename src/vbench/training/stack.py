@@ -1,0 +1,354 @@
+"""Seeds trained as one stacked model (hydra/launcher=stack, commands/stack.py).
+
+The jobs of a sweep that differ only in trainer.seed train the same network on the same data.
+A seed-size network's step is mostly Python and kernel launches, so N of them stacked into one
+(`torch.func.stack_module_state` + `functional_call` under `vmap`) cost little more than one.
+Each member is the run of its seed: its initial weights are built after
+`torch.manual_seed(seed)` as a separate run builds them, its batches and augmentation come from
+its own generator seeded the same way, and the optimizer's update is elementwise, so the
+member's numbers are a separate run's to float tolerance (the stacked matmuls sum in another
+order). Each member keeps its own early stopping, best and final checkpoints and divergence,
+and writes the complete run directory a separate run writes (training/finish.py).
+
+What cannot be stacked runs as ordinary jobs (`why_not_stacked` says why): anything whose
+per-member result would not be a separate run's (dropout draws under vmap, mixup, EMA, gradient
+clipping by the whole model's norm, accumulation, mixed precision, frozen layers, compile) or
+that vmap cannot run (scikit-learn baselines, torchvision/timm networks, torchrun, streamed
+data). An unfinished stack trains again from its first epoch: the rerun's numbers are an
+uninterrupted stack's, since every draw is seeded.
+"""
+
+import contextlib
+import copy
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..core.columns import ACCURACY, EPOCH_COLUMNS, LOSS, MONITORS, epoch_columns
+from ..core.console import console, epoch_progress, run_log
+from ..core.device import auto_precision, configure_determinism, resolve_device
+from ..core.rundir import HISTORY_FILE, exclusive, remove_stale_temps
+from ..core.schema import Library, Root, Sklearn
+from ..core.status import COMPLETED, DIVERGED, EARLY_STOPPED, FAILED, FINISHED, INTERRUPTED
+from ..data import load_data
+from ..evaluation.metrics import classification_metrics
+from ..models import InputSpec, build_model, count_params
+from ..reports.analysis import Trained, analyze, keep_initial
+from . import checkpoint
+from .finish import Outcome, finish, write_unfinished
+from .loop import EarlyStopping
+from .optim import build_optimizer, build_scheduler
+from .resume import finished_metrics
+
+
+class NotStackable(Exception):
+    """Found once the members are built (a precision that is not float32, a model vmap
+    cannot run): the launcher runs them as ordinary jobs instead."""
+
+
+def why_not_stacked(cfg: Root) -> str | None:
+    """Why a job of `cfg` is not trained in a stack, or None when it can be."""
+    t, model = cfg.trainer, cfg.model
+    reasons = [
+        (isinstance(model, Sklearn), "a scikit-learn baseline has no torch training step"),
+        (isinstance(model, Library),
+         f"{model.arch} networks are not stacked (vmap cannot run every layer of them)"),
+        (hasattr(model, "dropout") and model.dropout > 0,
+         "dropout: its draws under vmap cannot be a separate run's"),
+        (cfg.freeze.policy != "none", "frozen layers"),
+        (t.ema is not None, "trainer.ema"),
+        (bool(t.mixup or t.cutmix), "mixup/cutmix"),
+        (t.grad_clip is not None, "trainer.grad_clip (one norm per member)"),
+        (t.accumulate > 1, "trainer.accumulate"),
+        (t.compile is not False, "trainer.compile"),
+        (t.channels_last, "trainer.channels_last"),
+        (t.precision not in ("auto", "32"), f"trainer.precision={t.precision}"),
+        (cfg.optimizer.no_decay_bias_norm, "optimizer.no_decay_bias_norm"),
+        (hasattr(cfg.dataset, "in_memory") and cfg.dataset.in_memory is False, "streamed data"),
+    ]
+    found = [why for applies, why in reasons if applies]
+    return ", ".join(found) if found else None
+
+
+@dataclass
+class Member:
+    """One seed of the stack: its config, its directory and what it has become."""
+
+    cfg: Root
+    dir: Path
+    model: nn.Module  # its own module: its weights are copied in at checkpoints and the end
+    generator: torch.Generator  # its batch order and augmentation, as a separate run's
+    stopper: EarlyStopping
+    history: list
+    status: str = COMPLETED
+    frozen: dict | None = None  # its weights and buffers since it stopped (no more updates)
+
+
+def run_stack(cfgs: list[Root], run_dirs: list[Path]) -> list[dict]:
+    """Train the members (`cfgs`, equal but for trainer.seed) as one stacked model and write
+    each member's run directory; returns each member's metrics.json. Raises NotStackable
+    before any member's directory holds a result."""
+    with contextlib.ExitStack() as held:
+        for run_dir, cfg in zip(run_dirs, cfgs, strict=True):
+            held.enter_context(exclusive(run_dir))
+            held.enter_context(run_log(run_dir, cfg.trainer.log_every_s))
+        done = [finished_metrics(c.trainer.resume, checkpoint.config_fingerprint(c), d)
+                for c, d in zip(cfgs, run_dirs, strict=True)]
+        if all(m is not None and m["status"] in FINISHED for m in done):
+            console.print(f"already finished: {len(cfgs)} seeds", highlight=False)
+            return done
+        for run_dir in run_dirs:
+            remove_stale_temps(run_dir)
+        try:
+            return _train(cfgs, [Path(d) for d in run_dirs])
+        except NotStackable:
+            raise  # nothing written: the launcher runs the members as ordinary jobs
+        except KeyboardInterrupt:
+            _unfinished(cfgs, run_dirs, INTERRUPTED, "interrupted by the user")
+            raise
+        except Exception as e:
+            _unfinished(cfgs, run_dirs, FAILED, f"{type(e).__name__}: {e}")
+            raise
+
+
+def _unfinished(cfgs: list[Root], run_dirs: list[Path], status: str, error: str) -> None:
+    """Each member's metrics.json says the stack did not finish (never `completed`)."""
+    for cfg, run_dir in zip(cfgs, run_dirs, strict=True):
+        write_unfinished(_labels(cfg), Path(run_dir), status, error)
+
+
+def _labels(cfg: Root):
+    from .run import _labels as labels
+
+    return labels(cfg)
+
+
+def _train(cfgs: list[Root], run_dirs: list[Path]) -> list[dict]:
+    from .run import new_run
+
+    first = cfgs[0]
+    t = first.trainer
+    device = resolve_device(t.device)
+    configure_determinism(t.deterministic, device)
+    data = load_data(first.dataset, device)  # one copy: the members' data are the same
+    if not data.in_memory:
+        raise NotStackable("streamed data")
+    members, runs = [], []
+    for cfg, run_dir in zip(cfgs, run_dirs, strict=True):
+        torch.manual_seed(cfg.trainer.seed)  # the member's initial weights: its run's
+        model = build_model(cfg.model, InputSpec.of(data)).to(device)
+        if t.precision == "auto" and auto_precision(device, count_params(model)["total"])[0]:
+            raise NotStackable("trainer.precision=auto chose mixed precision for this model")
+        run = new_run(cfg, run_dir, data, device)
+        runs.append(run)
+        generator = torch.Generator(device=data.train.x.device).manual_seed(cfg.trainer.seed)
+        members.append(Member(cfg, run_dir, model, generator,
+                              EarlyStopping(MONITORS[t.monitor], t.patience, t.min_delta), []))
+    initial = [keep_initial(m.cfg.eval.plots, m.model) for m in members]
+    stacked = _Stacked([m.model for m in members])
+    stacked.check(data.val)  # a model vmap cannot run is found here, before any epoch
+    optimizer = build_optimizer(first.optimizer, stacked.holder)
+    steps = data.train.num_batches(t.batch_size, drop_single=True)
+    scheduler, per_step = build_scheduler(first.scheduler, optimizer, t.epochs, steps)
+    for run in runs:
+        run.phases.lap("setup")
+    title = (f"{first.model.name} on {first.dataset.name}: {len(cfgs)} seeds stacked "
+             f"({', '.join(str(c.trainer.seed) for c in cfgs)}), {len(data.train)} train / "
+             f"{len(data.val)} val images, {device}, up to {t.epochs} epochs")
+    start = time.perf_counter()
+    with epoch_progress(t.epochs, title, steps) as report:
+        for epoch in range(1, t.epochs + 1):
+            active = [m for m in members if m.frozen is None]
+            if not active:
+                break
+            _epoch(stacked, members, data, optimizer, scheduler if per_step else None, epoch,
+                   report)
+            if scheduler is not None and not per_step:
+                scheduler.step()
+            for s, member in enumerate(members):
+                if member.frozen is None:
+                    _after_epoch(stacked, s, member, runs[s], optimizer, scheduler, epoch)
+    train_time = time.perf_counter() - start  # the stack's: every member records it
+    for run in runs:
+        run.phases.lap("training")
+    results = []
+    for s, (member, run) in enumerate(zip(members, runs, strict=True)):
+        stacked.copy_into(s, member.model)
+        if member.frozen is not None:
+            member.model.load_state_dict(member.frozen)
+        run.phases.restart()
+        results.append(_finish_member(member, run, train_time, initial[s]))
+    return results
+
+
+class _Stacked:
+    """The members' weights and buffers stacked along a first dimension, and the one module
+    whose forward `vmap` runs over them."""
+
+    def __init__(self, models: list[nn.Module]):
+        params, buffers = torch.func.stack_module_state(models)
+        self.holder = nn.Module()  # the stacked weights, as the optimizer's parameters
+        self.params = {}
+        for i, (name, value) in enumerate(params.items()):
+            parameter = nn.Parameter(value.detach().clone())
+            self.holder.register_parameter(f"p{i}", parameter)
+            self.params[name] = parameter
+        self.buffers = buffers
+        self.base = copy.deepcopy(models[0])
+
+        def forward(p, b, x):
+            return torch.func.functional_call(self.base, (p, b), (x,))
+
+        self.train_forward = torch.vmap(forward, in_dims=(0, 0, 0))
+        self.eval_forward = torch.vmap(forward, in_dims=(0, 0, None))
+
+    def check(self, split) -> None:
+        try:
+            self.base.eval()
+            with torch.no_grad():
+                self.eval_forward(self.params, self.buffers, split.inputs(split.uint8(slice(0, 2))))
+        except Exception as e:  # noqa: BLE001 - vmap's refusals come in many types
+            raise NotStackable(f"vmap cannot run this model ({type(e).__name__}: "
+                               f"{str(e).splitlines()[0][:120]})") from None
+
+    def copy_into(self, s: int, model: nn.Module) -> None:
+        with torch.no_grad():
+            for name, value in model.named_parameters():
+                value.copy_(self.params[name][s])
+            for name, value in model.named_buffers():
+                value.copy_(self.buffers[name][s])
+
+    def state_of(self, s: int) -> dict:
+        """Member s's weights and buffers, by the model's own names."""
+        return {**{n: p[s].detach().clone() for n, p in self.params.items()},
+                **{n: b[s].clone() for n, b in self.buffers.items()}}
+
+    def restore(self, s: int, state: dict) -> None:
+        with torch.no_grad():
+            for name, value in state.items():
+                (self.params if name in self.params else self.buffers)[name][s].copy_(value)
+
+
+def _epoch(stacked: _Stacked, members: list[Member], data, optimizer, per_step_scheduler,
+           epoch: int, report) -> None:
+    """One pass over the train split for every member (each in its own order), then val: each
+    active member's history.csv row."""
+    first = members[0].cfg
+    t = first.trainer
+    started = time.perf_counter()
+    lr = optimizer.param_groups[0]["lr"]
+    count = len(members)
+    loss_sum = torch.zeros(count, device=data.train.x.device)
+    correct = torch.zeros(count, device=data.train.x.device, dtype=torch.long)
+    drawn = data.train.drawn(t.batch_size, drop_single=True)
+    stacked.base.train()
+    streams = [data.train.batches(t.batch_size, m.generator, data.augment, drop_single=True)
+               for m in members]
+    for batches in zip(*streams, strict=True):
+        x = torch.stack([b[0] for b in batches])
+        y = torch.stack([b[1] for b in batches])
+        optimizer.zero_grad(set_to_none=True)
+        logits = stacked.train_forward(stacked.params, stacked.buffers, x)
+        losses = torch.stack([F.cross_entropy(logits[s], y[s],
+                                              label_smoothing=t.label_smoothing)
+                              for s in range(count)])
+        losses.sum().backward()  # each member's gradient is its own loss's
+        optimizer.step()
+        if per_step_scheduler is not None:
+            per_step_scheduler.step()
+        for s, member in enumerate(members):
+            if member.frozen is not None:  # a stopped member stops changing
+                stacked.restore(s, member.frozen)
+        loss_sum += losses.detach() * y.shape[1]
+        correct += (logits.argmax(2) == y).sum(1)
+        report.batch(y.shape[1])
+    train_loss = (loss_sum / drawn).tolist()
+    train_acc = (correct.float() / drawn).tolist()
+    val = _validate(stacked, data.val, t.eval_batch_size)
+    seconds = time.perf_counter() - started
+    for s, member in enumerate(members):
+        if member.frozen is not None:
+            continue
+        values = (epoch, train_loss[s], train_acc[s], val[s][LOSS], val[s][ACCURACY], lr,
+                  seconds)
+        member.history.append(dict(zip(EPOCH_COLUMNS, values, strict=True)))
+    report({**members[0].history[-1]} if members[0].frozen is None else
+           next(m.history[-1] for m in members if m.frozen is None))
+
+
+@torch.no_grad()
+def _validate(stacked: _Stacked, split, batch_size: int) -> list[dict]:
+    """Every member's metrics on `split` (classification_metrics, as a separate run's)."""
+    stacked.base.eval()
+    chunks = [stacked.eval_forward(stacked.params, stacked.buffers, x)
+              for x, _ in split.batches(batch_size)]
+    logits = torch.cat(chunks, dim=1)
+    return [classification_metrics(logits[s], split.y) for s in range(logits.shape[0])]
+
+
+def _after_epoch(stacked: _Stacked, s: int, member: Member, run, optimizer, scheduler,
+                 epoch: int) -> None:
+    """What a separate run does after its epoch: history.csv, divergence, the best and last
+    checkpoints, early stopping; a member that ends stops changing from now on."""
+    from .run import _write_history
+
+    t, row = member.cfg.trainer, member.history[-1]
+    _write_history(member.history, member.dir / HISTORY_FILE, epoch_columns(False))
+    if not math.isfinite(row["train_loss"]):
+        console.print(f"seed {t.seed} diverged: the training loss is {row['train_loss']} at "
+                      f"epoch {epoch}", highlight=False)
+        member.status = DIVERGED
+        member.frozen = stacked.state_of(s)
+        return
+    stacked.copy_into(s, member.model)
+    if member.stopper.update(row[t.monitor], epoch):
+        checkpoint.save_best(member.dir, member.model, epoch, t.monitor, member.stopper.best,
+                             run.about)
+    live = {"model": member.model, "optimizer": _MemberOptimizer(optimizer, s),
+            "scheduler": scheduler, "stopper": member.stopper, "history": member.history,
+            "generator": member.generator, "ema": None}
+    checkpoint.save_last(member.dir, epoch, live, run.about)
+    if member.stopper.should_stop:
+        console.print(f"seed {t.seed}: early stopping, {t.monitor} has not improved for "
+                      f"{t.patience} epochs; best epoch {member.stopper.best_epoch}",
+                      highlight=False, soft_wrap=True)
+        member.status = EARLY_STOPPED
+        member.frozen = stacked.state_of(s)
+
+
+class _MemberOptimizer:
+    """One member's slice of the stacked optimizer's state, as a separate run's optimizer
+    state_dict: last.pt stays a checkpoint a separate run of that seed could resume from."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, s: int):
+        self.optimizer, self.s = optimizer, s
+
+    def state_dict(self) -> dict:
+        full = self.optimizer.state_dict()
+        return {"state": {i: {k: (v[self.s].clone() if torch.is_tensor(v) and v.dim() > 0
+                                  else v) for k, v in state.items()}
+                          for i, state in full["state"].items()},
+                "param_groups": full["param_groups"]}
+
+
+def _finish_member(member: Member, run, train_time: float, initial) -> dict:
+    """The member's evaluation and files, as a separate run ends (training/finish.py)."""
+    from .run import _best_and_final
+
+    history, best_epoch = member.history, member.stopper.best_epoch
+    best, final = _best_and_final(run, member.model, best_epoch, len(history))
+    trained = Trained(member.model, history, best_epoch,
+                      best.test_logits if best is not None else None, initial, {})
+    outcome = Outcome(member.model, best, final, member.status, len(history), best_epoch,
+                      member.cfg.trainer.monitor, train_time,
+                      analysis=lambda: analyze(member.cfg.eval, member.cfg.trainer, member.dir,
+                                               run.data, trained, None))
+    return finish(run, outcome)
+
+
+__all__ = ["NotStackable", "run_stack", "why_not_stacked"]
