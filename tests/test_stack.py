@@ -36,8 +36,8 @@ def test_each_member_is_the_run_of_its_seed(tmp_path):
     float32 rounding of the stacked matmuls. With it (the default), a Linear bias right
     before a BatchNorm has an exact gradient of zero, and Adam turns the rounding noise of that
     zero into steps of the learning rate's size, so the running means (and eval-mode numbers)
-    drift apart by about 1e-4; the tolerance there is 2e-3 on val_loss and one val image on
-    val_acc, 1e-4 on the train columns (measured: 3e-5 after 3 epochs)."""
+    drift apart by about 1e-4; the tolerance there is 2e-3 on val_loss, 1e-4 on train_loss
+    (measured: 3e-5 after 3 epochs) and one image on each accuracy."""
     for extra, tight in ((["model.batchnorm=false"], True), ([], False)):
         stacked = _sweep(tmp_path, f"stack{tight}", *SHORT, *extra, "hydra/launcher=stack")
         serial = _sweep(tmp_path, f"serial{tight}", *SHORT, *extra)
@@ -48,16 +48,16 @@ def test_each_member_is_the_run_of_its_seed(tmp_path):
             assert len(ours) == len(theirs) == 3
             assert [r["epoch"] for r in ours] == [r["epoch"] for r in theirs]
             assert [r["lr"] for r in ours] == [r["lr"] for r in theirs]
-            for column in ("train_loss", "train_acc"):
-                assert _worst(ours, theirs, column) <= (1e-6 if tight else 1e-4), column
             if tight:
-                assert _worst(ours, theirs, "val_loss") <= 1e-6
-                assert _worst(ours, theirs, "val_acc") <= 1e-6
+                for column in ("train_loss", "train_acc", "val_loss", "val_acc"):
+                    assert _worst(ours, theirs, column) <= 1e-6, column
             else:
-                val = json.loads((b / "metrics.json").read_text())["sizes"]["val"]
+                sizes = json.loads((b / "metrics.json").read_text())["sizes"]
+                assert _worst(ours, theirs, "train_loss") <= 1e-4
                 assert _worst(ours, theirs, "val_loss") <= 2e-3
-                assert max(abs(x["val_acc"] - y["val_acc"]) for x, y in
-                           zip(ours, theirs, strict=True)) <= 1 / val + 1e-9
+                for split in ("train", "val"):  # one image may flip
+                    assert max(abs(x[f"{split}_acc"] - y[f"{split}_acc"]) for x, y in
+                               zip(ours, theirs, strict=True)) <= 1 / sizes[split] + 1e-9
             ma, mb = (json.loads((p / "metrics.json").read_text()) for p in (a, b))
             assert ma["status"] == mb["status"] == "completed" and ma["seed"] == mb["seed"]
             assert ma["config"] == mb["config"] and ma["best_epoch"] == mb["best_epoch"]
