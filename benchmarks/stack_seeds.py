@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def sweep(tmp: Path, name: str, seeds: int, extra: list[str]) -> tuple[float, list[dict]]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    # One torch thread unless told otherwise: on a shared 2-core machine two threads per
+    # process made one seed's training 20x slower (spinning threads), which no ratio survives.
+    env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "vbench", "-m", "eval.plots=[]",

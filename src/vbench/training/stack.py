@@ -249,21 +249,21 @@ def _epoch(stacked: _Stacked, members: list[Member], data, optimizer, per_step_s
     stacked.base.train()
     streams = [data.train.batches(t.batch_size, m.generator, data.augment, drop_single=True)
                for m in members]
+    stopped = [s for s, m in enumerate(members) if m.frozen is not None]
     for batches in zip(*streams, strict=True):
         x = torch.stack([b[0] for b in batches])
         y = torch.stack([b[1] for b in batches])
         optimizer.zero_grad(set_to_none=True)
         logits = stacked.train_forward(stacked.params, stacked.buffers, x)
-        losses = torch.stack([F.cross_entropy(logits[s], y[s],
-                                              label_smoothing=t.label_smoothing)
-                              for s in range(count)])
+        # each member's mean loss over its batch, in one call
+        losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none",
+                                 label_smoothing=t.label_smoothing).view(count, -1).mean(1)
         losses.sum().backward()  # each member's gradient is its own loss's
         optimizer.step()
         if per_step_scheduler is not None:
             per_step_scheduler.step()
-        for s, member in enumerate(members):
-            if member.frozen is not None:  # a stopped member stops changing
-                stacked.restore(s, member.frozen)
+        for s in stopped:  # a stopped member stops changing
+            stacked.restore(s, members[s].frozen)
         loss_sum += losses.detach() * y.shape[1]
         correct += (logits.argmax(2) == y).sum(1)
         report.batch(y.shape[1])
