@@ -104,3 +104,11 @@ def test_what_cannot_be_stacked_runs_as_ordinary_jobs_and_says_why(tmp_path):
     assert "not stacked: the 2 seeds of" in said and "dropout" in said
     jobs = sorted((tmp_path / "sweep").glob("*/metrics.json"))
     assert [json.loads(p.read_text())["status"] for p in jobs] == ["completed", "completed"]
+
+
+def test_a_seed_listed_twice_is_one_line_before_any_job(tmp_path):
+    done = vbench("-m", "debug=smoke", "trainer.seed=0,1,0", "hydra/launcher=stack", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "trainer.seed=0,1,0 lists 0 more than once" in done.stderr
+    assert "(trainer.seed=0,1)" in done.stderr
+    assert not list(tmp_path.iterdir())

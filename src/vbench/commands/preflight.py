@@ -69,6 +69,7 @@ def compose_command_line(args) -> tuple[DictConfig, list[DictConfig]]:
         # (`-m model=resnet18,vgg16 model.pretrained=true`: mlp has no pretrained)
         first = {o.get_key_element(): _values(o)[0] for o in sweeps}
         base = _compose(compose, args.config_name or "config", fixed + _line(first), hydra=True)
+        _once_each(_swept(sweeps, base) or {})
         jobs = _every_job(sweeps, base)
         if jobs is None or len(jobs) > MAX_COMPOSED_JOBS:
             jobs = [first | job for job in _one_value_each(sweeps, base)]
@@ -151,6 +152,18 @@ def _values(override) -> list[str]:
     if override.is_sweep_override():
         return list(override.sweep_string_iterator())
     return [override.get_value_element_as_str()]
+
+
+def _once_each(lines: dict) -> None:
+    """A value swept twice runs the same job twice (two seeds 0 of a stack would be one run
+    counted twice in its verdicts): one line before any job."""
+    for key, override in lines.items():
+        values = _values(override)
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise VBenchError(f"{key}={','.join(values)} lists {', '.join(twice)} more than "
+                              f"once; give each value once ({key}="
+                              f"{','.join(dict.fromkeys(values))})")
 
 
 def _one_value_each(sweeps, base: DictConfig) -> list[dict[str, str]]:
