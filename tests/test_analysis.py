@@ -7,6 +7,7 @@ import torch
 
 from helpers import make_cfg, png_ok
 from vbench.core.errors import VBenchError
+from vbench.core.schema import option_names
 from vbench.data import load_data
 from vbench.reports.analysis import load_extra, shift_images
 
@@ -58,8 +59,8 @@ def test_extra_dataset_of_another_shape_fails_before_training(run_vbench, tmp_pa
 @pytest.mark.parametrize("override,message", [
     ("eval.plots=[curves,nope]", ("eval.plots=[curves,nope] is not valid; it must be a list, "
                                  "each item one of: curves, ")),
-    ("eval.extra=[nope]", ("eval.extra='nope' is not valid; choose one of: cifar10, cifar100, "
-                           "digits, fake, fashion_mnist, imagefolder, mnist, svhn")),
+    ("eval.extra=[nope]", ("eval.extra='nope' is not valid; choose one of: "
+                           + ", ".join(option_names("dataset")))),
     ("eval.shift_pixels=[1,-2]", ("eval.shift_pixels=[1,-2] is not valid; it must be a list, "
                                  "each item an integer >= 0")),
 ])
