@@ -69,7 +69,7 @@ def _job(cfg: DictConfig) -> float:
             torch.set_num_threads(threads)
         if multirun and _is_joblib(hydra_cfg.launcher):
             parallel.pin_job(hydra_cfg.job.num)
-        metrics = run(cfg, run_dir, sweep_job=multirun)
+        metrics = run(cfg, run_dir, sweep_job=multirun, epoch_report=_trial_report(hydra_cfg))
     except VBenchError as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -90,9 +90,33 @@ def _job(cfg: DictConfig) -> float:
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
-    best = metrics["best"]
-    # The value a Hydra sweeper (e.g. optuna) optimizes: the best checkpoint's val accuracy.
-    return best["val"]["accuracy"] if best else math.nan  # no best epoch: a failed trial
+    return objective(metrics)
+
+
+def objective(metrics: dict) -> float:
+    """The value a Hydra sweeper (hydra/sweeper=optuna) optimizes: the best epoch's monitored
+    val metric (trainer.monitor: val_acc's accuracy, val_loss's loss; the EMA weights' for
+    ema_val_*), the value each epoch reported to the trial; a scikit-learn baseline, which
+    monitors nothing, its val accuracy. NaN without a best epoch: a failed trial."""
+    from ..core.columns import ACCURACY, EMA_VAL_ACC, EMA_VAL_LOSS, MONITORED
+
+    monitor = metrics["monitor"]
+    best = (metrics.get("ema") or {}).get("best") if monitor in (EMA_VAL_LOSS, EMA_VAL_ACC) \
+        else metrics["best"]
+    return best["val"][MONITORED[monitor] if monitor else ACCURACY] if best else math.nan
+
+
+def _trial_report(hydra_cfg):
+    """A job of hydra/sweeper=optuna reports each epoch to its trial (study.TrialReport);
+    None for any other job."""
+    from ..core.schema import SWEEPER_TARGET
+
+    sweeper = hydra_cfg.sweeper
+    if sweeper.get("_target_") != SWEEPER_TARGET or sweeper.trial is None:
+        return None
+    from .study import TrialReport
+
+    return TrialReport(sweeper)
 
 
 # Hydra's own path: sweeps, --cfg, --info, ... (it composes the config again).
