@@ -22,6 +22,7 @@ from ..core.rundir import HYDRA_DIR, wait_for_figures
 from ..core.status import MISSING
 from . import plots
 from .runs import BAD_STATUSES, DEFAULT_SORT, collect_runs, group_rows, read_history, sort_rows
+from .study import read_study, study_html
 from .table import HTML, METRICS, RUN_COLUMNS, Column, group_columns, shown
 
 CURVES = [("val_acc", "validation accuracy"), ("val_loss", "validation loss")]
@@ -48,6 +49,7 @@ def render(rows: list[dict], root: Path, metric: str) -> str:
         "<h2>Leaderboard</h2>", _leaderboard(rows),
         _groups(sort_rows(groups, metric)) if groups else "",
         _failures(rows),
+        study_html(study) if (study := read_study(root)) else "",
         _config_differences(rows),
         _curves(rows, configs, metric),
         "<h2>Runs</h2>", *(_run_details(r) for r in rows),
@@ -296,6 +298,9 @@ tr.bad td { color: #8a1c1c; background: #fdf1f1; }
 .status { font-size: 12px; padding: 0 .4rem; border-radius: .6rem; background: #e3f4e7; color: #1e6b33; white-space: nowrap; }
 .status.failed, .status.interrupted, .status.missing { background: #fadada; color: #8a1c1c; }
 .status.diverged, .status.early_stopped { background: #fdf0d5; color: #7a5200; }
+.status.pruned { background: #e4e9f2; color: #34495e; }
+.status.complete { background: #e3f4e7; color: #1e6b33; }
+.status.fail, .status.running { background: #fadada; color: #8a1c1c; }
 ul.bad-list li { margin: .2rem 0; }
 code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; background: #f3f5f8;
        padding: .1rem .3rem; border-radius: 3px; overflow-wrap: anywhere; }

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from .runs import BAD_STATUSES, DEFAULT_SORT, collect_runs, group_rows, read_history, sort_rows
+from .study import read_study, study_markdown
 from .table import (
     CSV,
     ERROR,
@@ -29,9 +30,10 @@ from .table import (
 
 
 def write_summary(rows: list[dict], histories: dict[str, list[dict]], out: Path,
-                  metric: str = DEFAULT_SORT, skipped: list[tuple[Path, str]] = ()) -> None:
+                  metric: str = DEFAULT_SORT, skipped: list[tuple[Path, str]] = (),
+                  study: dict | None = None) -> None:
     """summary.csv (one row per run), summary.md (runs, then seed groups, then the runs that
-    could not be read) and three plots."""
+    could not be read, then an Optuna study's trials) and three plots."""
     from ..core import files
 
     writable_folder(out)
@@ -39,7 +41,7 @@ def write_summary(rows: list[dict], histories: dict[str, list[dict]], out: Path,
     groups = group_rows(rows)
     extra = extra_columns(rows)
     files.write_text(out / "summary.csv", _csv(rows, extra))
-    files.write_text(out / "summary.md", _markdown(rows, groups, extra, metric, skipped))
+    files.write_text(out / "summary.md", _markdown(rows, groups, extra, metric, skipped, study))
     _plots(rows, groups, histories, out, metric)
 
 
@@ -66,7 +68,7 @@ def _csv(rows: list[dict], extra: list) -> str:
     return buffer.getvalue()
 
 
-def _markdown(rows, groups, extra, metric, skipped=()) -> str:
+def _markdown(rows, groups, extra, metric, skipped=(), study=None) -> str:
     columns = [*shown(RUN_COLUMNS, MARKDOWN, rows), *extra]
     lines = [f"# vbench summary: {len(rows)} runs, sorted by {metric}", "",
              *_md_table(columns, [[_md_cell(c, c.text(r)) for c in columns] for r in rows])]
@@ -83,6 +85,8 @@ def _markdown(rows, groups, extra, metric, skipped=()) -> str:
     if skipped:
         lines += ["", "## Runs that could not be read", ""]
         lines += [f"- {why}" for _, why in skipped]
+    if study is not None:
+        lines += study_markdown(study)
     return "\n".join(lines) + "\n"
 
 
@@ -135,7 +139,7 @@ def summarize(paths: list[Path], out: Path | None = None, metric: str = DEFAULT_
     rows, root = collect_runs(paths, skipped)
     out = Path(out) if out is not None else root
     histories = {row["run"]: read_history(row["dir"]) for row in rows}
-    write_summary(rows, histories, out, metric, skipped)
+    write_summary(rows, histories, out, metric, skipped, read_study(root))
     return sort_rows(rows, metric), out
 
 

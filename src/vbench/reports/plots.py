@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runs import round_values, shared_keys, sort_rows
+from .runs import partial, round_values, shared_keys, sort_rows
 
 SIDEWAYS = 20  # above this many classes, bar charts turn horizontal (names on the y axis)
 OVERLAY = 4  # up to this many configurations share one axes; more get a panel each
@@ -528,8 +528,11 @@ class SweepLegend:
 def sweep_legend(groups: list[dict], ranked_by: str) -> SweepLegend:
     """The legend of the configurations (runs.group_rows' seed groups), ranked as the
     leaderboard ranks them by `ranked_by`."""
-    order = [g["label"] for g in sort_rows(groups, ranked_by)]
+    ranked = sort_rows(groups, ranked_by)
+    order = [g["label"] for g in ranked]
     keys, values = shared_keys([" ".join(t) for t in round_values([o.split() for o in order])])
+    # An Optuna search's pruned trials say so: their numbers are of fewer epochs.
+    values = [f"{v} (pruned)" if partial(g) else v for v, g in zip(values, ranked, strict=True)]
     names = {label: textwrap.fill(f"{rank}. {value}", LABEL_CHARS, subsequent_indent="   ")
              for rank, (label, value) in enumerate(zip(order, values), 1)}
     return SweepLegend(order, names, run_colors(order), keys, ranked_by)
