@@ -83,8 +83,9 @@ class Search:
             while True:
                 batch = []
                 for _ in range(node.n_jobs):
-                    claimed = studies.claim(study, storage, spec, n_trials, node.stale_after_s,
-                                            space)
+                    claimed = studies.claim(
+                        study, storage, spec, n_trials, node.stale_after_s, space,
+                        lambda number: studies.build_sampler(node.sampler, space, number))
                     if claimed is None:
                         break
                     batch.append(claimed)

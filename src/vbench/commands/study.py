@@ -140,33 +140,37 @@ def search_space(params, arguments: list[str]) -> tuple[dict, list[str]]:
 
 
 def _distribution(o):
-    from hydra.core.override_parser.types import Transformer
+    from hydra.core.override_parser.types import Glob, Transformer
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
         IntDistribution,
     )
 
-    key, value = o.get_key_element(), o.value()
+    value = o.value()
+    if isinstance(value, Glob):
+        value = None  # names of a group's options: not a distribution
     try:
-        if o.is_choice_sweep() or (o.is_range_sweep() and value.shuffle):
+        if value is None:
+            pass
+        elif o.is_choice_sweep() or (o.is_range_sweep() and value.shuffle):
             return CategoricalDistribution(list(o.sweep_iterator(transformer=Transformer.encode)))
-        if o.is_range_sweep():
+        elif o.is_range_sweep():
             values = list(o.sweep_iterator())
             if not values:
                 raise ValueError("it lists no value")
             if all(isinstance(v, int) for v in values):
                 return IntDistribution(values[0], values[-1], step=int(value.step))
             return FloatDistribution(values[0], values[-1], step=float(value.step))
-        if o.is_interval_sweep():
+        elif o.is_interval_sweep():
             log = "log" in value.tags
             if isinstance(value.start, int) and isinstance(value.end, int):
                 return IntDistribution(value.start, value.end, log=log)
             return FloatDistribution(float(value.start), float(value.end), log=log)
     except ValueError as e:
-        raise VBenchError(f"hydra.sweeper.params: {key}={o.get_value_element_as_str()} is not "
-                          f"a valid search space: {_first_line(e)}") from None
-    raise VBenchError(f"hydra.sweeper.params: {key}={o.get_value_element_as_str()}: Optuna "
+        raise VBenchError(f"{o.input_line} is not a valid search space: {_first_line(e)}") \
+            from None
+    raise VBenchError(f"{o.input_line}: Optuna "
                       "searches interval(lo, hi), tag(log, interval(lo, hi)), choice(...) and "
                       "range(a, b)")
 
@@ -228,15 +232,19 @@ def build_pruner(spec):
                           f"is not valid: {_first_line(e)}") from None
 
 
-def build_sampler(node, space: dict):
-    """hydra.sweeper.sampler as Optuna's sampler (GridSampler gets the search space's every
-    value); parameters Optuna refuses are one line."""
+def build_sampler(node, space: dict, number: int = 0):
+    """hydra.sweeper.sampler as Optuna's sampler for trial `number` (GridSampler gets the
+    search space's every value); parameters Optuna refuses are one line. A seeded sampler is
+    seeded with seed + number: workers that each started from the same seed would otherwise
+    draw the same parameters, and one worker still draws the same trials on every search."""
     from hydra.utils import get_class
     from omegaconf import DictConfig, OmegaConf
 
     kwargs = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else \
         dict(node)
     target = kwargs.pop("_target_")
+    if kwargs.get("seed") is not None:
+        kwargs["seed"] += number
     cls = get_class(target)
     if cls.__name__ == "GridSampler":
         kwargs["search_space"] = _grid(space)
@@ -334,9 +342,11 @@ def _gone(trial, stale_after_s: float, now: float) -> bool:
     return now - beat > stale_after_s
 
 
-def claim(study, storage, spec: str, n_trials: int, stale_after_s: float, space: dict):
+def claim(study, storage, spec: str, n_trials: int, stale_after_s: float, space: dict,
+          sampler_for):
     """The next trial this worker runs, as (trial, whether it was left by a gone worker), or
-    None when the study has its n_trials: first a RUNNING trial whose worker is gone (it runs
+    None when the study has its n_trials (`sampler_for(number)`: the sampler of a new trial):
+    first a RUNNING trial whose worker is gone (it runs
     again with its own parameters, in its own job directory, so the run resumes from last.pt),
     else a new trial while the study holds fewer than n_trials."""
     import optuna
@@ -353,6 +363,7 @@ def claim(study, storage, spec: str, n_trials: int, stale_after_s: float, space:
                 return trial, True
         if len(trials) >= n_trials:
             return None
+        study.sampler = sampler_for(len(trials))  # the number the new trial gets
         trial = study.ask(fixed_distributions=space)
         _own(trial)
         return trial, False

@@ -352,6 +352,8 @@ def _epochs(run: Run, training: Training, report):
     report.restored(len(history), checkpoint.path_of(run.dir, "final"))
     for row in history:
         run.loggers.log_epoch(row)
+        if run.epoch_report is not None and main:  # a trial run again: its restored epochs
+            run.epoch_report(row["epoch"], row[t.monitor])
     for epoch in range(first_epoch, t.epochs + 1):
         if status != COMPLETED:
             break
