@@ -214,3 +214,50 @@ def test_a_study_searching_another_direction_or_space_is_refused(tmp_path):
         assert done.stderr.count("\n") == 1 and words in done.stderr, done.stderr
     assert (tmp_path / "sweep/optuna.journal").read_bytes() == before
     assert sorted(jobs(tmp_path)) == [0]
+
+
+@pytest.mark.parametrize("launcher", [
+    ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2"),
+    ("hydra/launcher=fill", "run.jobs_per_device=2"),
+    ("hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1",
+     "hydra.launcher.timeout_min=3"),
+], ids=["joblib", "fill", "submitit_local"])
+def test_trials_run_in_parallel_through_a_launcher_and_still_prune(tmp_path, launcher):
+    module = "submitit" if "submitit" in launcher[0] else "joblib"
+    if importlib.util.find_spec(f"hydra_plugins.hydra_{module}_launcher") is None:
+        pytest.skip(f"hydra-{module}-launcher is not installed")
+    vbench(*TWO_ARMS, "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2", *launcher,
+           cwd=tmp_path)
+    statuses = sorted(metrics(job)["status"] for job in jobs(tmp_path).values())
+    assert statuses == ["completed", "pruned"]
+    assert results(tmp_path)["states"] == {"pruned": 1, "complete": 1}
+
+
+def test_with_hydra_optuna_sweeper_installed_too_one_line_says_vbenchs_runs(tmp_path):
+    """The old plugin (Optuna < 3) registers hydra/sweeper/optuna as well; whatever the order
+    of the plugins' folders, vbench's sweeper runs and says so in one line."""
+    import vbench as package
+
+    fake = tmp_path / "old"
+    plugin = fake / "hydra_plugins/hydra_optuna_sweeper"
+    plugin.mkdir(parents=True)
+    (plugin / "__init__.py").write_text("")
+    (plugin / "config.py").write_text(
+        "from hydra.core.config_store import ConfigStore\n"
+        "ConfigStore.instance().store(group='hydra/sweeper', name='optuna', node={'_target_': "
+        "'hydra_plugins.hydra_optuna_sweeper.OptunaSweeper', 'max_failure_rate': 0.0})\n")
+    info = fake / "hydra_optuna_sweeper-1.3.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hydra-optuna-sweeper\n"
+                                   "Version: 1.3.0\n")
+    src = Path(package.__file__).parents[1]
+    work = tmp_path / "work"
+    work.mkdir()
+    for path in ([src, fake], [fake, src]):
+        done = vbench("hparams_search=digits_optuna", "hydra.sweeper.n_trials=1",
+                      "trainer.epochs=1", f"hydra.sweep.dir=sweep{len(path)}{path[0].name}",
+                      cwd=work, PYTHONPATH=os.pathsep.join(map(str, path)))
+        lines = [line for line in done.stdout.splitlines() if "hydra-optuna-sweeper" in line]
+        assert len(lines) == 1 and lines[0].startswith(
+            "hydra/sweeper=optuna: vbench's Optuna sweeper (optuna ")
+        assert "hydra-optuna-sweeper 1.3.0 is installed too and not used" in lines[0]

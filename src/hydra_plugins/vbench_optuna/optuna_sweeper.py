@@ -1,20 +1,13 @@
 """hydra/sweeper=optuna for vbench, on Optuna >= 4: a shim. Hydra instantiates plugins only from
-classes defined in the hydra_plugins namespace, so the class lives here; what it does is
-vbench.commands.optuna_sweeper, and its keys are vbench.core.schema.OptunaSweeper."""
+classes defined in the hydra_plugins namespace, so the class lives here, with its ConfigStore
+entries; the search itself is vbench.commands.optuna_sweeper and its keys are
+vbench.core.schema.OptunaSweeper."""
 
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
-
-# hydra-optuna-sweeper (Optuna < 3) stores the same names, hydra/sweeper/optuna and
-# hydra/sweeper/sampler/*: its entries are stored first, so that vbench's below replace them
-# whatever order Hydra scans the plugins in (the sweeper prints which one runs).
-try:
-    import hydra_plugins.hydra_optuna_sweeper.config  # noqa: F401
-except ImportError:
-    pass
 
 from vbench.core.schema import SAMPLERS, OptunaSweeper
 
@@ -24,10 +17,19 @@ class OptunaSweeperConf(OptunaSweeper):
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
 
 
-_store = ConfigStore.instance()
-_store.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="vbench")
-for _name, _node in SAMPLERS.items():
-    _store.store(group="hydra/sweeper/sampler", name=_name, node=_node, provider="vbench")
+def store() -> None:
+    """hydra/sweeper/optuna and hydra/sweeper/sampler/<name>. hydra-optuna-sweeper stores the
+    same names; Hydra's plugin scan runs both in the order of the plugins' folders, so vbench
+    stores its entries again after the scan (commands/cli.py) and the sweeper prints which one
+    runs."""
+    config_store = ConfigStore.instance()
+    config_store.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf,
+                       provider="vbench")
+    for name, node in SAMPLERS.items():
+        config_store.store(group="hydra/sweeper/sampler", name=name, node=node, provider="vbench")
+
+
+store()
 
 
 class VBenchOptunaSweeper(Sweeper):

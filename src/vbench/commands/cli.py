@@ -216,6 +216,7 @@ def main() -> None:
     if distributed.launched():  # torchrun: one run directory for all ranks (distributed.py)
         sys.argv = distributed.agree_on_run_dir(sys.argv)
     sys.argv[1:] = expand_home(sys.argv[1:])  # dataset.root=~/photos: Hydra refuses the ~
+    _optuna_sweeper_is_vbenchs()
     args = hydra_private.get_args_parser().parse_args()
     cfg = None
     with contextlib.ExitStack() as held:
@@ -255,6 +256,24 @@ def main() -> None:
 
 
 command = console_command(main)  # the `vbench` script and `python -m vbench`
+
+
+def _optuna_sweeper_is_vbenchs() -> None:
+    """hydra-optuna-sweeper (Optuna < 3) stores hydra/sweeper/optuna too, and Hydra's plugin
+    scan runs the plugins' registrations in the order of their folders on sys.path: with both
+    installed, the scan is done here, once per process, and vbench's entries stored after it.
+    Hydra hands this process's ConfigStore to the launchers' worker processes."""
+    import importlib.util
+
+    if importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None or \
+            importlib.util.find_spec("hydra_plugins.vbench_optuna") is None:
+        return
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # the scan
+    from hydra_plugins.vbench_optuna import optuna_sweeper
+
+    optuna_sweeper.store()
 
 
 def _refuse(error: Exception) -> None:
