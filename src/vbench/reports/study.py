@@ -44,8 +44,8 @@ def study_markdown(study: dict) -> list[str]:
     lines = ["", "## Optuna study", "", _heading(study), ""]
     best = study.get("best_trial")
     if best:
-        lines += [f"Best trial (among the completed ones): {best['number']}, value "
-                  f"{_value(best['value'])}, run `{best.get('run_dir')}`", "",
+        lines += [(f"Best trial (among the completed ones): {best['number']}, value "
+                   f"{_value(best['value'])}, run `{best.get('run_dir')}`"), "",
                   f"    {best.get('command')}", ""]
     else:
         lines += ["No trial completed.", ""]

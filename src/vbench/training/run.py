@@ -79,7 +79,6 @@ from .optim import build_optimizer, build_scheduler
 from .resume import finished_metrics, resume_state
 from .timing import Phases
 
-
 # Told each epoch's number and monitored value (trainer.monitor) after the epoch's checkpoints
 # are written; True stops the run there with status "pruned" (an Optuna trial asking its
 # pruner: commands/study.py). Called on rank 0 only; its answer reaches every rank.
