@@ -65,8 +65,7 @@ class Search:
         spec = studies.storage_spec(node.storage, self.sweep_dir)
         name = node.study_name or studies.DEFAULT_STUDY
         n_trials = node.n_trials
-        if type(OmegaConf.get_type(node.sampler)).__name__ == "GridSampler" or str(
-                node.sampler._target_).endswith("GridSampler"):
+        if str(node.sampler._target_).endswith("GridSampler"):  # each combination once
             n_trials = min(n_trials, studies.grid_size(space))
         self.sweep_dir.mkdir(parents=True, exist_ok=True)  # the default journal lives there
         storage = studies.open_storage(spec)
@@ -131,8 +130,12 @@ class Search:
                 study.tell(trial, float(value))
             else:
                 study.tell(trial, state=TrialState.FAIL)
-        except (RuntimeError, ValueError) as e:  # told already (a worker taken for gone)
-            log.warning(f"trial {trial.number}: {e}")
+        except (RuntimeError, ValueError) as e:
+            # GridSampler calls study.stop() once the grid is done, which Optuna refuses
+            # outside study.optimize, after recording the trial's state; anything else: a
+            # trial told already (its worker was taken for gone)
+            if "Study.stop" not in str(e):
+                log.warning(f"trial {trial.number}: {e}")
 
 
 def _status(run_dir: Path | None) -> str | None:
