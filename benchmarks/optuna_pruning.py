@@ -42,7 +42,9 @@ def search(out: Path, trials: int, pruner: str, extra: list[str]) -> dict:
     jobs = [json.loads(p.read_text()) for p in out.glob("*/metrics.json")]
     return {"seconds": seconds, "cpu_s": cpu_s, "best": study["best_value"], "states": study["states"],
             "epochs": sum(m["epochs_run"] for m in jobs), "n_val": jobs[0]["sizes"]["val"],
-            "train_s": sum(m["train_time_s"] for m in jobs)}
+            "train_s": sum(m["train_time_s"] for m in jobs),
+            # the work trained, whatever the machine's load: parameters x epochs, summed
+            "param_epochs": sum(m["params"]["total"] * m["epochs_run"] for m in jobs) / 1e6}
 
 
 def main() -> None:
@@ -63,16 +65,17 @@ def main() -> None:
     p, n = base["best"], base["n_val"]
     se = math.sqrt(p * (1 - p) / n)
     print(f"{'pruner':<12} | {'wall s':>7} | {'CPU s':>7} | {'epochs':>6} | {'train s':>7} | "
-          f"{'best val acc':>12} | states")
+          f"{'M param-epochs':>14} | {'best val acc':>12} | states")
     for name, r in (("none", base), (args.pruner, pruned)):
         states = ", ".join(f"{v} {k}" for k, v in r["states"].items())
-        print(f"{name:<12} | {r['seconds']:7.1f} | {r['cpu_s']:7.1f} | {r['epochs']:6d} | {r['train_s']:7.1f} | "
-              f"{r['best']:12.4f} | {states}")
+        print(f"{name:<12} | {r['seconds']:7.1f} | {r['cpu_s']:7.1f} | {r['epochs']:6d} | "
+              f"{r['train_s']:7.1f} | {r['param_epochs']:14.1f} | {r['best']:12.4f} | {states}")
     delta = pruned["best"] - base["best"]
     print(f"wall time {args.pruner} / none: {pruned['seconds'] / base['seconds']:.2f}x; CPU time "
           f"{pruned['cpu_s'] / base['cpu_s']:.2f}x; epochs trained "
           f"{pruned['epochs'] / base['epochs']:.2f}x; training time "
-          f"{pruned['train_s'] / base['train_s']:.2f}x")
+          f"{pruned['train_s'] / base['train_s']:.2f}x; parameters x epochs "
+          f"{pruned['param_epochs'] / base['param_epochs']:.2f}x")
     print(f"best val accuracy {args.pruner} - none: {delta:+.4f}; binomial standard error of "
           f"the unpruned best on {n} val images: {se:.4f}: "
           f"{'within' if abs(delta) <= 2 * se else 'outside'} noise (2 SE)")
