@@ -55,7 +55,7 @@ def test_submitit_local_sweep_gives_each_job_its_cpus(tmp_path):
     assert (tmp_path / "sweep/summary.csv").exists()
 
 
-@needs("hydra_plugins.hydra_optuna_sweeper")
+@needs("optuna")  # hydra/sweeper=optuna is vbench's own (src/hydra_plugins/vbench_optuna)
 def test_optuna_search_preset_maximizes_the_val_accuracy(tmp_path):
     sweep("hparams_search=digits_optuna", "hydra.sweeper.n_trials=2", cwd=tmp_path)
     jobs = job_metrics(tmp_path / "sweep")

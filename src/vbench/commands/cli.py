@@ -77,7 +77,7 @@ def _run_job(cfg: DictConfig, hydra_cfg) -> float:
             torch.set_num_threads(threads)
         if multirun and _is_joblib(hydra_cfg.launcher):
             parallel.pin_job(hydra_cfg.job.num)
-        metrics = run(cfg, run_dir, sweep_job=multirun)
+        metrics = run(cfg, run_dir, sweep_job=multirun, epoch_report=_trial_report(hydra_cfg))
     except VBenchError as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -109,10 +109,29 @@ def _run_job(cfg: DictConfig, hydra_cfg) -> float:
 
 
 def objective(metrics: dict) -> float:
-    """The value a Hydra sweeper (e.g. optuna) optimizes: the best checkpoint's val accuracy;
-    NaN, a failed trial, when no epoch was best."""
-    best = metrics["best"]
-    return best["val"]["accuracy"] if best else math.nan
+    """The value a Hydra sweeper (hydra/sweeper=optuna) optimizes: the best epoch's monitored
+    val metric (trainer.monitor: val_acc's accuracy, val_loss's loss; the EMA weights' for
+    ema_val_*), the value each epoch reported to the trial; a scikit-learn baseline, which
+    monitors nothing, its val accuracy. NaN without a best epoch: a failed trial."""
+    from ..core.columns import ACCURACY, EMA_VAL_ACC, EMA_VAL_LOSS, MONITORED
+
+    monitor = metrics["monitor"]
+    best = (metrics.get("ema") or {}).get("best") if monitor in (EMA_VAL_LOSS, EMA_VAL_ACC) \
+        else metrics["best"]
+    return best["val"][MONITORED[monitor] if monitor else ACCURACY] if best else math.nan
+
+
+def _trial_report(hydra_cfg):
+    """A job of hydra/sweeper=optuna reports each epoch to its trial (study.TrialReport);
+    None for any other job."""
+    from ..core.schema import SWEEPER_TARGET
+
+    sweeper = hydra_cfg.sweeper
+    if sweeper.get("_target_") != SWEEPER_TARGET or sweeper.trial is None:
+        return None
+    from .study import TrialReport
+
+    return TrialReport(sweeper)
 
 
 # Hydra's own path: sweeps, --cfg, --info, ... (it composes the config again).
@@ -226,6 +245,7 @@ def main() -> None:
     if distributed.launched():  # torchrun: one run directory for all ranks (distributed.py)
         sys.argv = distributed.agree_on_run_dir(sys.argv)
     sys.argv[1:] = expand_home(sys.argv[1:])  # dataset.root=~/photos: Hydra refuses the ~
+    _optuna_sweeper_is_vbenchs()
     args = hydra_private.get_args_parser().parse_args()
     cfg = None
     with contextlib.ExitStack() as held:
@@ -268,6 +288,24 @@ def main() -> None:
 
 
 command = console_command(main)  # the `vbench` script and `python -m vbench`
+
+
+def _optuna_sweeper_is_vbenchs() -> None:
+    """hydra-optuna-sweeper (Optuna < 3) stores hydra/sweeper/optuna too, and Hydra's plugin
+    scan runs the plugins' registrations in the order of their folders on sys.path: with both
+    installed, the scan is done here, once per process, and vbench's entries stored after it.
+    Hydra hands this process's ConfigStore to the launchers' worker processes."""
+    import importlib.util
+
+    if importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None or \
+            importlib.util.find_spec("hydra_plugins.vbench_optuna") is None:
+        return
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # the scan
+    from hydra_plugins.vbench_optuna import optuna_sweeper
+
+    optuna_sweeper.store()
 
 
 def _refuse(error: Exception) -> None:

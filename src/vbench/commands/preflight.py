@@ -75,13 +75,74 @@ def compose_command_line(args) -> tuple[DictConfig, list[DictConfig]]:
             jobs = [first | job for job in _one_value_each(sweeps, base)]
         jobs = [_compose(compose, args.config_name or "config", fixed + _line(job))
                 for job in jobs] or [base]
+        space = None
+        if args.multirun and not args.help and _is_optuna(base):
+            space = _search_space(parsed, base)
+            for line in _probe_lines(space):
+                _compose(compose, args.config_name or "config", fixed + line)
     GlobalHydra.instance().clear()
     if args.multirun and not args.help:  # --help launches nothing
         _check_launcher(base.hydra.launcher)
+        if space is not None:
+            _check_search(base, space)
         if base.hydra.runtime.choices.get("hydra/launcher") == "fill":
             parallel.check_fits(base.run.jobs_per_device)
         parallel.sweep_jobs = _sweep_size(sweeps, base)
     return base, jobs
+
+
+def _is_optuna(base: DictConfig) -> bool:
+    from ..core.schema import SWEEPER_TARGET
+
+    return base.hydra.sweeper.get("_target_") == SWEEPER_TARGET
+
+
+def _search_space(parsed, base: DictConfig) -> dict:
+    """hydra/sweeper=optuna's search space (hydra.sweeper.params and the command line's
+    sweeps), as the sweeper will read it."""
+    from ..core.schema import validate_sweeper
+
+    validate_sweeper(base.hydra.sweeper)
+    try:
+        from . import study
+    except ImportError:
+        raise VBenchError("hydra/sweeper=optuna needs Optuna: pip install -e '.[optuna]'") \
+            from None
+    task = [o.input_line for o in parsed if not o.is_hydra_override()]
+    return study.search_space(base.hydra.sweeper.params, task)[0]
+
+
+def _probe_lines(space: dict) -> list[list[str]]:
+    """One job per value to check of each searched key (every choice, a range's bounds), so a
+    key the schema does not know or a bound its rule refuses fails before any trial."""
+    from . import study
+
+    return [[study.override(key, value)] for key, d in space.items()
+            for value in study.probe_values(d)]
+
+
+def _check_search(base: DictConfig, space: dict) -> None:
+    """hydra/sweeper=optuna before any trial: its pruner and sampler as Optuna builds them, a
+    direction that agrees with trainer.monitor, and the storage, opened, holding no study of
+    that name that searches another direction or space."""
+    from ..core.columns import MONITORS
+    from . import study
+
+    node = base.hydra.sweeper
+    study.build_pruner(node.pruner)
+    study.build_sampler(node.sampler, space)
+    monitor = base.trainer.monitor
+    wanted = "maximize" if MONITORS[monitor] == "max" else "minimize"
+    if node.direction != wanted:
+        raise VBenchError(f"hydra.sweeper.direction={node.direction}, but trainer.monitor="
+                          f"{monitor} is better {'higher' if wanted == 'maximize' else 'lower'}: "
+                          f"each trial reports {monitor}; set hydra.sweeper.direction={wanted} "
+                          f"or another trainer.monitor")
+    spec = study.storage_spec(node.storage, base.hydra.sweep.dir)
+    if node.storage is not None or Path(spec).is_file():
+        storage = study.open_storage(spec)
+        study.check_stored(storage, node.study_name or study.DEFAULT_STUDY, node.direction,
+                           space, spec)
 
 
 def _check_launcher(launcher) -> None:

@@ -31,6 +31,9 @@ METRICS_FILE, HISTORY_FILE = "metrics.json", "history.csv"
 LOG_FILE, MODEL_CARD_FILE, LOCK_FILE = "vbench.log", "model_card.md", ".lock"
 CHECKPOINTS_DIR, PLOTS_DIR, HYDRA_DIR = "checkpoints", "plots", ".hydra"
 EVAL_DIR, EXPORT_DIR = "eval", "export"  # what vbench-eval and vbench-export add
+# What hydra/sweeper=optuna writes into the sweep directory: the study's default storage and
+# every trial's state with the best trial's config.
+OPTUNA_JOURNAL, OPTIMIZATION_RESULTS = "optuna.journal", "optimization_results.yaml"
 # What a run writes about itself, at the top of its directory: no tool may write over these
 # (or anything under the folders among them).
 RECORDS = (CHECKPOINTS_DIR, METRICS_FILE, HISTORY_FILE, HYDRA_DIR, LOG_FILE, MODEL_CARD_FILE,

@@ -552,6 +552,120 @@ class FreezeBackbone(Freeze):
 
 
 # Each group's kinds, as `schema/<group>/<kind>` in the ConfigStore.
+# -- hydra/sweeper=optuna: vbench's Optuna sweeper (commands/optuna_sweeper.py) -------------
+# Hydra's own nodes (hydra.launcher.*) are their plugins'; this sweeper is vbench's, so its keys
+# are declared here like every other key, and checked (validate_sweeper) before any trial.
+
+PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband", "threshold")
+DIRECTIONS = ("maximize", "minimize")
+SWEEPER_TARGET = "hydra_plugins.vbench_optuna.optuna_sweeper.VBenchOptunaSweeper"
+
+
+def _pruner_name(v):
+    return v if isinstance(v, str) else v.get("name") if isinstance(v, dict) else None
+
+
+@dataclass
+class OptunaSampler:
+    """hydra/sweeper/sampler=<name>: an Optuna sampler, built with these keyword arguments."""
+
+    _target_: str = "optuna.samplers.RandomSampler"
+    seed: int | None = key(None, "the sampler's seed: the same trials in the same order on "
+                           "every search (with one worker)")
+
+
+@dataclass
+class TPESampler(OptunaSampler):
+    _target_: str = "optuna.samplers.TPESampler"
+    n_startup_trials: int = key(10, "random trials before TPE models the results", COUNT)
+    n_ei_candidates: int = key(24, "candidates scored per suggestion", COUNT)
+    multivariate: bool = key(False, "model the parameters jointly")
+    constant_liar: bool = key(False, "count running trials as bad ones, so that parallel "
+                              "workers spread out (Optuna recommends it for several workers)")
+
+
+@dataclass
+class CmaEsSampler(OptunaSampler):
+    _target_: str = "optuna.samplers.CmaEsSampler"
+    n_startup_trials: int = key(1, "random trials before CMA-ES starts", at_least(0, "an integer"))
+    sigma0: float | None = key(None, "initial step size; null: Optuna's", above(0))
+    use_separable_cma: bool = key(False, "diagonal covariance: faster in many dimensions")
+    with_margin: bool = key(False, "CMA-ES with margin (integer and discrete parameters)")
+    consider_pruned_trials: bool = key(False, "learn from pruned trials too")
+
+
+@dataclass
+class QMCSampler(OptunaSampler):
+    _target_: str = "optuna.samplers.QMCSampler"
+    qmc_type: str = key("sobol", "sobol or halton", one_of("sobol", "halton"))
+    scramble: bool = key(False, "scramble the sequence (with seed)")
+
+
+@dataclass
+class NSGAIISampler(OptunaSampler):
+    _target_: str = "optuna.samplers.NSGAIISampler"
+    population_size: int = key(50, "trials per generation", at_least(2, "an integer"))
+    mutation_prob: float | None = key(None, "null: 1 / number of parameters",
+                                      fraction(closed_high=True))
+    crossover_prob: float = key(0.9, "chance of a crossover", fraction(closed_high=True))
+    swapping_prob: float = key(0.5, "uniform crossover's swap chance", fraction(closed_high=True))
+
+
+@dataclass
+class GPSampler(OptunaSampler):
+    _target_: str = "optuna.samplers.GPSampler"
+    n_startup_trials: int = key(10, "random trials before the Gaussian process", COUNT)
+    deterministic_objective: bool = key(False, "no noise in the objective")
+
+
+@dataclass
+class GridSampler(OptunaSampler):
+    """Every combination once: the search space must be choice() and range() only."""
+
+    _target_: str = "optuna.samplers.GridSampler"
+
+
+SAMPLERS: dict[str, type] = {"tpe": TPESampler, "random": OptunaSampler, "cmaes": CmaEsSampler,
+                             "qmc": QMCSampler, "nsgaii": NSGAIISampler, "gp": GPSampler,
+                             "grid": GridSampler}
+
+
+@dataclass
+class OptunaSweeper:
+    """hydra/sweeper=optuna: an Optuna study run as a Hydra sweep. Each trial is one run whose
+    config is the search space's values; it reports its monitored metric every epoch and stops
+    when the pruner says so. The study lives in storage that several `vbench -m` share."""
+
+    _target_: str = SWEEPER_TARGET
+    _recursive_: bool = False  # Hydra hands the sampler over as config: the sweeper builds it
+    sampler: Any = MISSING  # hydra/sweeper/sampler=<name> (SAMPLERS), tpe by default
+    direction: str = key("maximize", "maximize or minimize the monitored val metric "
+                         "(trainer.monitor): val_acc maximizes, val_loss minimizes",
+                         one_of(*DIRECTIONS))
+    study_name: str | None = key(None, "the study in the storage; null: vbench. Workers with "
+                                 "the same storage and name share one study")
+    storage: str | None = key(None, "a journal file (several processes append to it) or a "
+                              "database URL (sqlite:///optuna.db, postgresql://...); null: "
+                              "optuna.journal in the sweep directory")
+    n_trials: int = key(20, "trials of the study in total, over every worker; a rerun runs "
+                        "only the ones missing", COUNT)
+    n_jobs: int = key(1, "trials launched together (in parallel with hydra/launcher=joblib, "
+                      "fill or submitit)", COUNT)
+    pruner: Any = key("none", "stops weak trials early: none, median, percentile, "
+                      "successive_halving, hyperband, threshold; with Optuna's parameters: "
+                      "{name:median,n_startup_trials:5,n_warmup_steps:2}",
+                      Rule(lambda v: _pruner_name(v) in PRUNERS,
+                           f"one of: {', '.join(PRUNERS)}, or {{name:<one of them>,"
+                           "<its Optuna parameters>}"))
+    stale_after_s: float = key(120.0, "a running trial whose worker has not been heard of for "
+                               "this long (or whose process on this host is gone) is run again "
+                               "by the next worker", above(0))
+    params: dict[str, str] | None = key(None, "the search space: key: interval(lo, hi), "
+                                        "tag(log, interval(lo, hi)), choice(a, b), range(a, b), "
+                                        "or a fixed value")
+    trial: int | None = key(None, "set by the sweeper on each job: the trial it reports to")
+
+
 GROUPS: dict[str, dict[str, type]] = {
     "dataset": {"digits": Digits, "torchvision": TorchvisionDataset,
                 "imagefolder": ImageFolder, "csv": CSVManifest, "hf": HFDataset,
@@ -597,6 +711,14 @@ def validate(cfg: DictConfig) -> None:
                               f"@_here_, _self_]` (kinds: {', '.join(GROUPS.get(section, {}))})")
         _check_node(node, schema, section)
     _check_relations(cfg)
+
+
+def validate_sweeper(node: DictConfig) -> None:
+    """hydra.sweeper of hydra/sweeper=optuna against its declaration, and its sampler's."""
+    _check_node(node, OptunaSweeper, "hydra.sweeper")
+    sampler = OmegaConf.get_type(node.sampler)
+    if is_dataclass(sampler):
+        _check_node(node.sampler, sampler, "hydra.sweeper.sampler")
 
 
 def typed(cfg: DictConfig) -> "Root":

@@ -32,6 +32,7 @@ from .runs import (
     ranked,
     read_history,
 )
+from .study import read_study, study_html
 from .table import HTML, METRICS, RUN_COLUMNS, Column, group_columns, shown
 from .verdicts import TIED, VS_LEADER, method_line, ranking_notes
 
@@ -65,6 +66,7 @@ def render(rows: list[dict], root: Path, metric: str) -> str:
         "".join(f"<p class=meta>{_e(n[0].upper() + n[1:])}.</p>" for n in notes),
         _groups(configs, metric) if any(g["runs"] > 1 for g in configs) else "",
         _failures(rows),
+        study_html(study) if (study := read_study(root)) else "",
         _config_differences(rows),
         _curves(rows, configs, metric),
         "<h2>Runs</h2>", *(_run_details(r) for r in rows),
@@ -333,6 +335,9 @@ tr.tied td { background: #eef6ee; }
 .status { font-size: 12px; padding: 0 .4rem; border-radius: .6rem; background: #e3f4e7; color: #1e6b33; white-space: nowrap; }
 .status.failed, .status.interrupted, .status.missing { background: #fadada; color: #8a1c1c; }
 .status.diverged, .status.early_stopped { background: #fdf0d5; color: #7a5200; }
+.status.pruned { background: #e4e9f2; color: #34495e; }
+.status.complete { background: #e3f4e7; color: #1e6b33; }
+.status.fail, .status.running { background: #fadada; color: #8a1c1c; }
 ul.bad-list li { margin: .2rem 0; }
 code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; background: #f3f5f8;
        padding: .1rem .3rem; border-radius: 3px; overflow-wrap: anywhere; }

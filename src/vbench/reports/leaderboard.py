@@ -21,6 +21,7 @@ from .runs import (
     ranked,
     read_history,
 )
+from .study import read_study, study_markdown
 from .table import (
     CSV,
     ERROR,
@@ -40,11 +41,12 @@ from .verdicts import method_line, ranking_notes
 
 
 def write_summary(rows: list[dict], histories: dict[str, list[dict]], out: Path,
-                  metric: str = DEFAULT_SORT, skipped: list[tuple[Path, str]] = ()) -> None:
+                  metric: str = DEFAULT_SORT, skipped: list[tuple[Path, str]] = (),
+                  study: dict | None = None) -> None:
     """summary.csv (one row per run, ranked), summary_groups.csv (one row per configuration,
     with its verdict, when a configuration ran with several seeds), summary.md (runs, what
-    their ranks mean, then seed groups, then the runs that could not be read) and three
-    plots."""
+    their ranks mean, then seed groups, then the runs that could not be read, then an Optuna
+    study's trials) and three plots."""
     from ..core import files
 
     writable_folder(out)
@@ -57,7 +59,7 @@ def write_summary(rows: list[dict], histories: dict[str, list[dict]], out: Path,
         files.write_text(out / GROUPS_CSV, _csv(groups, group_columns(CSV, metric)))
     else:
         (out / GROUPS_CSV).unlink(missing_ok=True)  # an earlier summary's, of other runs
-    files.write_text(out / "summary.md", _markdown(rows, groups, extra, metric, skipped))
+    files.write_text(out / "summary.md", _markdown(rows, groups, extra, metric, skipped, study))
     _plots(rows, groups, histories, out, metric)
 
 
@@ -89,7 +91,7 @@ def _csv(rows: list[dict], columns: list[Column]) -> str:
     return buffer.getvalue()
 
 
-def _markdown(rows, groups, extra, metric, skipped=()) -> str:
+def _markdown(rows, groups, extra, metric, skipped=(), study=None) -> str:
     columns = [*shown(RUN_COLUMNS, MARKDOWN, rows), *extra]
     lines = [f"# vbench summary: {len(rows)} runs, sorted by {metric}", "",
              *_md_table(columns, [[_md_cell(c, c.text(r)) for c in columns] for r in rows])]
@@ -114,6 +116,8 @@ def _markdown(rows, groups, extra, metric, skipped=()) -> str:
     if skipped:
         lines += ["", "## Runs that could not be read", ""]
         lines += [f"- {why}" for _, why in skipped]
+    if study is not None:
+        lines += study_markdown(study)
     return "\n".join(lines) + "\n"
 
 
@@ -171,7 +175,7 @@ def summarize(paths: list[Path], out: Path | None = None, metric: str = DEFAULT_
     if ensemble is not None:
         ensemble(rows)
     histories = {row["run"]: read_history(row["dir"]) for row in rows}
-    write_summary(rows, histories, out, metric, skipped)
+    write_summary(rows, histories, out, metric, skipped, read_study(root))
     return ranked(rows, metric), out
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.columns import ACCURACY, UNIT, value_range
-from .runs import round_values, shared_keys
+from .runs import partial, round_values, shared_keys
 from .table import RUN_COLUMNS
 from .verdicts import (
     LEADER,
@@ -559,10 +559,12 @@ class SweepLegend:
 def sweep_legend(groups: list[dict], ranked_by: str) -> SweepLegend:
     """The legend of the configurations (runs.configurations: seed groups with their rank by
     `ranked_by`), in the leaderboard's order, each named by its rank (shared by equal values,
-    as the tables share it; none for a configuration without a result) and its values."""
+    as the tables share it; none for a configuration without a result) and its values; an
+    Optuna search's pruned trials say so: their numbers are of fewer epochs."""
     groups = sorted(groups, key=lambda g: (g[RANK] is None, g[RANK] or 0))
     order = [g["label"] for g in groups]
     keys, values = shared_keys([" ".join(t) for t in round_values([o.split() for o in order])])
+    values = [f"{v} (pruned)" if partial(g) else v for v, g in zip(values, groups, strict=True)]
     names = {g["label"]: textwrap.fill(value if g[RANK] is None else f"{g[RANK]}. {value}",
                                        LABEL_CHARS, subsequent_indent="   ")
              for g, value in zip(groups, values)}

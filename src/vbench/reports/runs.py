@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..core.rundir import HISTORY_FILE, HYDRA_DIR, METRICS_FILE
 from ..core.status import BAD as BAD_STATUSES
-from ..core.status import MISSING
+from ..core.status import MISSING, PARTIAL
 from .table import ENSEMBLE_ERROR, ENSEMBLE_KEYS, ENSEMBLE_VAL_ACC, METRICS
 from .verdicts import RANK, ci95, judge_groups, rank_runs, t_interval
 
@@ -342,8 +342,16 @@ def sort_rows(rows: list[dict], metric: str = DEFAULT_SORT) -> list[dict]:
     """Best first by `metric`; runs without a result (failed, interrupted, missing) after
     every finished one, then rows without a value. Works for runs and for seed groups alike."""
     sign = -1 if METRICS[metric] else 1
-    return sorted(rows, key=lambda r: (r.get("status") in BAD_STATUSES, r[metric] is None,
-                                       sign * (r[metric] or 0)))
+    return sorted(rows, key=lambda r: (r.get("status") in BAD_STATUSES, partial(r),
+                                       r[metric] is None, sign * (r[metric] or 0)))
+
+
+def partial(row: dict) -> bool:
+    """A run (or a seed group of runs) stopped from outside, an Optuna search's pruned trial:
+    its numbers are of fewer epochs, so it ranks after the runs that finished."""
+    if "statuses" in row:  # a group: "2 pruned", "1 completed, 1 pruned"
+        return all(part.split(" ", 1)[1] in PARTIAL for part in row["statuses"].split(", "))
+    return row.get("status") in PARTIAL
 
 
 def ranked(rows: list[dict], metric: str = DEFAULT_SORT) -> list[dict]:

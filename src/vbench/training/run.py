@@ -18,6 +18,7 @@ import io
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,7 +56,7 @@ from ..core.rundir import (
     remove_stale_temps,
 )
 from ..core.schema import Eval, Root, Trainer, typed
-from ..core.status import COMPLETED, DIVERGED, EARLY_STOPPED, FAILED, INTERRUPTED
+from ..core.status import COMPLETED, DIVERGED, EARLY_STOPPED, FAILED, INTERRUPTED, PRUNED
 from ..data import Data, load_data
 from ..evaluation.evaluate import Evaluation, evaluate
 from ..evaluation.forward import predict
@@ -78,8 +79,14 @@ from .optim import build_optimizer, build_scheduler
 from .resume import finished_metrics, resume_state
 from .timing import Phases
 
+# Told each epoch's number and monitored value (trainer.monitor) after the epoch's checkpoints
+# are written; True stops the run there with status "pruned" (an Optuna trial asking its
+# pruner: commands/study.py). Called on rank 0 only; its answer reaches every rank.
+EpochReport = Callable[[int, float], bool]
 
-def run(cfg: DictConfig | Root, run_dir: Path, sweep_job: bool = False) -> dict:
+
+def run(cfg: DictConfig | Root, run_dir: Path, sweep_job: bool = False,
+        epoch_report: EpochReport | None = None) -> dict:
     """Train and evaluate one configuration (composed by Hydra, or already typed); returns
     what metrics.json holds. This is where a run's config becomes typed (schema.typed): the
     steps below get the sections they need. A refusal before
@@ -94,14 +101,15 @@ def run(cfg: DictConfig | Root, run_dir: Path, sweep_job: bool = False) -> dict:
     refused = []
     try:
         with _owned(run_dir, cfg.trainer.log_every_s) if main else contextlib.nullcontext():
-            return _guarded(cfg, run_dir, main, None if sweep_job else refused, sweep_job)
+            return _guarded(cfg, run_dir, main, None if sweep_job else refused, sweep_job,
+                            epoch_report)
     finally:
         if refused:  # after the lock and the log are let go
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _guarded(cfg: Root, run_dir: Path, main: bool, refused: list | None,
-             sweep_job: bool) -> dict:
+             sweep_job: bool, epoch_report: EpochReport | None = None) -> dict:
     """The run, with how it ends when it does not finish: interrupted or failed in
     metrics.json; or, refused before it produced anything, no run directory at all (appended
     to `refused`, run() removes it; None: record the refusal as a failure)."""
@@ -119,7 +127,7 @@ def _guarded(cfg: Root, run_dir: Path, main: bool, refused: list | None,
     loggers = Loggers()  # experiment trackers, started once the config is known to be valid
     try:
         pause_at("start")
-        metrics = _run(cfg, run_dir, loggers, sweep_job)
+        metrics = _run(cfg, run_dir, loggers, sweep_job, epoch_report)
     except KeyboardInterrupt:
         if main:
             write_unfinished(labels, run_dir, INTERRUPTED, "interrupted by the user")
@@ -161,9 +169,10 @@ def _labels(cfg: Root) -> Labels:
                   list(cfg.run.tags))
 
 
-def _run(cfg: Root, run_dir: Path, loggers: Loggers, sweep_job: bool) -> dict:
+def _run(cfg: Root, run_dir: Path, loggers: Loggers, sweep_job: bool,
+         epoch_report: EpochReport | None) -> dict:
     run = _prepare(cfg, run_dir, loggers)
-    run.sweep_job = sweep_job
+    run.sweep_job, run.epoch_report = sweep_job, epoch_report
     outcome = _fit_baseline(cfg, run) if is_sklearn(cfg.model) else _fit_network(cfg, run)
     # Evaluation and every file are rank 0's; the other ranks get its metrics.
     return distributed.broadcast(finish(run, outcome) if distributed.is_main() else None)
@@ -191,6 +200,7 @@ class Run:
     world_size: int = 1  # processes of a torchrun job
     sweep_job: bool = False  # one job of a sweep (run())
     compile: dict | None = None  # trainer.compile's measurement (compile.py), for metrics.json
+    epoch_report: EpochReport | None = None  # an Optuna trial's pruning question (run())
 
 
 def _new(cfg: Root, run_dir: Path, loggers: Loggers) -> Run:
@@ -363,6 +373,8 @@ def _epochs(run: Run, training: Training, report):
     report.restored(len(history), checkpoint.path_of(run.dir, "final"))
     for row in history:
         run.loggers.log_epoch(row)
+        if run.epoch_report is not None and main:  # a trial run again: its restored epochs
+            run.epoch_report(row["epoch"], row[t.monitor])
     for epoch in range(first_epoch, t.epochs + 1):
         if status != COMPLETED:
             break
@@ -387,6 +399,12 @@ def _epochs(run: Run, training: Training, report):
             console.print(f"early stopping: {t.monitor} has not improved for {t.patience} epochs; "
                           f"best epoch {stopper.best_epoch}", highlight=False, soft_wrap=True)
             status = EARLY_STOPPED
+            break
+        if run.epoch_report is not None and distributed.broadcast(
+                run.epoch_report(epoch, row[t.monitor]) if main else None):
+            console.print(f"pruned: the search's pruner stopped this trial after epoch {epoch} "
+                          f"({t.monitor} {row[t.monitor]:.4f})", highlight=False, soft_wrap=True)
+            status = PRUNED
             break
     return history, status, stopper
 

@@ -1,0 +1,1 @@
+"""vbench's Hydra plugin: hydra/sweeper=optuna (optuna_sweeper.py)."""
