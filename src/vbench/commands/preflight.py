@@ -67,7 +67,8 @@ def compose_command_line(args) -> tuple[DictConfig, list[DictConfig]]:
     with initialize_config_module("vbench.conf", version_base="1.3"):
         # The sweep's first job, so that a fixed override of a swept group's option composes
         # (`-m model=resnet18,vgg16 model.pretrained=true`: mlp has no pretrained)
-        first = {o.get_key_element(): _values(o)[0] for o in sweeps}
+        first = {o.get_key_element(): _values(o)[0] for o in sweeps
+                 if o.is_discrete_sweep() and _values(o)}  # not an interval (optuna's space)
         base = _compose(compose, args.config_name or "config", fixed + _line(first), hydra=True)
         _once_each(_swept(sweeps, base) or {})
         jobs = _every_job(sweeps, base)
