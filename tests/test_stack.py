@@ -112,3 +112,15 @@ def test_a_seed_listed_twice_is_one_line_before_any_job(tmp_path):
     assert "trainer.seed=0,1,0 lists 0 more than once" in done.stderr
     assert "(trainer.seed=0,1)" in done.stderr
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_the_readme_stack_example_runs_as_written(tmp_path):
+    """`vbench -m trainer.seed=0,1,2,3,4 hydra/launcher=stack`: the default run's five seeds."""
+    done = vbench("-m", "trainer.seed=0,1,2,3,4", "hydra/launcher=stack", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "5 seeds stacked" in done.stdout
+    (sweep,) = (tmp_path / "outputs/sweeps").iterdir()
+    metrics = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
+    assert [(m["seed"], m["status"]) for m in metrics] == [(s, "completed") for s in range(5)]
+    assert (sweep / "summary_groups.csv").is_file()  # one configuration, five seeds
