@@ -370,12 +370,6 @@ function ofRuns(table) {
   var row = table.tBodies[0].rows[0];
   return row !== undefined && row.dataset.run !== undefined;
 }
-function renumber(table) {
-  if (table.tHead.rows[0].cells[0].classList.contains("nosort"))
-    Array.from(table.tBodies[0].rows).forEach(function (row, i) {
-      row.cells[0].textContent = i + 1;
-    });
-}
 function follow(table, order) {
   var place = {};
   order.forEach(function (run, i) { place[run] = i; });
@@ -387,7 +381,6 @@ function follow(table, order) {
   Array.from(body.rows).sort(function (a, b) { return at(a) - at(b); })
     .forEach(function (row) { body.appendChild(row); });
   Array.from(table.tHead.rows[0].cells).forEach(function (h) { h.removeAttribute("aria-sort"); });
-  renumber(table);
 }
 document.querySelectorAll("table.sortable").forEach(function (table) {
   var heads = Array.from(table.tHead.rows[0].cells);
