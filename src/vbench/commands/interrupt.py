@@ -44,16 +44,19 @@ def in_worker() -> bool:
     return main is not None and main != str(os.getpid())
 
 
-def _children() -> list[int]:
-    """The pids of this process's children, from /proc (Linux; elsewhere none are found)."""
+def _workers() -> list[int]:
+    """The pids of this process's children that run jobs, from /proc (Linux; elsewhere none
+    are found). joblib's resource tracker is left out: it ignores SIGTERM by design and ends
+    with the main process, so waiting for it would wait out WAIT_FOR_WORKERS_S."""
     me, found = os.getpid(), []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue  # gone meanwhile
-            if int(fields[1]) == me and fields[0] != "Z":
+            if int(fields[1]) == me and fields[0] != "Z" and b"resource_tracker" not in command:
                 found.append(int(entry.name))
     return found
 
@@ -84,7 +87,7 @@ class EndWorkersWithSweep(Callback):
     def _end(self, signum, frame) -> None:
         for name in (signal.SIGTERM, signal.SIGINT):
             signal.signal(name, signal.SIG_IGN)
-        workers = _children()
+        workers = _workers()
         for pid in workers:
             try:
                 os.kill(pid, signal.SIGTERM)
