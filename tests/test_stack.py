@@ -32,8 +32,9 @@ def _worst(stacked: list[dict], serial: list[dict], column: str) -> float:
 
 @pytest.mark.slow
 def test_each_member_is_the_run_of_its_seed(tmp_path):
-    """Without BatchNorm every history.csv column equals a serial sweep's to 1e-6 (relative):
-    float32 rounding of the stacked matmuls. With it (the default), a Linear bias right
+    """Without BatchNorm every loss in history.csv equals a serial sweep's to 1e-5 (relative;
+    measured here: 4e-8, the float32 rounding of the stacked matmuls, which another CPU's
+    kernels may round otherwise) and the accuracies within one image (measured: equal). With it (the default), a Linear bias right
     before a BatchNorm has an exact gradient of zero, and Adam turns the rounding noise of that
     zero into steps of the learning rate's size, so the running means (and eval-mode numbers)
     drift apart by about 1e-4; the tolerance there is 2e-3 on val_loss, 1e-4 on train_loss
@@ -48,16 +49,12 @@ def test_each_member_is_the_run_of_its_seed(tmp_path):
             assert len(ours) == len(theirs) == 3
             assert [r["epoch"] for r in ours] == [r["epoch"] for r in theirs]
             assert [r["lr"] for r in ours] == [r["lr"] for r in theirs]
-            if tight:
-                for column in ("train_loss", "train_acc", "val_loss", "val_acc"):
-                    assert _worst(ours, theirs, column) <= 1e-6, column
-            else:
-                sizes = json.loads((b / "metrics.json").read_text())["sizes"]
-                assert _worst(ours, theirs, "train_loss") <= 1e-4
-                assert _worst(ours, theirs, "val_loss") <= 2e-3
-                for split in ("train", "val"):  # one image may flip
-                    assert max(abs(x[f"{split}_acc"] - y[f"{split}_acc"]) for x, y in
-                               zip(ours, theirs, strict=True)) <= 1 / sizes[split] + 1e-9
+            sizes = json.loads((b / "metrics.json").read_text())["sizes"]
+            assert _worst(ours, theirs, "train_loss") <= (1e-5 if tight else 1e-4)
+            assert _worst(ours, theirs, "val_loss") <= (1e-5 if tight else 2e-3)
+            for split in ("train", "val"):  # one image may flip (measured without BN: none)
+                assert max(abs(x[f"{split}_acc"] - y[f"{split}_acc"]) for x, y in
+                           zip(ours, theirs, strict=True)) <= 1 / sizes[split] + 1e-9
             ma, mb = (json.loads((p / "metrics.json").read_text()) for p in (a, b))
             assert ma["status"] == mb["status"] == "completed" and ma["seed"] == mb["seed"]
             assert ma["config"] == mb["config"] and ma["best_epoch"] == mb["best_epoch"]
