@@ -102,6 +102,13 @@ def files_only():
         _FILES_ONLY.reset(token)
 
 
+def reads_no_files() -> None:
+    """What a reader that reads no files (synthetic images) calls first: while a sweep's
+    files are checked there is nothing of it to look for, and nothing to generate."""
+    if _FILES_ONLY.get():
+        raise FilesFound
+
+
 def check_files(cfg) -> None:
     """The dataset's files are where `cfg` says (raises the reader's one-line VBenchError when
     one is missing), without reading them: what a sweep checks of every job before its first.
