@@ -28,7 +28,11 @@ from .rundir import LOG_FILE
 
 console = Console()
 err_console = Console(stderr=True)
-_logs: list[Console] = []  # the open vbench.log files of the runs in progress (run_log)
+# The open vbench.log files of the runs in progress (run_log), by run directory; what
+# console.print prints goes to those of `_logging` (all of them, or one: log_only)
+_logs: dict[Path, Console] = {}
+EVERY_LOG = "every log"
+_logging: list = [EVERY_LOG]
 # trainer.log_every_s of the run in progress; the live epoch Progress while one is shown
 _settings: dict = {"log_every_s": 30.0, "live": None}
 
@@ -88,8 +92,22 @@ class _CopyToLog(RenderHook):
 
 def log(renderable) -> None:
     """Into vbench.log only (the epoch lines a live bar shows instead of printing them)."""
-    for log_console in _logs:
-        log_console.print(renderable, highlight=False, soft_wrap=isinstance(renderable, str))
+    only = _logging[-1]
+    for run_dir, log_console in list(_logs.items()):
+        if only is EVERY_LOG or run_dir == only:
+            log_console.print(renderable, highlight=False, soft_wrap=isinstance(renderable, str))
+
+
+@contextlib.contextmanager
+def log_only(run_dir: Path | None):
+    """While several runs' logs are open at once (a stack of seeds, training/stack.py), what
+    is printed goes into `run_dir`'s vbench.log alone (that member's own lines), or into none
+    (None: a line about all of them that each log holds in its own version)."""
+    _logging.append(None if run_dir is None else Path(run_dir))
+    try:
+        yield
+    finally:
+        _logging.pop()
 
 
 @contextlib.contextmanager
@@ -102,19 +120,22 @@ def run_log(run_dir: Path, log_every_s: float | None = 30.0):
     with open(Path(run_dir) / LOG_FILE, "a", encoding="utf-8", buffering=1) as f:
         log_console = Console(file=f, width=160, color_system=None, force_terminal=False,
                               force_jupyter=False, soft_wrap=False)
-        hook = _CopyToLog()
-        _logs.append(log_console)
-        console.push_render_hook(hook)
-        err_console.push_render_hook(hook)
+        first = not _logs  # one hook copies into every open log (a stack opens several)
+        _logs[Path(run_dir)] = log_console
+        if first:
+            hook = _CopyToLog()
+            console.push_render_hook(hook)
+            err_console.push_render_hook(hook)
         try:
             yield
         except BaseException as e:
             _log_error(log_console, e)
             raise
         finally:
-            err_console.pop_render_hook()
-            console.pop_render_hook()
-            _logs.remove(log_console)
+            if first:
+                err_console.pop_render_hook()
+                console.pop_render_hook()
+            del _logs[Path(run_dir)]
 
 
 def _log_error(log_console: Console, error: BaseException) -> None:
