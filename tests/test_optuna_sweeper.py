@@ -147,9 +147,14 @@ def test_a_rerun_continues_the_study_and_a_crashed_trial_runs_again(tmp_path):
     assert more.stdout.count("Launching 1 jobs") == 1 and sorted(jobs(tmp_path)) == [0, 1, 2]
 
 
-def test_two_workers_on_one_journal_run_n_trials_in_total(tmp_path):
+@pytest.mark.parametrize("storage", [None, "sqlite:///optuna.db"], ids=["journal", "database"])
+def test_two_workers_on_one_study_run_n_trials_in_total(tmp_path, storage):
+    """Two processes on one study: the default journal file in the sweep directory, or a
+    database URL (SQLite here: the one database without a server; a server's URL takes the
+    same path through Optuna's RDBStorage)."""
     command = [str(VBENCH), "-m", *SMALL, "hparams_search=digits_optuna",
-               "hydra.sweeper.n_trials=4", "trainer.epochs=2"]
+               "hydra.sweeper.n_trials=4", "trainer.epochs=2",
+               *([f"hydra.sweeper.storage={storage}"] if storage else [])]
     workers = [subprocess.Popen(command, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [w.communicate(timeout=300) for w in workers]
@@ -160,6 +165,8 @@ def test_two_workers_on_one_journal_run_n_trials_in_total(tmp_path):
     study = results(tmp_path)
     assert sorted(t["number"] for t in study["trials"]) == [0, 1, 2, 3]
     assert study["states"] == {"complete": 4}
+    if storage:
+        assert (tmp_path / "optuna.db").is_file() and study["storage"] == storage
     # Each worker launched some of them; seeded samplers draw trial k with seed + k, so the
     # workers' first trials differ.
     launched = [out.count("Launching 1 jobs") for out, _ in outputs]

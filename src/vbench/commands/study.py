@@ -74,7 +74,7 @@ def open_storage(spec: str):
     _quiet()
     try:
         if not is_journal(spec):
-            return optuna.storages.RDBStorage(spec)
+            return _database(spec)
         path = Path(spec)
         if path.is_dir():
             raise VBenchError("it is a folder")
@@ -85,6 +85,25 @@ def open_storage(spec: str):
         raise VBenchError(f"hydra.sweeper.storage={spec} cannot be opened: {_first_line(e)}; "
                           "give a journal file in an existing folder, or a database URL such "
                           "as sqlite:///optuna.db") from None
+
+
+# Workers started together on a new database race to create its tables: the loser's insert
+# of Optuna's schema version fails (a UNIQUE error), or SQLite says the database is locked. A
+# moment later the tables are there, and opening again succeeds.
+DATABASE_OPEN_TRIES = 5
+
+
+def _database(spec: str):
+    import optuna
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(1, DATABASE_OPEN_TRIES + 1):
+        try:
+            return optuna.storages.RDBStorage(spec)
+        except (IntegrityError, OperationalError):
+            if attempt == DATABASE_OPEN_TRIES:
+                raise
+            time.sleep(0.2 * attempt)
 
 
 @contextlib.contextmanager
