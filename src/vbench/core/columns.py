@@ -35,7 +35,8 @@ def value_range(metric: str) -> tuple[float, float] | None:
 
 # One row per epoch: history.csv's columns, in order, and the keys of the rows the epoch loop
 # hands the console and the trackers.
-EPOCH_COLUMNS = ("epoch", TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, "lr", "epoch_s")
+EPOCH = "epoch"  # history.csv's first column: the epoch a row is the end of
+EPOCH_COLUMNS = (EPOCH, TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, "lr", "epoch_s")
 
 # With trainer.ema, the EMA weights' validation, right after the raw weights' (history.csv,
 # console lines, trackers): rows of runs without EMA keep EPOCH_COLUMNS exactly.

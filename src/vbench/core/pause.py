@@ -9,6 +9,7 @@ SIGKILL kills it). The points:
   start             the run directory is locked and the signal handlers are installed; no
                     epoch has started
   epoch:N           epoch N is finished: its history.csv row and checkpoints are on disk
+                    (a stack of seeds writes its checkpoints when it ends)
   checkpoint-write  the first checkpoint's temporary file is written, not yet renamed
   figures           in the process drawing a finished run's figures (reports/figures.py),
                     holding the run directory's lock, before the first figure; it prints to

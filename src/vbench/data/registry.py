@@ -105,6 +105,11 @@ class Split:
         the progress bar counts."""
         return -(-self.drawn(batch_size, drop_single, world) // batch_size)
 
+    def permutation(self, generator: torch.Generator) -> torch.Tensor:
+        """One epoch's shuffled order of the images, the first draw of `batches` from its
+        generator (a stack of seeds draws each member's order the same way)."""
+        return torch.randperm(len(self), generator=generator, device=generator.device)
+
     def batches(self, batch_size: int, generator: torch.Generator | None = None,
                 augment: Callable | None = None, drop_single: bool = False,
                 shard: tuple[int, int] = (0, 1)):
@@ -117,8 +122,7 @@ class Split:
             return
         n = len(self)
         rank, world = shard
-        order = (None if generator is None
-                 else torch.randperm(n, generator=generator, device=generator.device))
+        order = None if generator is None else self.permutation(generator)
         if world > 1:
             order = torch.arange(n, device=self.y.device) if order is None else order
             order = order.repeat(2)[:-(-n // world) * world][rank::world]

@@ -24,13 +24,15 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.columns import ACCURACY, EPOCH_COLUMNS, LOSS, MONITORS, epoch_columns
-from ..core.console import console, epoch_progress, run_log
+from ..core.columns import ACCURACY, EPOCH, EPOCH_COLUMNS, LOSS, MONITORS, epoch_columns
+from ..core.console import console, epoch_line, epoch_progress, log, log_only, run_log
+from ..core.pause import pause_at
 from ..core.device import auto_precision, configure_determinism, resolve_device
 from ..core.rundir import HISTORY_FILE, exclusive, remove_stale_temps
 from ..core.schema import Library, Root, Sklearn
@@ -87,6 +89,11 @@ class Member:
     history: list
     status: str = COMPLETED
     frozen: dict | None = None  # its weights and buffers since it stopped (no more updates)
+    # best.pt's and last.pt's contents, kept here and written once when the stack ends: an
+    # fsynced write per member per epoch cost more than the members' shared epoch (8 ms
+    # each on CPU). A stack that does not finish trains again anyway (run_stack).
+    best: dict | None = None
+    last: dict | None = None
 
 
 def run_stack(cfgs: list[Root], run_dirs: list[Path]) -> list[dict]:
@@ -129,15 +136,93 @@ def _labels(cfg: Root):
 
 
 def _train(cfgs: list[Root], run_dirs: list[Path]) -> list[dict]:
+    first = cfgs[0]
+    device = resolve_device(first.trainer.device)
+    configure_determinism(first.trainer.deterministic, device)
+    data = load_data(first.dataset, device)  # one copy: the members' data are the same
+    if not data.in_memory:
+        raise NotStackable("streamed data")
+    member = member_bytes(first, data)
+    free = free_bytes(device)
+    sizes = stack_sizes(len(cfgs), member, free)
+    if len(sizes) > 1:
+        console.print(f"the {len(cfgs)} seeds need about {_gb(member * len(cfgs))} stacked and "
+                      f"{device} has {_gb(free)} free: they train as {len(sizes)} stacks of "
+                      f"{'/'.join(map(str, sizes))}, one after another", highlight=False,
+                      soft_wrap=True)
+    results, start = [], 0
+    for size in sizes:
+        results += _train_stack(cfgs[start:start + size], run_dirs[start:start + size], data,
+                                device)
+        start += size
+    return results
+
+
+# What a member holds besides its activations, in copies of its weights: the stacked weights,
+# their gradient, the optimizer's state (Adam's two moments), the member's own module.
+WEIGHT_COPIES = 5
+# The share of the device's free memory a stack plans to fill: the rest is the allocator's
+# slack and what the estimate does not see (the val pass, the loss).
+FILL = 0.9
+
+
+def member_bytes(cfg: Root, data) -> int:
+    """What one member of the stack holds on the device: its weights WEIGHT_COPIES times, and
+    the larger of the outputs of its layers on one training batch, kept for the backward pass
+    and matched by their gradients, and on one val batch. Layer outputs grow with the batch,
+    so one image's forward pass on the CPU, scaled, counts them (a pass on the meta device
+    costs a second and a half of imports)."""
+    model = build_model(cfg.model, InputSpec.of(data)).eval()  # a throwaway, on the CPU
+    outputs = []
+
+    def count(module, inputs, output):
+        if torch.is_tensor(output):
+            outputs.append(output[0].numel() * output.element_size())
+
+    for module in model.modules():
+        if not list(module.children()):
+            module.register_forward_hook(count)
+    with torch.no_grad():
+        model(data.train.inputs(data.train.uint8(slice(0, 1))).cpu())
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    train = min(cfg.trainer.batch_size, len(data.train))
+    val = min(cfg.trainer.eval_batch_size, len(data.val))
+    return WEIGHT_COPIES * weights + max(2 * train, val) * sum(outputs)
+
+
+def free_bytes(device: torch.device) -> int:
+    """The device's free memory: the GPU's, or the machine's available memory (which MPS
+    shares)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    with open("/proc/meminfo") as f:
+        kib = {line.split(":")[0]: int(line.split()[1]) for line in f}
+    return kib["MemAvailable"] * 1024
+
+
+def stack_sizes(count: int, member: int, free: int) -> list[int]:
+    """The stacks `count` members of `member` bytes each train in, given `free` bytes: one,
+    or as few equal ones as fit; NotStackable when not even two members fit together."""
+    fits = int(FILL * free) // max(member, 1)
+    if fits >= count:
+        return [count]
+    if fits < 2:
+        raise NotStackable(f"two members need about {_gb(2 * member)} and the device has "
+                           f"{_gb(free)} free")
+    stacks = -(-count // fits)
+    size, extra = divmod(count, stacks)
+    return [size + 1] * extra + [size] * (stacks - extra)
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def _train_stack(cfgs: list[Root], run_dirs: list[Path], data, device) -> list[dict]:
     from .run import new_run
 
     first = cfgs[0]
     t = first.trainer
-    device = resolve_device(t.device)
-    configure_determinism(t.deterministic, device)
-    data = load_data(first.dataset, device)  # one copy: the members' data are the same
-    if not data.in_memory:
-        raise NotStackable("streamed data")
     members, runs = [], []
     for cfg, run_dir in zip(cfgs, run_dirs, strict=True):
         torch.manual_seed(cfg.trainer.seed)  # the member's initial weights: its run's
@@ -159,7 +244,8 @@ def _train(cfgs: list[Root], run_dirs: list[Path]) -> list[dict]:
         run.phases.lap("setup")
     title = (f"{first.model.name} on {first.dataset.name}: {len(cfgs)} seeds stacked "
              f"({', '.join(str(c.trainer.seed) for c in cfgs)}), {len(data.train)} train / "
-             f"{len(data.val)} val images, {device}, up to {t.epochs} epochs")
+             f"{len(data.val)} val images, {device}, up to {t.epochs} epochs; an epoch's line "
+             f"is the mean of the seeds still training (each seed's own: its vbench.log)")
     start = time.perf_counter()
     with epoch_progress(t.epochs, title, steps) as report:
         for epoch in range(1, t.epochs + 1):
@@ -172,7 +258,8 @@ def _train(cfgs: list[Root], run_dirs: list[Path]) -> list[dict]:
                 scheduler.step()
             for s, member in enumerate(members):
                 if member.frozen is None:
-                    _after_epoch(stacked, s, member, runs[s], optimizer, scheduler, epoch)
+                    _after_epoch(stacked, s, member, optimizer, scheduler, epoch)
+            pause_at(f"epoch:{epoch}")
     train_time = time.perf_counter() - start  # the stack's: every member records it
     for run in runs:
         run.phases.lap("training")
@@ -182,7 +269,9 @@ def _train(cfgs: list[Root], run_dirs: list[Path]) -> list[dict]:
         if member.frozen is not None:
             member.model.load_state_dict(member.frozen)
         run.phases.restart()
-        results.append(_finish_member(member, run, train_time, initial[s]))
+        with log_only(member.dir):
+            _write_checkpoints(member, run)
+            results.append(_finish_member(member, run, train_time, initial[s]))
     return results
 
 
@@ -247,12 +336,8 @@ def _epoch(stacked: _Stacked, members: list[Member], data, optimizer, per_step_s
     correct = torch.zeros(count, device=data.train.x.device, dtype=torch.long)
     drawn = data.train.drawn(t.batch_size, drop_single=True)
     stacked.base.train()
-    streams = [data.train.batches(t.batch_size, m.generator, data.augment, drop_single=True)
-               for m in members]
     stopped = [s for s, m in enumerate(members) if m.frozen is not None]
-    for batches in zip(*streams, strict=True):
-        x = torch.stack([b[0] for b in batches])
-        y = torch.stack([b[1] for b in batches])
+    for x, y in _stacked_batches(data, t.batch_size, [m.generator for m in members]):
         optimizer.zero_grad(set_to_none=True)
         logits = stacked.train_forward(stacked.params, stacked.buffers, x)
         # each member's mean loss over its batch, in one call
@@ -271,14 +356,38 @@ def _epoch(stacked: _Stacked, members: list[Member], data, optimizer, per_step_s
     train_acc = (correct.float() / drawn).tolist()
     val = _validate(stacked, data.val, t.eval_batch_size)
     seconds = time.perf_counter() - started
+    rows = []
     for s, member in enumerate(members):
         if member.frozen is not None:
             continue
         values = (epoch, train_loss[s], train_acc[s], val[s][LOSS], val[s][ACCURACY], lr,
                   seconds)
         member.history.append(dict(zip(EPOCH_COLUMNS, values, strict=True)))
-    report({**members[0].history[-1]} if members[0].frozen is None else
-           next(m.history[-1] for m in members if m.frozen is None))
+        rows.append(member.history[-1])
+        with log_only(member.dir):  # each member's log: its own epoch line, as its run's
+            log(epoch_line(rows[-1], t.monitor, t.epochs))
+    with log_only(None):  # the screen: the mean of the members still training
+        report({column: sum(row[column] for row in rows) / len(rows) if column != EPOCH
+                else epoch for column in rows[0]})
+
+
+def _stacked_batches(data, batch_size: int, generators: list[torch.Generator]):
+    """Each member's training batches of one epoch, stacked: inputs (S, B, ...) and labels
+    (S, B), member s's drawn from generators[s] as a separate run draws them (Split.batches).
+    Without augmentation every member's batch is one gather from the stacked orders: S
+    gathers per step cost the GPU S kernel launches each."""
+    split = data.train
+    if data.augment is not None:  # its draws are per member, from its generator
+        streams = [split.batches(batch_size, g, data.augment, drop_single=True)
+                   for g in generators]
+        for batches in zip(*streams, strict=True):
+            yield torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
+        return
+    orders = torch.stack([split.permutation(g) for g in generators])
+    for start in range(0, split.drawn(batch_size, drop_single=True), batch_size):
+        index = orders[:, start:start + batch_size]
+        x = split.inputs(split.x[index.flatten()])
+        yield x.view(*index.shape, *x.shape[1:]), split.y[index]
 
 
 @torch.no_grad()
@@ -291,49 +400,84 @@ def _validate(stacked: _Stacked, split, batch_size: int) -> list[dict]:
     return [classification_metrics(logits[s], split.y) for s in range(logits.shape[0])]
 
 
-def _after_epoch(stacked: _Stacked, s: int, member: Member, run, optimizer, scheduler,
+def _after_epoch(stacked: _Stacked, s: int, member: Member, optimizer, scheduler,
                  epoch: int) -> None:
     """What a separate run does after its epoch: history.csv, divergence, the best and last
-    checkpoints, early stopping; a member that ends stops changing from now on."""
+    checkpoints (kept, written when the stack ends), early stopping; a member that ends stops
+    changing from now on. What it prints goes into its own log."""
+    with log_only(member.dir):
+        _member_after_epoch(stacked, s, member, optimizer, scheduler, epoch)
+
+
+def _member_after_epoch(stacked: _Stacked, s: int, member: Member, optimizer, scheduler,
+                        epoch: int) -> None:
     from .run import _write_history
 
     t, row = member.cfg.trainer, member.history[-1]
     _write_history(member.history, member.dir / HISTORY_FILE, epoch_columns(False))
-    if not math.isfinite(row["train_loss"]):
+    if not math.isfinite(row["train_loss"]):  # last.pt stays the epoch before, as a run's
         console.print(f"seed {t.seed} diverged: the training loss is {row['train_loss']} at "
                       f"epoch {epoch}", highlight=False)
         member.status = DIVERGED
         member.frozen = stacked.state_of(s)
         return
-    stacked.copy_into(s, member.model)
+    weights = stacked.state_of(s)
     if member.stopper.update(row[t.monitor], epoch):
-        checkpoint.save_best(member.dir, member.model, epoch, t.monitor, member.stopper.best,
-                             run.about)
-    live = {"model": member.model, "optimizer": _MemberOptimizer(optimizer, s),
-            "scheduler": scheduler, "stopper": member.stopper, "history": member.history,
-            "generator": member.generator, "ema": None}
-    checkpoint.save_last(member.dir, epoch, live, run.about)
+        member.best = {"model": weights, "epoch": epoch, "value": member.stopper.best}
+    member.last = {"model": weights, "epoch": epoch, "history": list(member.history),
+                   "optimizer": _member_optimizer_state(optimizer, s),
+                   "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                   "stopper": vars(member.stopper).copy(),
+                   "generator": member.generator.get_state()}
     if member.stopper.should_stop:
         console.print(f"seed {t.seed}: early stopping, {t.monitor} has not improved for "
                       f"{t.patience} epochs; best epoch {member.stopper.best_epoch}",
                       highlight=False, soft_wrap=True)
         member.status = EARLY_STOPPED
-        member.frozen = stacked.state_of(s)
+        member.frozen = weights
 
 
-class _MemberOptimizer:
-    """One member's slice of the stacked optimizer's state, as a separate run's optimizer
+def _member_optimizer_state(optimizer: torch.optim.Optimizer, s: int) -> dict:
+    """Member s's slice of the stacked optimizer's state, as a separate run's optimizer
     state_dict: last.pt stays a checkpoint a separate run of that seed could resume from."""
+    full = optimizer.state_dict()
+    return {"state": {i: {k: (v[s].clone() if torch.is_tensor(v) and v.dim() > 0 else v)
+                          for k, v in state.items()}
+                      for i, state in full["state"].items()},
+            "param_groups": full["param_groups"]}
 
-    def __init__(self, optimizer: torch.optim.Optimizer, s: int):
-        self.optimizer, self.s = optimizer, s
 
-    def state_dict(self) -> dict:
-        full = self.optimizer.state_dict()
-        return {"state": {i: {k: (v[self.s].clone() if torch.is_tensor(v) and v.dim() > 0
-                                  else v) for k, v in state.items()}
-                          for i, state in full["state"].items()},
-                "param_groups": full["param_groups"]}
+class _Kept:
+    """A state kept earlier, handed to checkpoint.save_last as the live object it was."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def state_dict(self):
+        return self.state
+
+    def get_state(self):
+        return self.state
+
+
+def _write_checkpoints(member: Member, run) -> None:
+    """best.pt and last.pt as a separate run of the seed leaves them; the member's model holds
+    its final weights again afterwards."""
+    final = {k: v.clone() for k, v in member.model.state_dict().items()}
+    t = member.cfg.trainer
+    if member.best is not None:
+        member.model.load_state_dict(member.best["model"])
+        checkpoint.save_best(member.dir, member.model, member.best["epoch"], t.monitor,
+                             member.best["value"], run.about)
+    last = member.last
+    if last is not None:
+        member.model.load_state_dict(last["model"])
+        live = {"model": member.model, "optimizer": _Kept(last["optimizer"]),
+                "scheduler": _Kept(last["scheduler"]) if last["scheduler"] is not None else None,
+                "stopper": SimpleNamespace(**last["stopper"]), "history": last["history"],
+                "generator": _Kept(last["generator"]), "ema": None}
+        checkpoint.save_last(member.dir, last["epoch"], live, run.about)
+    member.model.load_state_dict(final)
 
 
 def _finish_member(member: Member, run, train_time: float, initial) -> dict:
