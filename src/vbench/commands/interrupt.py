@@ -2,9 +2,9 @@
 way KeyboardInterrupt does, every unfinished job records `interrupted`, and the command exits
 130 with the command line that continues it.
 
-A sweep whose jobs run in worker processes (hydra/launcher=joblib, fill, submitit_local) would
-otherwise leave them training as orphans when its main process is killed, holding their run
-directories' locks. `EndWorkersWithSweep`, a Hydra callback, makes the main process pass the
+A sweep whose jobs run in worker processes (hydra/launcher=joblib, fill, submitit_local; stack
+with run.jobs_per_device) would otherwise leave them training as orphans when its main process
+is killed, holding their run directories' locks. `EndWorkersWithSweep`, a Hydra callback, makes the main process pass the
 signal on to its workers, wait until each has written its `interrupted` metrics.json and gone,
 then print the continue command once and exit 130."""
 
@@ -77,7 +77,7 @@ class EndWorkersWithSweep(Callback):
 
     def on_multirun_start(self, config, **kwargs) -> None:
         target = str(config.hydra.launcher.get("_target_") or "")
-        if not target.endswith(("JoblibLauncher", "LocalLauncher")):
+        if not target.endswith(("JoblibLauncher", "LocalLauncher", "StackLauncher")):
             return  # serial: the job itself handles the signal; SLURM: sbatch's jobs are not ours
         self.sweep_dir = str(config.hydra.sweep.dir)
         os.environ[SWEEP_MAIN] = str(os.getpid())

@@ -86,7 +86,7 @@ def compose_command_line(args) -> tuple[DictConfig, list[DictConfig]]:
         _check_launcher(base.hydra.launcher)
         if space is not None:
             _check_search(base, space)
-        if base.hydra.runtime.choices.get("hydra/launcher") == "fill":
+        if base.hydra.runtime.choices.get("hydra/launcher") in ("fill", "stack"):
             parallel.check_fits(base.run.jobs_per_device)
         parallel.sweep_jobs = _sweep_size(sweeps, base)
     return base, jobs

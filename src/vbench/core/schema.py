@@ -191,7 +191,8 @@ class Run:
     tags: list[str] = key([], "free labels recorded in metrics.json and the summary, e.g. "
                           "[baseline]")
     jobs_per_device: int = key(1, "with hydra/launcher=fill: jobs of a sweep at once on each "
-                               "GPU (job i on GPU i mod N), or sharing the cores without one",
+                               "GPU (job i on GPU i mod N), or sharing the cores without one; "
+                               "with hydra/launcher=stack: stacks of seeds, the same way",
                                COUNT)
 
 
