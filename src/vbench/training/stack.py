@@ -21,6 +21,7 @@ uninterrupted stack's, since every draw is seeded.
 import contextlib
 import copy
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,12 +193,15 @@ def member_bytes(cfg: Root, data) -> int:
 
 def free_bytes(device: torch.device) -> int:
     """The device's free memory: the GPU's, or the machine's available memory (which MPS
-    shares)."""
+    shares; where /proc/meminfo is missing, as on macOS, the machine's whole memory)."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
-    with open("/proc/meminfo") as f:
-        kib = {line.split(":")[0]: int(line.split()[1]) for line in f}
-    return kib["MemAvailable"] * 1024
+    try:
+        with open("/proc/meminfo") as f:
+            kib = {line.split(":")[0]: int(line.split()[1]) for line in f}
+        return kib["MemAvailable"] * 1024
+    except (OSError, KeyError, IndexError, ValueError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def stack_sizes(count: int, member: int, free: int) -> list[int]:
