@@ -254,4 +254,8 @@ def test_missing_data_is_refused_without_a_run_directory(tmp_path):
     done = vbench("dataset=mnist", f"dataset.root={tmp_path / 'none'}", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "dataset=mnist: data not found" in done.stderr
-    assert list((tmp_path / "outputs/runs").iterdir()) == []  # nothing for vbench-report to list
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # not even an empty outputs/runs/
+    (tmp_path / "outputs").mkdir()  # a folder that was there before stays
+    again = vbench("dataset=mnist", f"dataset.root={tmp_path / 'none'}", cwd=tmp_path)
+    assert again.returncode == 2
+    assert [p.name for p in tmp_path.rglob("*")] == ["outputs"]

@@ -152,9 +152,17 @@ def _run_composed(cfg: DictConfig, config_name: str) -> None:
     configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
     callbacks = hydra_private.callbacks(cfg)
     callbacks.on_run_start(config=cfg, config_name=config_name)
-    ret = run_job(hydra_context=HydraContext(config_loader=None, callbacks=callbacks),
-                  task_function=_job, config=cfg, job_dir_key="hydra.run.dir",
-                  job_subdir_key=None)
+    run_dir = Path(str(cfg.hydra.run.dir)).absolute()
+    made = [p for p in run_dir.parents if not p.exists()]  # Hydra makes them; deepest first
+    try:
+        ret = run_job(hydra_context=HydraContext(config_loader=None, callbacks=callbacks),
+                      task_function=_job, config=cfg, job_dir_key="hydra.run.dir",
+                      job_subdir_key=None)
+    finally:
+        if not run_dir.exists():  # refused before it produced anything (run() removed it):
+            for folder in made:  # nor the empty folders made for it (outputs/runs/)
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
     callbacks.on_run_end(config=cfg, config_name=config_name, job_return=ret)
     # The job's exception as Hydra's path reports it (HYDRA_FULL_ERROR=1: the whole trace).
     hydra_private.run_and_report(lambda: ret.return_value)
@@ -189,7 +197,7 @@ def _pinned_run_dir(argv: list[str], cfg) -> list[str]:
 
 def _claim_output_dir(cfg, multirun: bool):
     """Before Hydra writes .hydra/ into it: the lock of an explicitly named run directory (one
-    with a timestamp is new anyway), or at least a check that the output folder can be made."""
+    with a timestamp is new anyway), or at least a check that the output folder can be made there."""
     from ..core.errors import VBenchError
 
     target = cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir
@@ -198,12 +206,12 @@ def _claim_output_dir(cfg, multirun: bool):
     if chosen and not multirun:
         return _claimed(Path(target), cfg)
     folder = Path(target).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise VBenchError(f"cannot make the output folder {folder}: {e.strerror}; choose another "
-                          f"with {named}=...") from None
-    if not os.access(folder, os.W_OK):
+    # Checked, not made: a run refused later (its data missing) must leave no empty folder.
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise VBenchError(f"cannot make the output folder {folder}: {existing} is not a folder; "
+                          f"choose another with {named}=...")
+    if not os.access(existing, os.W_OK):
         raise VBenchError(f"cannot write the output folder {folder}: permission denied; choose "
                           f"another with {named}=...")
     return contextlib.nullcontext()
