@@ -3,6 +3,7 @@ the installed `vbench -m` in a subprocess, on tiny digits runs: trials recorded,
 that keep their files, a study continued by a rerun and after a crash, two workers on one
 journal file, and every bad input one line before any trial."""
 
+import contextlib
 import csv
 import importlib.util
 import json
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from helpers.postgres import postgres_url
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("optuna") is None,
                                 reason="optuna is not installed (pip install -e '.[optuna]')")
@@ -147,32 +150,91 @@ def test_a_rerun_continues_the_study_and_a_crashed_trial_runs_again(tmp_path):
     assert more.stdout.count("Launching 1 jobs") == 1 and sorted(jobs(tmp_path)) == [0, 1, 2]
 
 
-@pytest.mark.parametrize("storage", [None, "sqlite:///optuna.db"], ids=["journal", "database"])
+@pytest.mark.parametrize("storage", [None, "sqlite:///optuna.db", "postgresql"],
+                         ids=["journal", "sqlite", "postgresql"])
 def test_two_workers_on_one_study_run_n_trials_in_total(tmp_path, storage):
-    """Two processes on one study: the default journal file in the sweep directory, or a
-    database URL (SQLite here: the one database without a server; a server's URL takes the
-    same path through Optuna's RDBStorage)."""
-    command = [str(VBENCH), "-m", *SMALL, "hparams_search=digits_optuna",
-               "hydra.sweeper.n_trials=4", "trainer.epochs=2",
-               *([f"hydra.sweeper.storage={storage}"] if storage else [])]
-    workers = [subprocess.Popen(command, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outputs = [w.communicate(timeout=300) for w in workers]
-    assert [w.returncode for w in workers] == [0, 0], [err[-2000:] for _, err in outputs]
+    """Two processes on one study: the default journal file in the sweep directory, a SQLite
+    file, or a PostgreSQL server (a real one, helpers/postgres.py), whose claims a database
+    lock serializes."""
+    with postgres_url() if storage == "postgresql" else contextlib.nullcontext(storage) as url:
+        outputs = _workers(tmp_path, 2, "hydra.sweeper.n_trials=4",
+                           *([f"hydra.sweeper.storage={url}"] if url else []))
     found = jobs(tmp_path)
     assert sorted(found) == [0, 1, 2, 3]  # each trial once: no trial lost, none run twice
     assert all(metrics(job)["status"] == "completed" for job in found.values())
     study = results(tmp_path)
     assert sorted(t["number"] for t in study["trials"]) == [0, 1, 2, 3]
     assert study["states"] == {"complete": 4}
-    if storage:
-        assert (tmp_path / "optuna.db").is_file() and study["storage"] == storage
+    if url:
+        assert study["storage"] == url
+    if storage == "sqlite:///optuna.db":
+        assert (tmp_path / "optuna.db").is_file()
     # Each worker launched some of them; seeded samplers draw trial k with seed + k, so the
     # workers' first trials differ.
     launched = [out.count("Launching 1 jobs") for out, _ in outputs]
     assert sum(launched) == 4 and all(launched)
     params = [json.dumps(t["params"], sort_keys=True) for t in study["trials"]]
     assert len(set(params)) == 4
+
+
+# A worker's claim (study.claim) as a process: it opens the study, says "ready", waits for the
+# go file, claims, prints the trial's number, and stays alive until its stdin closes (a trial
+# whose worker is gone is claimed again).
+_CLAIMER = """
+import sys, time, optuna
+from pathlib import Path
+from vbench.commands import study
+spec, go = sys.argv[1], Path(sys.argv[2])
+storage = study.open_storage(spec)
+race = optuna.load_study(study_name="race", storage=storage)
+space = {"x": optuna.distributions.FloatDistribution(0, 1)}
+print("ready", flush=True)
+while not go.exists():
+    time.sleep(0.001)
+got = study.claim(race, storage, spec, 2, 120, space, optuna.samplers.RandomSampler)
+print(None if got is None else got[0].number, flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("storage", ["journal", "sqlite", "postgresql"])
+def test_workers_claiming_at_one_instant_never_exceed_n_trials(tmp_path, storage):
+    """Six workers claim at the same instant from a study of n_trials=2: two trials, each
+    claimed once. (Unlocked, PostgreSQL gave six trials in 5 of 5 tries.)"""
+    import optuna
+
+    from vbench.commands.study import open_storage
+
+    specs = {"journal": lambda: contextlib.nullcontext(str(tmp_path / "optuna.journal")),
+             "sqlite": lambda: contextlib.nullcontext(f"sqlite:///{tmp_path / 'optuna.db'}"),
+             "postgresql": postgres_url}
+    with specs[storage]() as spec:
+        optuna.create_study(study_name="race", storage=open_storage(spec))
+        go = tmp_path / "go"
+        claimers = [subprocess.Popen([sys.executable, "-c", _CLAIMER, spec, str(go)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                    for _ in range(6)]
+        try:
+            assert [c.stdout.readline() for c in claimers] == ["ready\n"] * 6
+            go.touch()
+            claimed = [c.stdout.readline().strip() for c in claimers]
+        finally:
+            for c in claimers:
+                c.communicate(timeout=60)
+        assert [c.returncode for c in claimers] == [0] * 6
+        assert sorted(claimed) == ["0", "1", "None", "None", "None", "None"]
+        assert len(optuna.load_study(study_name="race", storage=open_storage(spec)).trials) == 2
+
+
+def _workers(cwd: Path, n: int, *args: str) -> list[tuple[str, str]]:
+    """`n` workers of the digits search started together; their (stdout, stderr)."""
+    command = [str(VBENCH), "-m", *SMALL, "hparams_search=digits_optuna", "trainer.epochs=2",
+               *args]
+    workers = [subprocess.Popen(command, cwd=cwd, env=_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0] * n, [err[-2000:] for _, err in outputs]
+    return outputs
 
 
 # Each is one line, exit 2, before any trial: no job directory, no study in the storage.
@@ -192,6 +254,8 @@ BAD = {
     "empty range": ("model.depth=range(5,3)", "it lists no value"),
     "journal folder": ("hydra.sweeper.storage=missing/optuna.journal", "cannot be opened"),
     "database URL": ("hydra.sweeper.storage=nosuchdb://host/x", "cannot be opened"),
+    "database driver": ("hydra.sweeper.storage=postgresql+pg8000://u@host/db",
+                        "its driver pg8000 is not installed; pip install pg8000"),
     "direction and monitor": ("trainer.monitor=val_loss", "set hydra.sweeper.direction=minimize"),
 }
 

@@ -68,7 +68,6 @@ def is_journal(spec: str) -> bool:
 
 def open_storage(spec: str):
     """Optuna's storage for `spec`, or one line saying why it cannot be opened."""
-    import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     _quiet()
@@ -82,9 +81,23 @@ def open_storage(spec: str):
             raise VBenchError(f"no folder {path.parent}")
         return JournalStorage(JournalFileBackend(spec))
     except Exception as e:  # noqa: BLE001  SQLAlchemy's, the journal's, the OS's: one line
+        driver = _missing_module(e)  # Optuna's ImportError, caused by the URL's driver's
+        if driver:
+            raise VBenchError(f"hydra.sweeper.storage={spec} cannot be opened: its driver "
+                              f"{driver} is not installed; pip install {driver} (PostgreSQL: "
+                              "pip install 'vbench[postgresql]' and a postgresql+psycopg:// URL)"
+                              ) from None
         raise VBenchError(f"hydra.sweeper.storage={spec} cannot be opened: {_first_line(e)}; "
                           "give a journal file in an existing folder, or a database URL such "
                           "as sqlite:///optuna.db") from None
+
+
+def _missing_module(error: BaseException | None) -> str | None:
+    while error is not None:
+        if isinstance(error, ModuleNotFoundError) and error.name:
+            return error.name
+        error = error.__cause__ or error.__context__
+    return None
 
 
 # Workers started together on a new database race to create its tables: the loser's insert
@@ -107,25 +120,46 @@ def _database(spec: str):
 
 
 @contextlib.contextmanager
-def claim_lock(spec: str):
-    """Held while a worker counts the study's trials and claims one, so that workers on one
-    journal or SQLite file never claim more than n_trials together: Optuna's lock for files
-    that several machines share (O_EXCL, NFS-safe; a lock older than 30 s is broken). A server
-    database has no file to lock: there, two workers that count at the same instant may claim
-    one trial more than n_trials (README)."""
+def claim_lock(spec: str, storage):
+    """Held while a worker counts the study's trials and claims one, so that workers never
+    claim more than n_trials together. A journal or SQLite file: Optuna's lock for files that
+    several machines share (O_EXCL, NFS-safe; a lock older than 30 s is broken), beside it.
+    PostgreSQL: an advisory lock of the server, held by this worker's connection (the server
+    lets go of it if the worker dies). Any other database has neither: there, two workers that
+    count at the same instant may claim more than n_trials (README)."""
     path = spec if is_journal(spec) else spec.removeprefix("sqlite:///") \
         if spec.startswith("sqlite:///") else None
-    if path is None:
-        yield
-        return
-    from optuna.storages.journal import JournalFileOpenLock
+    if path is not None:
+        from optuna.storages.journal import JournalFileOpenLock
 
-    lock = JournalFileOpenLock(f"{path}.claim")
-    lock.acquire()
-    try:
+        lock = JournalFileOpenLock(f"{path}.claim")
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+    elif storage.engine.dialect.name == "postgresql":
+        with _advisory_lock(storage.engine):
+            yield
+    else:
         yield
-    finally:
-        lock.release()
+
+
+# The advisory lock's key: any 64-bit number that other applications of the database are
+# unlikely to use; one for every study of the database (claims are short).
+_CLAIM_KEY = int.from_bytes(b"vbench:c", "big")
+
+
+@contextlib.contextmanager
+def _advisory_lock(engine):
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _CLAIM_KEY})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _CLAIM_KEY})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -371,7 +405,7 @@ def claim(study, storage, spec: str, n_trials: int, stale_after_s: float, space:
     import optuna
     from optuna.trial import TrialState
 
-    with claim_lock(spec):
+    with claim_lock(spec, storage):
         trials = study.get_trials(deepcopy=False)
         now = time.time()
         for t in trials:

@@ -33,8 +33,8 @@ from torch import nn
 
 from ..core.columns import ACCURACY, EPOCH, EPOCH_COLUMNS, LOSS, MONITORS, epoch_columns
 from ..core.console import console, epoch_line, epoch_progress, log, log_only, run_log
-from ..core.pause import pause_at
 from ..core.device import auto_precision, configure_determinism, resolve_device
+from ..core.pause import pause_at
 from ..core.rundir import HISTORY_FILE, exclusive, remove_stale_temps
 from ..core.schema import Library, Root, Sklearn
 from ..core.status import COMPLETED, DIVERGED, EARLY_STOPPED, FAILED, FINISHED, INTERRUPTED
