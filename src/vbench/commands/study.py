@@ -101,19 +101,23 @@ def _missing_module(error: BaseException | None) -> str | None:
 
 
 # Workers started together on a new database race to create its tables: the loser's insert
-# of Optuna's schema version fails (a UNIQUE error), or SQLite says the database is locked. A
-# moment later the tables are there, and opening again succeeds.
+# of Optuna's schema version fails (a UNIQUE error), SQLite says the database is locked, or
+# PostgreSQL that a type or table already exists. A moment later the tables are there, and
+# opening again succeeds. A server that cannot be reached is not tried again (each try could
+# wait for the network's timeout).
 DATABASE_OPEN_TRIES = 5
 
 
 def _database(spec: str):
     import optuna
-    from sqlalchemy.exc import IntegrityError, OperationalError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+    races = (IntegrityError, OperationalError) if spec.startswith("sqlite:") else \
+        (IntegrityError, ProgrammingError)
     for attempt in range(1, DATABASE_OPEN_TRIES + 1):
         try:
             return optuna.storages.RDBStorage(spec)
-        except (IntegrityError, OperationalError):
+        except races:
             if attempt == DATABASE_OPEN_TRIES:
                 raise
             time.sleep(0.2 * attempt)
