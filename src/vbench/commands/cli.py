@@ -197,7 +197,7 @@ def _pinned_run_dir(argv: list[str], cfg) -> list[str]:
 
 def _claim_output_dir(cfg, multirun: bool):
     """Before Hydra writes .hydra/ into it: the lock of an explicitly named run directory (one
-    with a timestamp is new anyway), or at least a check that the output folder can be made there."""
+    with a timestamp is new anyway), or at least a check that the output folder can be made."""
     from ..core.errors import VBenchError
 
     target = cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir
