@@ -17,8 +17,9 @@ SIGKILL kills it). The points:
 """
 
 import os
-import sys
 import time
+
+from .stderr import say
 
 ENV = "VBENCH_PAUSE_AT"
 
@@ -27,6 +28,6 @@ def pause_at(point: str) -> None:
     if os.environ.get(ENV) != point:
         return
     os.environ.pop(ENV)  # once per process: a resumed or continued run in-process goes on
-    print(f"vbench: paused at {point} ({ENV})", file=sys.stderr, flush=True)
+    say(f"vbench: paused at {point} ({ENV})")
     while True:
         time.sleep(60)

@@ -17,11 +17,11 @@ finds the lock held by a figure drawer waits for it (a second or so) instead of 
 import contextlib
 import fcntl
 import os
-import sys
 import time
 from pathlib import Path
 
 from ..core.errors import VBenchError
+from .stderr import say
 
 _HELD: dict[Path, list[int]] = {}  # run dir -> [lock fd, times this process entered it]
 DRAWING = "figures"  # the lock file's second word while a figure drawer holds it
@@ -85,8 +85,7 @@ def _locked(fd: int, mode: int) -> bool:
     holder = _holder(fd)
     if DRAWING not in holder:
         return False
-    print(f"vbench: waiting for pid {holder[0]} to finish drawing the run's figures",
-          file=sys.stderr, flush=True)
+    say(f"vbench: waiting for pid {holder[0]} to finish drawing the run's figures")
     deadline = time.monotonic() + WAIT_FOR_FIGURES_S
     while time.monotonic() < deadline:
         time.sleep(0.05)

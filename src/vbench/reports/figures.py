@@ -31,6 +31,7 @@ from ..core import files
 from ..core.errors import VBenchError
 from ..core.pause import pause_at
 from ..core.rundir import DRAWING, LOG_FILE, PLOTS_DIR, inside, mark_holder
+from ..core.stderr import say
 from . import plots
 
 SPEC = ".figures.json"  # in plots/: the calls; their arrays in .figures.npz
@@ -149,7 +150,7 @@ def _warn(text: str) -> None:
 
     from ..core.console import log
 
-    print(f"vbench: warning: {text}", file=sys.stderr, flush=True)
+    say(f"vbench: warning: {text}")
     log(escape(f"vbench: warning: {text}"))  # a path's [brackets] are not markup
 
 
@@ -262,8 +263,7 @@ def draw_pending(run_dir: Path, left_over: bool = False) -> None:
                                             else ""))
         return
     if left_over:
-        print(f"vbench: drawing the figures a stopped drawer left in {run_dir}/plots",
-              file=sys.stderr, flush=True)
+        say(f"vbench: drawing the figures a stopped drawer left in {run_dir}/plots")
     for plot, args in calls:
         try:
             getattr(plots, plot)(*args)
