@@ -414,9 +414,9 @@ def test_an_interrupted_shard_run_resumes_to_the_same_numbers(tmp_path):
     whole = subprocess.run([str(VBENCH), *args, "hydra.run.dir=whole"], cwd=tmp_path,
                            capture_output=True, text=True, check=False)
     assert whole.returncode == 0, whole.stderr
-    proc = start_paused([str(VBENCH), *args, "hydra.run.dir=killed"], "epoch:2", tmp_path)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    with start_paused([str(VBENCH), *args, "hydra.run.dir=killed"], "epoch:2", tmp_path) as paused:
+        paused.proc.send_signal(signal.SIGKILL)
+        paused.proc.wait()
     resumed = subprocess.run([str(VBENCH), *args, "hydra.run.dir=killed", "trainer.resume=true"],
                              cwd=tmp_path, capture_output=True, text=True, check=False)
     assert resumed.returncode == 0, resumed.stderr

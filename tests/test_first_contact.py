@@ -89,11 +89,11 @@ def test_an_interrupted_runs_log_ends_with_the_continue_command(tmp_path):
 
     from helpers import VBENCH, start_paused
 
-    proc = start_paused([str(VBENCH), "debug=smoke", "trainer.epochs=5", "eval.plots=[]",
-                         "hydra.run.dir=run"], "epoch:1", tmp_path)
-    proc.send_signal(signal.SIGTERM)
-    rest = proc.stderr.read()
-    assert proc.wait(timeout=120) == 130, rest
+    with start_paused([str(VBENCH), "debug=smoke", "trainer.epochs=5", "eval.plots=[]",
+                       "hydra.run.dir=run"], "epoch:1", tmp_path) as paused:
+        paused.proc.send_signal(signal.SIGTERM)
+        code, rest = paused.finish()
+    assert code == 130, rest
     log = (tmp_path / "run/vbench.log").read_text().splitlines()
     assert log[-2] == "vbench: interrupted (SIGTERM)"
     assert log[-1].startswith("vbench: continue with: vbench ") and "hydra.run.dir=" in log[-1]

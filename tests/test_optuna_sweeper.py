@@ -8,7 +8,6 @@ import csv
 import importlib.util
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import start_paused
 from helpers.postgres import postgres_url
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("optuna") is None,
@@ -113,18 +113,8 @@ def test_a_rerun_continues_the_study_and_a_crashed_trial_runs_again(tmp_path):
     last.pt, then the rest; a third run finds the study complete and trains nothing."""
     command = [str(VBENCH), "-m", *SMALL, "hparams_search=digits_optuna",
                "hydra.sweeper.n_trials=2", "trainer.epochs=3"]
-    worker = subprocess.Popen(command, cwd=tmp_path, env=_env(VBENCH_PAUSE_AT="epoch:2"),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)
-    seen = []
-    for line in worker.stderr:
-        seen.append(line)
-        if line.startswith("vbench: paused at epoch:2"):
-            break
-    else:
-        raise AssertionError("never paused: " + "".join(seen)[-2000:])
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait()
+    with start_paused(command, "epoch:2", tmp_path):
+        pass  # leaving the block kills the worker's process group (SIGKILL)
     (first,) = jobs(tmp_path).values()
     assert not (first / "metrics.json").exists()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import VBENCH, start_paused, vbench
+from helpers import VBENCH, Started, start_paused, vbench
 from helpers.formats import write_cifar10, write_mnist
 from vbench.core.rundir import wait_for_figures
 
@@ -21,7 +21,7 @@ WIDE = ["model.width=1024", "model.depth=3", "trainer.epochs=6", "eval.plots=[]"
         "trainer.device=cpu", "trainer.precision=32"]
 
 
-def start(*args, cwd, at: str) -> subprocess.Popen:
+def start(*args, cwd, at: str) -> Started:
     """A run that waits at the pause point `at` (vbench/core/pause.py) until it is signalled."""
     return start_paused([str(VBENCH), *args], at, cwd)
 
@@ -54,9 +54,9 @@ KILL_POINTS = {"in_epoch_1": "start", "in_a_middle_epoch": "epoch:3",
 def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_numbers(tmp_path, uninterrupted,
                                                                        point):
     run_dir = tmp_path / "run"
-    proc = start(*WIDE, "hydra.run.dir=run", cwd=tmp_path, at=KILL_POINTS[point])
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    with start(*WIDE, "hydra.run.dir=run", cwd=tmp_path, at=KILL_POINTS[point]) as paused:
+        paused.proc.send_signal(signal.SIGKILL)
+        paused.proc.wait()
     assert not (run_dir / "metrics.json").exists()  # died mid-run: nothing claims completion
 
     again = vbench(*WIDE, "hydra.run.dir=run", cwd=tmp_path)  # the same command: resume=auto
@@ -66,19 +66,15 @@ def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_numbers(tmp_path, 
 
 
 def test_a_second_process_into_the_same_run_dir_stops_at_once(tmp_path):
-    first = start(*WIDE, "hydra.run.dir=run", cwd=tmp_path, at="epoch:1")
-    try:
+    with start(*WIDE, "hydra.run.dir=run", cwd=tmp_path, at="epoch:1") as first:
         config_before = (tmp_path / "run/.hydra/config.yaml").read_text()
         # the first waits forever: a second that waited for the lock would time out here
         second = vbench("debug=smoke", "hydra.run.dir=run", cwd=tmp_path, timeout=300)
         assert second.returncode == 2
         assert second.stderr == (f"vbench: error: {tmp_path / 'run'} is in use by another vbench "
-                                 f"process (pid {first.pid}); wait for it to end, or choose "
-                                 "another hydra.run.dir\n")
+                                 f"process (pid {first.proc.pid}); wait for it to end, or "
+                                 "choose another hydra.run.dir\n")
         assert (tmp_path / "run/.hydra/config.yaml").read_text() == config_before
-    finally:
-        first.kill()
-        first.wait()
 
 
 def test_a_finished_run_of_another_config_is_refused_and_left_as_it_was(tmp_path):
@@ -96,10 +92,10 @@ def test_a_finished_run_of_another_config_is_refused_and_left_as_it_was(tmp_path
 
 def test_an_interrupt_before_the_first_checkpoint_prints_a_command_that_works(tmp_path):
     # batches of 2: the first epoch lasts far longer than the start-up
-    proc = start(*WIDE, "trainer.epochs=1", "hydra.run.dir=my run", cwd=tmp_path, at="start")
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == 130
-    message = proc.stderr.read()
+    with start(*WIDE, "trainer.epochs=1", "hydra.run.dir=my run", cwd=tmp_path, at="start") as paused:
+        paused.proc.send_signal(signal.SIGTERM)
+        code, message = paused.finish()
+    assert code == 130, message
     assert not (tmp_path / "my run/checkpoints/last.pt").exists()
     command = shlex.split(message.split("continue with: ", 1)[1])
     assert command[0] == "vbench"

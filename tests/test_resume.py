@@ -38,9 +38,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_numbers(tmp_path):
                            capture_output=True, text=True, check=False)
     assert whole.returncode == 0, whole.stderr
 
-    proc = start(*SLOW_ENOUGH, "hydra.run.dir=killed", cwd=tmp_path, after_epoch=3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    with start(*SLOW_ENOUGH, "hydra.run.dir=killed", cwd=tmp_path, after_epoch=3) as paused:
+        paused.proc.send_signal(signal.SIGKILL)
+        paused.proc.wait()
     assert not (tmp_path / "killed/metrics.json").exists()  # died mid-run, nothing claimed
 
     resumed = subprocess.run([str(VBENCH), *SLOW_ENOUGH, "hydra.run.dir=killed",
@@ -58,10 +58,11 @@ def test_sigkill_then_resume_gives_the_uninterrupted_numbers(tmp_path):
 
 
 def test_sigterm_marks_interrupted_and_the_same_command_continues(tmp_path):
-    proc = start(*SLOW_ENOUGH, "hydra.run.dir=run", cwd=tmp_path, after_epoch=2)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 130
-    assert "continue with: vbench " in proc.stderr.read()
+    with start(*SLOW_ENOUGH, "hydra.run.dir=run", cwd=tmp_path, after_epoch=2) as paused:
+        paused.proc.send_signal(signal.SIGTERM)
+        code, rest = paused.finish()
+    assert code == 130, rest
+    assert "continue with: vbench " in rest
     metrics = json.loads((tmp_path / "run/metrics.json").read_text())
     assert metrics["status"] == "interrupted"
 

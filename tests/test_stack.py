@@ -3,15 +3,12 @@ member the run of its seed, writing the run directory a separate run writes."""
 
 import csv
 import json
-import os
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import VBENCH, start_paused, vbench
+from helpers import VBENCH, start_paused, still_running, vbench
 
 SHORT = ["eval.plots=[]", "trainer.epochs=3", "trainer.seed=0,1,2"]
 FILES = ("metrics.json", "history.csv", "checkpoints/best.pt", "checkpoints/last.pt",
@@ -98,9 +95,10 @@ def test_a_stack_killed_mid_training_reruns_to_an_uninterrupted_stacks_numbers(t
     args = ["-m", "eval.plots=[]", "trainer.epochs=3", "trainer.seed=0,1",
             "hydra/launcher=stack"]
     whole = _sweep(tmp_path, "whole", *args[1:])
-    proc = start_paused([str(VBENCH), *args, "hydra.sweep.dir=killed"], "epoch:2", tmp_path)
-    proc.kill()
-    proc.wait()
+    with start_paused([str(VBENCH), *args, "hydra.sweep.dir=killed"], "epoch:2",
+                      tmp_path) as paused:
+        paused.proc.kill()
+        paused.proc.wait()
     killed = sorted(p for p in (tmp_path / "killed").iterdir() if p.is_dir())
     assert [len(_history(j)) for j in killed] == [2, 2]
     assert not any((j / "metrics.json").is_file() and json.loads(
@@ -246,36 +244,15 @@ def test_stacks_share_the_machine_with_jobs_per_device(tmp_path):
 def test_a_signal_to_parallel_stacks_ends_every_worker_and_marks_each_member(tmp_path):
     """kill -TERM to the sweep while both stacks wait after their first epoch: every member
     records `interrupted`, no worker outlives the sweep, one continue line, exit 130."""
-    proc = subprocess.Popen(
-        [str(VBENCH), "-m", *PARALLEL, "trainer.epochs=50", "run.jobs_per_device=2",
-         "hydra.sweep.dir=sweep"], cwd=tmp_path, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "VBENCH_PAUSE_AT": "epoch:1"})
-    paused, seen = 0, []
-    for line in proc.stderr:
-        seen.append(line)
-        paused += line.startswith("vbench: paused at epoch:1")
-        if paused == 2:
-            break
-    assert paused == 2, "".join(seen)
-    workers = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
-               and _parent(p) == proc.pid]
-    proc.send_signal(signal.SIGTERM)
-    rest = proc.stderr.read()
-    assert proc.wait(timeout=60) == 130, rest
+    with start_paused([VBENCH, "-m", *PARALLEL, "trainer.epochs=50", "run.jobs_per_device=2",
+                       "hydra.sweep.dir=sweep"], "epoch:1", tmp_path, count=2) as sweep:
+        workers = sweep.children()
+        sweep.proc.send_signal(signal.SIGTERM)
+        code, rest = sweep.finish(timeout=60)  # stderr's end: no worker outlives the sweep
+    assert code == 130, rest
     assert "Traceback" not in rest, rest
     assert len([line for line in rest.splitlines() if "continue with:" in line]) == 1, rest
-    time.sleep(1)
-    assert not [pid for pid in workers if _parent(Path(f"/proc/{pid}")) is not None]
+    assert not still_running(workers)  # no orphan goes on training
     members = sorted((tmp_path / "sweep").glob("*/metrics.json"))
     assert len(members) == 4
     assert {json.loads(p.read_text())["status"] for p in members} == {"interrupted"}
-
-
-def _parent(proc: Path) -> int | None:
-    """The parent pid of a live process (None: gone or a zombie)."""
-    try:
-        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] == "Z" else int(fields[1])

@@ -7,13 +7,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from helpers import make_cfg
+from helpers import VBENCH, make_cfg, start_paused, still_running
 
-VBENCH = Path(sys.executable).with_name("vbench")
 SMOKE = ["debug=smoke", "eval.plots=[]"]
 
 
@@ -21,67 +19,46 @@ def _env(**extra) -> dict:
     return {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | extra
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _paused_fill_sweep(tmp_path: Path) -> subprocess.Popen:
-    """A 2-job fill sweep whose two workers both wait after their first epoch."""
-    proc = subprocess.Popen(
-        [str(VBENCH), "-m", *SMOKE, "trainer.epochs=50", "hydra/launcher=fill",
-         "run.jobs_per_device=2", "trainer.seed=0,1", "hydra.sweep.dir=sweep"],
-        cwd=tmp_path, env=_env(VBENCH_PAUSE_AT="epoch:1"), stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True)
-    paused, seen = 0, []
-    for line in proc.stderr:
-        seen.append(line)
-        paused += line.startswith("vbench: paused at epoch:1")
-        if paused == 2:
-            return proc
-    raise AssertionError(f"the workers never paused (exit {proc.wait()}): {''.join(seen)}")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_a_fill_sweep_ends_every_worker_and_marks_each_job(tmp_path, signum):
     """kill -TERM (or Ctrl-C) to a fill sweep's main process: every worker ends, every
     unfinished job records `interrupted`, one continue line, exit 130, no traceback."""
-    proc = _paused_fill_sweep(tmp_path)
-    workers = _children(proc.pid)
-    assert len(workers) >= 2
-    proc.send_signal(signum)
-    rest = proc.stderr.read()
-    # well before interrupt.WAIT_FOR_WORKERS_S: no child it waits for outlives the signal
-    assert proc.wait(timeout=60) == 130, rest
+    with start_paused([VBENCH, "-m", *SMOKE, "trainer.epochs=50", "hydra/launcher=fill",
+                       "run.jobs_per_device=2", "trainer.seed=0,1", "hydra.sweep.dir=sweep"],
+                      "epoch:1", tmp_path, count=2) as sweep:  # both workers wait
+        workers = sweep.children()
+        assert len(workers) >= 2
+        sweep.proc.send_signal(signum)
+        # well before interrupt.WAIT_FOR_WORKERS_S; the end of stderr: no process it started
+        # holds it, so no orphan goes on training
+        code, rest = sweep.finish(timeout=60)
+    assert code == 130, rest
     assert "Traceback" not in rest, rest
     lines = [line for line in rest.splitlines() if "continue with:" in line]
     assert len(lines) == 1 and "hydra.sweep.dir=sweep" in lines[0], rest
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [pid for pid in workers if _alive(pid)]  # no orphan goes on training
+    assert not still_running(workers)  # no orphan goes on training
     jobs = sorted((tmp_path / "sweep").glob("*/metrics.json"))
     assert len(jobs) == 2
     assert {json.loads(p.read_text())["status"] for p in jobs} == {"interrupted"}
     rows = [(p.parent / "history.csv").read_text().count("\n") for p in jobs]
     time.sleep(1.0)
     assert [(p.parent / "history.csv").read_text().count("\n") for p in jobs] == rows
+
+
+def test_the_lines_of_parallel_workers_arrive_whole():
+    """A sweep's workers share one stderr. Two processes writing 5,000 lines each into one pipe
+    at once: every line arrives whole (print() wrote text and newline apart, and a worker's
+    `paused` line merged with another's; the signal test above then waited for ever)."""
+    line = "vbench: paused at epoch:1 (VBENCH_PAUSE_AT)"
+    script = f"from vbench.core.stderr import say\nfor _ in range(5000): say({line!r})"
+    read, write = os.pipe()
+    writers = [subprocess.Popen([sys.executable, "-c", script], stderr=write) for _ in range(2)]
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        lines = pipe.read().splitlines()
+    assert [w.wait(timeout=60) for w in writers] == [0, 0]
+    assert len(lines) == 10_000 and set(lines) == {line}
 
 
 def test_fill_never_starts_more_workers_than_jobs():
